@@ -1,0 +1,77 @@
+"""Measure-weighted random sampling on a geometry's boundary and in its interior; point fields follow by
+barycentric interpolation (integer fields take the value of the nearest corner)."""
+from __future__ import annotations
+
+import numpy as np
+
+from geoop.errors import GeometryError
+from geoop.geometry.cells import simplex_measures
+from geoop.geometry.geometry import Geometry
+from geoop.geometry.sdf import boundary_mesh, signed_distance
+
+
+def _facet_normals(points: np.ndarray, facets: np.ndarray) -> np.ndarray:
+    p = points[facets]
+    if facets.shape[1] == 2:
+        t = p[:, 1] - p[:, 0]
+        n = np.stack([t[:, 1], -t[:, 0]], axis=1)
+    else:
+        n = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+
+
+def _sample_simplices(geometry: Geometry, simplex: np.ndarray, n: int, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """n points uniform over the union of `simplex (S, k)`: returns points, chosen simplex ids, fields."""
+    measure = simplex_measures(geometry.points, simplex)
+    if len(simplex) == 0 or measure.sum() <= 0:
+        raise GeometryError("nothing to sample: the cells have zero total measure", path=geometry.source)
+    chosen = rng.choice(len(simplex), size=n, p=measure / measure.sum())
+    bary = rng.exponential(size=(n, simplex.shape[1]))
+    bary /= bary.sum(axis=1, keepdims=True)
+    nodes = simplex[chosen]  # (n, k)
+    points = np.einsum("nk,nkd->nd", bary, geometry.points[nodes])
+    fields = {}
+    for name, value in geometry.point_data.items():
+        if np.issubdtype(value.dtype, np.floating):
+            corner = value[nodes]  # (n, k, ...)
+            fields[name] = np.einsum("nk,nk...->n...", bary, corner)
+        else:
+            fields[name] = value[nodes[np.arange(n), bary.argmax(axis=1)]]
+    return points, chosen, fields
+
+
+def sample_surface(geometry: Geometry, n: int, seed: int | None = None) -> Geometry:
+    """`n` points uniform by area (3D) or length (2D) on the boundary, as a point-cloud `Geometry` with
+    outward facet normals and interpolated point fields."""
+    rng = np.random.default_rng(seed)
+    _, facets = boundary_mesh(geometry)
+    if geometry.kind == "surface":  # boundary_mesh rewinds a closed surface outward; keep node numbering
+        facets = np.asarray(geometry.trimesh.faces, dtype=np.int64)
+    points, chosen, fields = _sample_simplices(geometry, facets, n, rng)
+    normals = _facet_normals(geometry.points, facets)[chosen]
+    return Geometry(points, point_data=fields, normals=normals, source=geometry.source)
+
+
+def sample_volume(geometry: Geometry, n: int, seed: int | None = None, batch: int = 65536) -> Geometry:
+    """`n` points uniform by volume (area in 2D) inside the geometry, as a point-cloud `Geometry`.
+
+    Volume meshes are sampled cell by cell (point fields interpolated); closed surfaces by rejection in their
+    bounding box (no fields)."""
+    rng = np.random.default_rng(seed)
+    if geometry.kind == "volume":
+        points, _, fields = _sample_simplices(geometry, geometry.simplices, n, rng)
+        return Geometry(points, point_data=fields, source=geometry.source)
+    lo, hi = geometry.bounds
+    kept: list[np.ndarray] = []
+    total, tries = 0, 0
+    while total < n:
+        candidates = rng.uniform(lo, hi, size=(batch, geometry.dim))
+        inside = candidates[signed_distance(geometry, candidates) < 0]
+        kept.append(inside)
+        total += len(inside)
+        tries += 1
+        if tries >= 100 and total == 0:
+            raise GeometryError("no sample fell inside the surface in 100 batches", path=geometry.source,
+                                fix="check that the surface encloses a volume (is it inverted?)")
+    return Geometry(np.concatenate(kept)[:n], source=geometry.source)

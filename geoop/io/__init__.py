@@ -1,0 +1,24 @@
+"""File formats: `load(path) -> Geometry` and `save(geometry, path)`, dispatched by extension."""
+from functools import partial
+
+from geoop.io import mesh_formats as _mesh
+from geoop.io import point_formats as _points
+from geoop.io import surface_formats as _surface
+from geoop.io.registry import FORMATS, load, register, save
+
+register([".vtu"], "VTU", _mesh.read_meshio, _mesh.write_vtu, "mesh, point and cell fields")
+register([".vtk"], "legacy VTK", _mesh.read_meshio, _mesh.write_vtk, "mesh, point and cell fields")
+register([".msh"], "gmsh MSH", _mesh.read_meshio, _mesh.write_msh, "mesh, point and cell fields")
+register([".xdmf", ".xmf"], "XDMF", _mesh.read_meshio, _mesh.write_xdmf, "mesh, point and cell fields")
+register([".ply"], "PLY", partial(_mesh.read_meshio, file_format="ply"), _mesh.write_ply,
+         "points, faces, normals, point fields")
+register([".stl"], "STL", _surface.read_surface, _surface.write_surface, "triangle surface")
+register([".obj"], "OBJ", _surface.read_surface, _surface.write_surface, "triangle surface")
+register([".off"], "OFF", _surface.read_surface, _surface.write_surface, "triangle surface")
+register([".glb", ".gltf"], "glTF", _surface.read_surface, _surface.write_surface, "triangle surface")
+register([".npy"], "NPY", _points.read_npy, _points.write_npy, "points, normals")
+register([".npz"], "NPZ", _points.read_npz, _points.write_npz, "everything")
+register([".csv"], "CSV", _points.read_csv, _points.write_csv, "points, normals, point fields")
+register([".xyz"], "XYZ", _points.read_xyz, _points.write_xyz, "points, normals")
+
+__all__ = ["FORMATS", "load", "register", "save"]

@@ -1,0 +1,133 @@
+"""Bare point clouds: NPY `(N, d)` or `(N, 2d)` with normals, NPZ with named arrays, CSV with a header row,
+XYZ as whitespace columns `x y z [nx ny nz]`."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from geoop.errors import CorruptFileError, FieldError, GeometryError
+from geoop.geometry.geometry import Geometry
+from geoop.io.fields import join_columns, split_columns
+
+_FLOAT_FORMAT = "%.17g"  # round-trips float64 exactly
+
+
+def _split_normals(table: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    if table.ndim != 2 or table.shape[1] not in (2, 3, 4, 6):
+        raise GeometryError(f"expected columns x y [z] [nx ny [nz]], got an array of shape {table.shape}",
+                            path=path, fix="store points as (N, 3), or (N, 6) with normals")
+    d = table.shape[1] if table.shape[1] <= 3 else table.shape[1] // 2
+    return table[:, :d], (table[:, d:] if table.shape[1] > 3 else None)
+
+
+def _warn_dropped(geometry: Geometry, path: Path) -> None:
+    if geometry.point_data or geometry.cells:
+        warnings.warn(f"{path.name}: {path.suffix} keeps points and normals only; use .npz or .vtu to keep "
+                      "cells and fields")
+
+
+def read_npy(path: Path) -> Geometry:
+    points, normals = _split_normals(np.load(path, allow_pickle=False), path)
+    return Geometry(points, normals=normals, source=path)
+
+
+def write_npy(geometry: Geometry, path: Path) -> None:
+    _warn_dropped(geometry, path)
+    table = geometry.points if geometry._normals is None else np.hstack([geometry.points, geometry._normals])
+    with open(path, "wb") as f:
+        np.save(f, table)
+
+
+def read_npz(path: Path, points_key: str = "points") -> Geometry:
+    """Keys: `points`, optional `normals`, `cells:<type>`, `point_data:<name>`, `cell_data:<name>:<type>`.
+    A bare array that is not one of these and has one row per point is taken as a point field."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if points_key not in arrays:
+        raise FieldError(f"no {points_key!r} array; arrays present: {sorted(arrays)}", path=path,
+                         fix="name the coordinate array with points_key=... (geoop.load(path, points_key='pos'))")
+    points = arrays.pop(points_key)
+    normals = arrays.pop("normals", None)
+    cells, point_data, cell_data = {}, {}, {}
+    for key, value in arrays.items():
+        if key.startswith("cells:"):
+            cells[key[6:]] = value
+        elif key.startswith("cell_data:"):
+            name, cell_type = key[10:].rsplit(":", 1)
+            cell_data.setdefault(name, {})[cell_type] = value
+        else:
+            point_data[key.removeprefix("point_data:")] = value
+    return Geometry(points, cells, point_data, cell_data, normals, path)
+
+
+def write_npz(geometry: Geometry, path: Path, compressed: bool = True) -> None:
+    arrays = {"points": geometry.points}
+    if geometry._normals is not None:
+        arrays["normals"] = geometry._normals
+    arrays.update({f"cells:{t}": c for t, c in geometry.cells.items()})
+    arrays.update({f"point_data:{k}": v for k, v in geometry.point_data.items()})
+    arrays.update({f"cell_data:{k}:{t}": a for k, v in geometry.cell_data.items() for t, a in v.items()})
+    with open(path, "wb") as f:
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)
+
+
+def read_csv(path: Path) -> Geometry:
+    """Header row with `x,y[,z]`, optional `nx,ny[,nz]`, then one column per scalar field (`v__0, v__1, ...`
+    for vector fields)."""
+    with open(path, encoding="utf-8") as f:
+        header = [h.strip() for h in f.readline().strip().split(",")]
+    lower = [h.lower() for h in header]
+    axes = [a for a in ("x", "y", "z") if a in lower]
+    if axes[:2] != ["x", "y"]:
+        raise FieldError(f"the header must name coordinate columns x, y[, z]; found {header}", path=path,
+                         fix="add a header row such as x,y,z,pressure")
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except ValueError as e:
+        raise CorruptFileError(f"non-numeric or ragged rows: {e}", path=path) from e
+    if table.shape[1] != len(header):
+        raise CorruptFileError(f"{table.shape[1]} columns of data but {len(header)} names in the header",
+                               path=path)
+    column = {name: table[:, i] for i, name in enumerate(header)}
+    points = np.stack([table[:, lower.index(a)] for a in axes], axis=1)
+    normal_names = [f"n{a}" for a in axes]
+    normals = None
+    if all(n in lower for n in normal_names):
+        normals = np.stack([table[:, lower.index(n)] for n in normal_names], axis=1)
+    used = {header[lower.index(n)] for n in axes + (normal_names if normals is not None else [])}
+    fields = join_columns({k: v for k, v in column.items() if k not in used})
+    return Geometry(points, point_data=fields, normals=normals, source=path)
+
+
+def write_csv(geometry: Geometry, path: Path) -> None:
+    if geometry.cells:
+        warnings.warn(f"{path.name}: CSV keeps points, normals and point fields, not cells")
+    names = ["x", "y", "z"][: geometry.dim]
+    columns = list(geometry.points.T)
+    if geometry._normals is not None:
+        names += [f"n{a}" for a in names]
+        columns += list(geometry._normals.T)
+    for name, value in split_columns(dict(geometry.point_data)).items():
+        if name.lower() in names:
+            raise FieldError(f"point field {name!r} clashes with a coordinate column name", path=path)
+        names.append(name)
+        columns.append(value.astype(np.float64))
+    np.savetxt(path, np.stack(columns, axis=1), delimiter=",", header=",".join(names), comments="",
+               fmt=_FLOAT_FORMAT)
+
+
+def read_xyz(path: Path) -> Geometry:
+    try:
+        table = np.loadtxt(path, ndmin=2)
+    except ValueError as e:
+        raise CorruptFileError(f"non-numeric or ragged rows: {e}", path=path) from e
+    points, normals = _split_normals(table, path)
+    return Geometry(points, normals=normals, source=path)
+
+
+def write_xyz(geometry: Geometry, path: Path) -> None:
+    _warn_dropped(geometry, path)
+    table = geometry.points if geometry._normals is None else np.hstack([geometry.points, geometry._normals])
+    np.savetxt(path, table, fmt=_FLOAT_FORMAT)

@@ -1,0 +1,97 @@
+"""Extension -> reader/writer table, with the checks and error wrapping every format shares.
+
+A new format is one reader and/or writer function plus one `register` call."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geoop.errors import CorruptFileError, GeoopError, MissingFileError, UnsupportedFormatError
+from geoop.geometry.geometry import Geometry
+from geoop.geometry.ordering import morton_order
+
+Reader = Callable[..., Geometry]
+Writer = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    reader: Reader | None
+    writer: Writer | None
+    holds: str  # what the format keeps, for messages and docs
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register(extensions: list[str], name: str, reader: Reader | None, writer: Writer | None, holds: str) -> None:
+    for ext in extensions:
+        FORMATS[ext] = Format(name, reader, writer, holds)
+
+
+def _extension(path: Path) -> str:
+    return "".join(path.suffixes[-1:]).lower()
+
+
+def _format(path: Path, mode: str) -> Format:
+    ext = _extension(path)
+    fmt = FORMATS.get(ext)
+    if fmt is None or getattr(fmt, mode) is None:
+        able = sorted(e for e, f in FORMATS.items() if getattr(f, mode) is not None)
+        verb = "read" if mode == "reader" else "write"
+        raise UnsupportedFormatError(f"geoop cannot {verb} {ext or 'files without an extension'!r}",
+                                     path=path, fix=f"use one of {', '.join(able)}")
+    return fmt
+
+
+def load(path: str | Path, sort: bool = True, **options: Any) -> Geometry:
+    """Read a surface, volume mesh or point cloud into a `Geometry`.
+
+    Args:
+        path: STL/OBJ/OFF/GLB/GLTF (surfaces), VTU/VTK/MSH/XDMF (meshes with fields), PLY (mesh or points),
+            NPY/NPZ/CSV/XYZ (point clouds).
+        sort: reorder points along a Z-order curve (cells and fields follow; `source_index` maps back).
+        options: format-specific, e.g. `points_key="pos"` for NPZ.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError("no such file" if not path.exists() else "not a file", path=path,
+                               fix="check the path (relative paths start from the current directory)")
+    fmt = _format(path, "reader")
+    try:
+        geometry = fmt.reader(path, **options)
+    except GeoopError as e:
+        if e.path is None:
+            raise type(e)(str(e), path=path) from e
+        raise
+    except TypeError as e:
+        if "unexpected keyword" in str(e):
+            raise GeoopError(f"option not understood by the {fmt.name} reader: {e}", path=path) from e
+        raise CorruptFileError(f"cannot read as {fmt.name}: {e}", path=path) from e
+    except Exception as e:  # third-party parsers raise anything on corrupt input
+        raise CorruptFileError(f"cannot read as {fmt.name}: {type(e).__name__}: {e}", path=path,
+                               fix=f"check that the file is a complete, valid {fmt.name} file") from e
+    return geometry.permuted(morton_order(geometry.points)) if sort else geometry
+
+
+def save(geometry: Geometry, path: str | Path, **options: Any) -> Path:
+    """Write `geometry` to `path` atomically (a temporary file in the same folder, then a rename), so an
+    interrupted write never leaves a half-written file in place of an existing one."""
+    path = Path(path)
+    fmt = _format(path, "writer")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".geoop-", dir=path.parent))
+    tmp = tmp_dir / path.name  # the real name, so writers' messages name the user's file
+    try:
+        fmt.writer(geometry, tmp, **options)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
