@@ -15,7 +15,7 @@ import torch
 
 from scipy.spatial import cKDTree
 
-from geoop.graph.distance import squared_distance
+from geoop.graph.distance import pair_squared_distance, squared_distance
 from geoop.graph.search_backends import BACKENDS, INFLATE, ranges
 
 log = logging.getLogger(__name__)
@@ -77,18 +77,19 @@ def _sort(keys: torch.Tensor) -> torch.Tensor:
 
 def _finish(points: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor, radius2: float | None,
             loop: bool) -> Neighbors:
-    """Exact filter of candidate keys (`radius2` None: keep all), then canonical order (query, point)."""
+    """Canonical order (query, point) of candidate keys, then the exact filter (`radius2` None: keep all)."""
     n = max(len(points), 1)
-    src, dst = keys % n, torch.div(keys, n, rounding_mode="floor")
-    keep = torch.ones_like(keys, dtype=torch.bool)
-    if radius2 is not None:
-        keep = squared_distance(points[src], queries[dst]) <= radius2
+    keys = _sort(keys)
+    dst = torch.div(keys, n, rounding_mode="floor")
+    src = keys - dst * n
     if not loop:
-        keep &= src != dst
-    keys = _sort(keys[keep])
-    src, dst = keys % n, torch.div(keys, n, rounding_mode="floor")
-    distance = squared_distance(points[src], queries[dst]).sqrt()
-    return Neighbors(torch.stack([src, dst]), distance)
+        other = src != dst
+        src, dst = src[other], dst[other]
+    d2 = pair_squared_distance(points, queries, src, dst)
+    if radius2 is not None:
+        keep = d2 <= radius2
+        src, dst, d2 = src[keep], dst[keep], d2[keep]
+    return Neighbors(torch.stack([src, dst]), d2.sqrt())
 
 
 def _cap(result: Neighbors, k: int) -> Neighbors:

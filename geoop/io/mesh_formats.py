@@ -38,6 +38,9 @@ def from_meshio(mesh: meshio.Mesh, source: str | Path | None = None) -> Geometry
     if normals is None and all(k in point_data for k in _PLY_NORMALS):
         normals = np.stack([point_data.pop(k) for k in _PLY_NORMALS], axis=1)
     merged = {t: np.concatenate(c) for t, c in cells.items()}
+    if list(merged) == ["vertex"] and np.array_equal(merged["vertex"].ravel(), np.arange(len(mesh.points))):
+        merged = {}  # the one-vertex-per-point cells written for bare point clouds (see to_meshio)
+        cell_data = {}
     merged_data = {k: {t: np.concatenate(a) for t, a in v.items()} for k, v in cell_data.items()}
     for name, per_type in merged_data.items():
         for t, a in per_type.items():
@@ -48,9 +51,12 @@ def from_meshio(mesh: meshio.Mesh, source: str | Path | None = None) -> Geometry
 
 def to_meshio(geometry: Geometry, split_vectors: bool = False) -> meshio.Mesh:
     """Geometry -> meshio.Mesh (2D points padded with z = 0). Cell fields missing on some cell types are
-    written as NaN there (and dropped again on reading)."""
+    written as NaN there (and dropped again on reading). A bare point cloud gets one vertex cell per point.
+    `split_vectors` (for PLY) writes vector fields and normals as scalar columns."""
     points = geometry.points if geometry.dim == 3 else np.pad(geometry.points, ((0, 0), (0, 1)))
     cells = list(geometry.cells.items())
+    if not cells and not split_vectors:  # VTU/VTK need cells to be valid and for ParaView to show points
+        cells = [("vertex", np.arange(geometry.n_points).reshape(-1, 1))]
     cell_data = {}
     for name, per_type in geometry.cell_data.items():
         blocks = []

@@ -74,7 +74,7 @@ def load(path: str | Path, sort: bool = True, **options: Any) -> Geometry:
         if "unexpected keyword" in str(e):
             raise GeoopError(f"option not understood by the {fmt.name} reader: {e}", path=path) from e
         raise CorruptFileError(f"cannot read as {fmt.name}: {e}", path=path) from e
-    except Exception as e:  # third-party parsers raise anything on corrupt input
+    except (Exception, SystemExit) as e:  # parsers raise anything on corrupt input; meshio even exits
         raise CorruptFileError(f"cannot read as {fmt.name}: {type(e).__name__}: {e}", path=path,
                                fix=f"check that the file is a complete, valid {fmt.name} file") from e
     return geometry.permuted(morton_order(geometry.points)) if sort else geometry
