@@ -39,6 +39,8 @@ class Neighbors:
 
 
 def _as_tensor(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        x = x.copy()  # torch cannot wrap read-only arrays (Geometry's are)
     t = torch.as_tensor(x)
     if t.ndim != 2 or t.shape[1] not in (1, 2, 3) or not torch.is_floating_point(t):
         raise ValueError(f"{name} must be a float array of shape (N, 1|2|3), got {tuple(t.shape)} {t.dtype}")

@@ -1,0 +1,5 @@
+import sys
+
+from geoop.cli import main
+
+sys.exit(main())

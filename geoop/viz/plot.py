@@ -1,0 +1,95 @@
+"""PNG pictures: 2D meshes as shaded triangles, 3D surfaces as lit polygons, point clouds as dots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # noqa: E402
+
+from geoop.geometry.geometry import Geometry  # noqa: E402
+
+_MAX_POINTS = 30_000  # scatter plots beyond this are subsampled (evenly, deterministically)
+_MAX_FACES = 60_000
+
+
+def _scalar(geometry: Geometry, field: str | None) -> np.ndarray | None:
+    if field is None:
+        return None
+    value = np.asarray(geometry.point_data[field], dtype=np.float64)
+    return value if value.ndim == 1 else np.linalg.norm(value.reshape(len(value), -1), axis=1)
+
+
+def _plot_2d(ax, geometry: Geometry, values: np.ndarray | None):
+    p = geometry.points
+    tris = geometry.simplices if geometry.cell_dim == 2 else None
+    mappable = None
+    if tris is not None and len(tris):
+        if values is not None:
+            mappable = ax.tripcolor(p[:, 0], p[:, 1], tris, values, shading="gouraud", cmap="viridis")
+        else:
+            ax.triplot(p[:, 0], p[:, 1], tris, lw=0.3, color="0.6")
+        ax.add_collection(LineCollection(p[geometry.boundary_facets], colors="k", linewidths=0.8))
+    else:
+        step = max(1, len(p) // _MAX_POINTS)
+        colors = {} if values is None else {"c": values[::step], "cmap": "viridis"}
+        dots = ax.scatter(p[::step, 0], p[::step, 1], s=2, **colors)
+        mappable = dots if values is not None else None
+    ax.set_aspect("equal")
+    return mappable
+
+
+def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None):
+    p = geometry.points
+    mappable = None
+    if geometry.kind in ("surface", "volume"):
+        faces = np.asarray(geometry.trimesh.faces)
+        faces = faces[:: max(1, len(faces) // _MAX_FACES)]
+        tri = p[faces]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-300)
+        light = np.clip(normal @ np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8]), 0, 1)
+        if values is not None:
+            v = values[faces].mean(1)
+            norm = plt.Normalize(v.min(), v.max())
+            colors = plt.cm.viridis(norm(v))
+            mappable = plt.cm.ScalarMappable(norm=norm, cmap="viridis")
+            mappable.set_array(v)
+        else:
+            colors = np.ones((len(faces), 4)) * [0.55, 0.65, 0.8, 1.0]
+        colors[:, :3] *= (0.45 + 0.55 * light)[:, None]
+        ax.add_collection3d(Poly3DCollection(tri, facecolors=colors, edgecolors="none"))
+    else:
+        step = max(1, len(p) // _MAX_POINTS)
+        colors = {"c": "tab:blue"} if values is None else {"c": values[::step], "cmap": "viridis"}
+        dots = ax.scatter(*p[::step].T, s=1, **colors)
+        mappable = dots if values is not None else None
+    lo, hi = geometry.bounds
+    center, half = (lo + hi) / 2, (hi - lo).max() / 2
+    for set_lim, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), center):
+        set_lim(c - half, c + half)
+    ax.set_box_aspect((1, 1, 1))
+    ax.view_init(elev=25, azim=-60)
+    return mappable
+
+
+def plot_geometry(geometry: Geometry, path: str | Path, field: str | None = None, title: str | None = None,
+                  dpi: int = 120) -> Path:
+    """Write a PNG of `geometry` (colored by point field `field`, its magnitude for vectors) to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = plt.figure(figsize=(6, 5))
+    ax = fig.add_subplot(projection=None if geometry.dim == 2 else "3d")
+    values = _scalar(geometry, field)
+    mappable = (_plot_2d if geometry.dim == 2 else _plot_3d)(ax, geometry, values)
+    if mappable is not None:
+        fig.colorbar(mappable, ax=ax, shrink=0.7, label=field)
+    ax.set_title(title or (Path(geometry.source).name if geometry.source else geometry.kind))
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
