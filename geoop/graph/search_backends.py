@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from geoop.graph.distance import squared_distance
+from geoop.graph.distance import pair_squared_distance, squared_distance
 
 # Candidates are inflated by this relative margin so that the exact filter alone decides pairs at distance r.
 INFLATE = 1e-9
@@ -92,6 +92,8 @@ def cell_list_keys(points: torch.Tensor, queries: torch.Tensor | None, radius: f
 
     point_key = (cell_of(points) * stride).sum(1) + batch_points * n_cells
     sorted_key, order = torch.sort(point_key)
+    sorted_points = points[order]  # candidates of a query are contiguous runs here: cache-friendly gathers
+    bound = (radius * (1 + INFLATE)) ** 2
     qc = cell_of(q)
     base = batch_queries * n_cells
     starts, counts = [], []
@@ -116,7 +118,8 @@ def cell_list_keys(points: torch.Tensor, queries: torch.Tensor | None, radius: f
         first_of_slot = torch.cumsum(c, 0) - c
         position = starts_t[a:b].reshape(-1)[slot] + (torch.arange(total, device=device) - first_of_slot[slot])
         query = a + torch.div(slot, starts_t.shape[1], rounding_mode="floor")
-        keys.append(query * n + order[position])
+        near = pair_squared_distance(sorted_points, q, position, query) <= bound  # drop most far candidates
+        keys.append(query[near] * n + order[position[near]])
     return torch.cat(keys) if keys else torch.zeros(0, dtype=torch.int64, device=device)
 
 
