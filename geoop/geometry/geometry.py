@@ -12,7 +12,8 @@ from geoop.geometry import cells as C
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
+    """A read-only C-ordered copy (the caller's own array is left writable and untouched)."""
+    a = np.array(a, order="C", copy=True)
     a.setflags(write=False)
     return a
 
@@ -28,6 +29,7 @@ class Geometry:
         normals: `(N, d)` normals given by the source (point clouds); otherwise derived from cells.
         source: where it came from, used in error messages.
         source_index: `(N,)` index of each point in the source file (points are sorted spatially on load).
+        global_data: name -> array of per-geometry values (parameters, descriptors), not tied to points.
 
     A 3D point set whose z is exactly zero everywhere and that has no 3D cells is stored as 2D (`dim == 2`).
     """
@@ -41,6 +43,7 @@ class Geometry:
         normals: np.ndarray | None = None,
         source: str | Path | None = None,
         source_index: np.ndarray | None = None,
+        global_data: dict[str, np.ndarray] | None = None,
     ):
         self.source = None if source is None else str(source)
         points = np.asarray(points, dtype=np.float64)
@@ -74,6 +77,7 @@ class Geometry:
         self.cell_data = {k: {t: _frozen(self._check_cell_field(k, t, a)) for t, a in v.items()}
                           for k, v in (cell_data or {}).items()}
         self._normals = None if normals is None else _frozen(normals)
+        self.global_data = {k: _frozen(np.asarray(v)) for k, v in (global_data or {}).items()}
         self.source_index = _frozen(np.arange(len(points)) if source_index is None else
                                     np.asarray(source_index, dtype=np.int64))
 
@@ -210,12 +214,17 @@ class Geometry:
     def with_points(self, points: np.ndarray) -> "Geometry":
         """Same cells and fields on moved points `(N, d)` (e.g. after normalization)."""
         return Geometry(points, self.cells, self.point_data, self.cell_data, self._normals, self.source,
-                        self.source_index)
+                        self.source_index, self.global_data)
 
     def with_point_data(self, **fields: np.ndarray) -> "Geometry":
         """A copy with extra or replaced point fields."""
         return Geometry(self.points, self.cells, {**self.point_data, **fields}, self.cell_data, self._normals,
-                        self.source, self.source_index)
+                        self.source, self.source_index, self.global_data)
+
+    def with_global_data(self, **values: np.ndarray | float) -> "Geometry":
+        """A copy with extra or replaced global (per-geometry) values."""
+        return Geometry(self.points, self.cells, self.point_data, self.cell_data, self._normals, self.source,
+                        self.source_index, {**self.global_data, **values})
 
     def permuted(self, order: np.ndarray) -> "Geometry":
         """Points reordered so that new point i is old point `order[i]`; cells and fields follow."""
@@ -225,7 +234,7 @@ class Geometry:
         normals = None if self._normals is None else self._normals[order]
         return Geometry(self.points[order], {t: inverse[c] for t, c in self.cells.items()},
                         {k: v[order] for k, v in self.point_data.items()}, self.cell_data, normals, self.source,
-                        self.source_index[order])
+                        self.source_index[order], self.global_data)
 
     def save(self, path: str | Path, **options: Any) -> Path:
         """Write to VTU/VTK/MSH/XDMF/PLY/NPZ (all fields), CSV/XYZ (points), STL/OBJ/OFF/GLB (surface)."""
@@ -242,6 +251,7 @@ class Geometry:
             "point_data": {k: list(v.shape[1:]) for k, v in self.point_data.items()},
             "cell_data": {k: {t: list(a.shape[1:]) for t, a in v.items()} for k, v in self.cell_data.items()},
             "boundary_points": int(self.boundary_mask.sum()),
+            "global_data": {k: v.tolist() if v.size <= 8 else list(v.shape) for k, v in self.global_data.items()},
         }
         if self.kind in ("surface", "volume"):
             info["measure"] = self.measure

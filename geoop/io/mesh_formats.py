@@ -79,6 +79,8 @@ def to_meshio(geometry: Geometry, split_vectors: bool = False) -> meshio.Mesh:
             point_data["Normals"] = n
     if split_vectors:
         point_data = split_columns(point_data)
+    if geometry.global_data:
+        warnings.warn(f"global data {sorted(geometry.global_data)} is kept by .npz files only; not written")
     return meshio.Mesh(points, cells, point_data=point_data, cell_data=cell_data)
 
 

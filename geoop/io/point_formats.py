@@ -41,8 +41,8 @@ def write_npy(geometry: Geometry, path: Path) -> None:
 
 
 def read_npz(path: Path, points_key: str = "points") -> Geometry:
-    """Keys: `points`, optional `normals`, `cells:<type>`, `point_data:<name>`, `cell_data:<name>:<type>`.
-    A bare array that is not one of these and has one row per point is taken as a point field."""
+    """Keys: `points`, optional `normals`, `cells:<type>`, `point_data:<name>`, `cell_data:<name>:<type>`,
+    `global_data:<name>`. Any other array is taken as a point field (one row per point)."""
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     if points_key not in arrays:
@@ -50,16 +50,18 @@ def read_npz(path: Path, points_key: str = "points") -> Geometry:
                          fix="name the coordinate array with points_key=... (geoop.load(path, points_key='pos'))")
     points = arrays.pop(points_key)
     normals = arrays.pop("normals", None)
-    cells, point_data, cell_data = {}, {}, {}
+    cells, point_data, cell_data, global_data = {}, {}, {}, {}
     for key, value in arrays.items():
-        if key.startswith("cells:"):
+        if key.startswith("global_data:"):
+            global_data[key[12:]] = value
+        elif key.startswith("cells:"):
             cells[key[6:]] = value
         elif key.startswith("cell_data:"):
             name, cell_type = key[10:].rsplit(":", 1)
             cell_data.setdefault(name, {})[cell_type] = value
         else:
             point_data[key.removeprefix("point_data:")] = value
-    return Geometry(points, cells, point_data, cell_data, normals, path)
+    return Geometry(points, cells, point_data, cell_data, normals, path, global_data=global_data)
 
 
 def write_npz(geometry: Geometry, path: Path, compressed: bool = True) -> None:
@@ -69,6 +71,7 @@ def write_npz(geometry: Geometry, path: Path, compressed: bool = True) -> None:
     arrays.update({f"cells:{t}": c for t, c in geometry.cells.items()})
     arrays.update({f"point_data:{k}": v for k, v in geometry.point_data.items()})
     arrays.update({f"cell_data:{k}:{t}": a for k, v in geometry.cell_data.items() for t, a in v.items()})
+    arrays.update({f"global_data:{k}": v for k, v in geometry.global_data.items()})
     with open(path, "wb") as f:
         (np.savez_compressed if compressed else np.savez)(f, **arrays)
 
