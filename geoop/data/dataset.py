@@ -1,0 +1,144 @@
+"""`SimulationDataset`: a dataset folder as a torch dataset of PyG `Data`, one per sample, ready for
+variable-size batching with `torch_geometric.loader.DataLoader`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from geoop.data.manifest import read_manifest
+from geoop.errors import FieldError, GeoopError, MissingFileError
+from geoop.geometry.geometry import Geometry
+from geoop.geometry.quadrature import quadrature_weights
+from geoop.io import load
+
+
+def geometry_descriptors(geometry: Geometry) -> np.ndarray:
+    """`(2 + 3d,)` global descriptors of a geometry: log measure, boundary fraction, bounding-box corners,
+    and the measure-weighted centroid."""
+    w = quadrature_weights(geometry)
+    measure = float(w.sum())
+    centroid = (w[:, None] * geometry.points).sum(0) / max(measure, 1e-300)
+    lo, hi = geometry.bounds
+    return np.concatenate([[np.log(max(measure, 1e-300)), geometry.boundary_mask.mean()], lo, hi, centroid])
+
+
+class SimulationDataset(torch.utils.data.Dataset):
+    """Samples of a geoop dataset folder as PyG `Data`.
+
+    Each item has:
+        pos `(N, d)`; x `(N, C_in)` the input fields (a masked field is zero off its mask and followed by its
+        0/1 mask channel); y `(N, C_out)` the targets; y_mask `(N, C_out)` bool, where targets are defined;
+        weight `(N,)` quadrature weights; boundary `(N,)` bool; normal `(N, d)` (zero where undefined);
+        globals `(1, 2 + 3d)` geometry descriptors; index, the sample id. Floats are float32.
+
+    Args:
+        root: dataset folder (with manifest.json). split: "train", "val", "test" or "all".
+        inputs, targets: field names (default: the manifest's). subsample: keep this many random points per
+        item (a new draw each epoch, see `set_epoch`). cache: keep loaded samples in memory (up to
+        `cache_bytes`).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", inputs: list[str] | None = None,
+                 targets: list[str] | None = None, subsample: int | None = None, cache: bool = True,
+                 cache_bytes: float = 2e9, seed: int = 0):
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        fields = self.manifest["fields"]
+        self.inputs = list(fields["inputs"]) if inputs is None else list(inputs)
+        self.targets = list(fields["targets"]) if targets is None else list(targets)
+        self.specs = {**fields["inputs"], **fields["targets"]}
+        unknown = [f for f in self.inputs + self.targets if f not in self.specs]
+        if unknown:
+            raise FieldError(f"fields {unknown} are not in this dataset (it has {sorted(self.specs)})",
+                             path=self.root / "manifest.json")
+        if split == "all":
+            ids = sorted(r["index"] for r in self.manifest["samples"])
+        elif split in self.manifest["splits"]:
+            ids = self.manifest["splits"][split]
+        else:
+            raise GeoopError(f"no split {split!r}", path=self.root,
+                             fix=f"use one of {sorted(self.manifest['splits'])} or 'all'")
+        files = {r["index"]: r["file"] for r in self.manifest["samples"]}
+        self.ids = list(ids)
+        self.files = [self.root / files[i] for i in self.ids]
+        self.subsample, self.seed, self.epoch = subsample, seed, 0
+        self.cache, self.cache_bytes, self._cache, self._cached_bytes = cache, cache_bytes, {}, 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new point subsets (when `subsample` is set) for this epoch."""
+        self.epoch = epoch
+
+    @property
+    def input_channels(self) -> int:
+        return sum(self.specs[f]["components"] + (1 if self.specs[f].get("mask") else 0) for f in self.inputs)
+
+    @property
+    def target_channels(self) -> int:
+        return sum(self.specs[f]["components"] for f in self.targets)
+
+    def geometry(self, i: int) -> Geometry:
+        """Sample i as a `Geometry` with all its fields and parameters."""
+        path = self.files[i]
+        if not path.is_file():
+            raise MissingFileError("sample file missing", path=path,
+                                   fix="rerun the `geoop data make` command that made this dataset: it resumes")
+        return load(path)
+
+    def _build(self, i: int) -> Data:
+        g = self.geometry(i)
+        path = self.files[i]
+
+        def field(name: str) -> np.ndarray:
+            if name not in g.point_data:
+                raise FieldError(f"field {name!r} missing (present: {sorted(g.point_data)})", path=path)
+            v = g.point_data[name].reshape(g.n_points, -1).astype(np.float64)
+            if not np.isfinite(v).all():
+                raise FieldError(f"field {name!r} has {int((~np.isfinite(v)).sum())} NaN/inf values", path=path,
+                                 fix="regenerate or repair this sample")
+            return v
+
+        def mask(name: str) -> np.ndarray:
+            m = self.specs[name].get("mask")
+            return np.ones(g.n_points, dtype=bool) if m is None else g.point_data[m].astype(bool)
+
+        x_parts = []
+        for name in self.inputs:
+            value, m = field(name), mask(name)
+            x_parts.append(value * m[:, None])
+            if self.specs[name].get("mask"):
+                x_parts.append(m[:, None].astype(np.float64))
+        y = np.concatenate([field(t) for t in self.targets], axis=1)
+        y_mask = np.concatenate([np.repeat(mask(t)[:, None], self.specs[t]["components"], 1) for t in self.targets],
+                                axis=1)
+        normals = g.normals if g.normals is not None else np.zeros_like(g.points)
+        f32 = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
+        return Data(pos=f32(g.points),
+                    x=f32(np.concatenate(x_parts, axis=1)) if x_parts else torch.zeros(g.n_points, 0),
+                    y=f32(y), y_mask=torch.as_tensor(y_mask), weight=f32(quadrature_weights(g)),
+                    boundary=torch.from_numpy(g.boundary_mask.copy()), normal=f32(normals),
+                    globals=f32(geometry_descriptors(g))[None], index=torch.tensor([self.ids[i]]))
+
+    def __getitem__(self, i: int) -> Data:
+        data = self._cache.get(i)
+        if data is None:
+            data = self._build(i)
+            size = sum(v.numel() * v.element_size() for v in data.to_dict().values() if torch.is_tensor(v))
+            if self.cache and self._cached_bytes + size <= self.cache_bytes:
+                self._cache[i] = data
+                self._cached_bytes += size
+        if self.subsample is None or self.subsample >= data.num_nodes:
+            return data
+        state = int(np.random.SeedSequence([self.seed, self.epoch, self.ids[i]]).generate_state(1)[0])
+        keep = torch.randperm(data.num_nodes, generator=torch.Generator().manual_seed(state))[: self.subsample]
+        keep = keep.sort().values
+        n = data.num_nodes
+        out = Data(**{k: (v[keep] if torch.is_tensor(v) and v.shape[:1] == (n,) else v)
+                      for k, v in data.to_dict().items()})
+        out.weight = out.weight * (data.weight.sum() / out.weight.sum())  # still integrates the full measure
+        return out

@@ -1,0 +1,233 @@
+"""`potential3d`: potential flow around a closed body in a box (the GINO surface-pressure task in a form we can
+solve). Laplace's equation for the velocity potential phi, phi = U.x on the box, d phi/dn = 0 on the body, P2
+tetrahedra (scikit-fem) on a gmsh mesh that is fine at the body and coarse far away. Targets: the velocity
+v = grad phi at the mesh vertices (L2-projected) and the pressure coefficient Cp = 1 - |v|^2 / |U|^2 on the
+body surface. Bodies: smooth procedural shapes in a random pose and anisotropic scale, or closed surface files."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from geoop.data.families.base import FieldSpec, Family
+from geoop.data.linear_solve import solve_condensed
+from geoop.data.meshing import mesh_with_gmsh
+from geoop.geometry.geometry import Geometry
+
+BOX = np.array([[-2.0, -1.5, -1.5], [2.5, 1.5, 1.5]])  # body of size ~1 at the origin; 1.5 body lengths free
+SHAPES = ("ellipsoid", "rounded_box", "capsule", "car")
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """Uniform random rotation matrix `(3, 3)`."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def _axis_angle(rotation: np.ndarray) -> tuple[np.ndarray, float]:
+    angle = float(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+    if angle < 1e-12:
+        return np.array([0.0, 0.0, 1.0]), 0.0
+    if np.pi - angle < 1e-6:  # 180 degrees: axis from the symmetric part
+        w, v = np.linalg.eigh((rotation + np.eye(3)) / 2)
+        return v[:, -1], angle
+    axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0],
+                     rotation[1, 0] - rotation[0, 1]])
+    return axis / (2 * np.sin(angle)), angle
+
+
+def gmsh_edges_of(volume: int) -> list[int]:
+    """Curve tags bounding an OCC volume (after synchronize)."""
+    import gmsh
+
+    surfaces = gmsh.model.getBoundary([(3, volume)], combined=False, oriented=False)
+    return sorted({abs(c[1]) for c in gmsh.model.getBoundary(surfaces, combined=False, oriented=False)})
+
+
+def _procedural(occ, shape: str, scale: np.ndarray) -> list[tuple[int, int]]:
+    """OCC volume of a smooth body, about unit size before `scale`, centred at the origin."""
+    if shape == "ellipsoid":
+        body = [(3, occ.addSphere(0, 0, 0, 0.5))]
+    elif shape == "rounded_box":
+        b = occ.addBox(-0.5, -0.3, -0.25, 1.0, 0.6, 0.5)
+        occ.synchronize()
+        body = occ.fillet([b], gmsh_edges_of(b), [0.12])
+    elif shape == "capsule":
+        c = occ.addCylinder(-0.35, 0, 0, 0.7, 0, 0, 0.2)
+        body, _ = occ.fuse([(3, c)], [(3, occ.addSphere(-0.35, 0, 0, 0.2)), (3, occ.addSphere(0.35, 0, 0, 0.2))])
+    elif shape == "car":
+        parts = []
+        for corner, size, radius in [((-0.5, -0.22, -0.15), (1.0, 0.44, 0.2), 0.08),
+                                     ((-0.2, -0.18, -0.02), (0.45, 0.36, 0.19), 0.07)]:
+            b = occ.addBox(*corner, *size)
+            occ.synchronize()
+            edges = gmsh_edges_of(b)
+            parts.append(occ.fillet([b], edges, [radius])[0])
+        body, _ = occ.fuse([parts[0]], [parts[1]])
+    else:
+        raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
+    occ.dilate(body, 0, 0, 0, *scale)
+    return body
+
+
+def build_domain(gmsh, shape: str | None, surface_file: str | None, scale: np.ndarray, rotation: np.ndarray,
+                 h_body: float, h_far: float) -> None:
+    """Box minus the posed body; mesh size h_body at the body growing to h_far away from it."""
+    occ = gmsh.model.occ
+    box = occ.addBox(*BOX[0], *(BOX[1] - BOX[0]))
+    if surface_file is None:
+        body = _procedural(occ, shape, scale)
+        axis, angle = _axis_angle(rotation)
+        if angle:
+            occ.rotate(body, 0, 0, 0, *axis, angle)
+        occ.cut([(3, box)], body)
+        occ.synchronize()
+        body_surfaces = [s[1] for s in gmsh.model.getBoundary([(3, v[1]) for v in occ.getEntities(3)])
+                         if not _on_box(gmsh, s[1])]
+    else:
+        occ.synchronize()
+        gmsh.merge(surface_file)
+        gmsh.model.mesh.classifySurfaces(np.pi / 4, True, True, np.pi)
+        gmsh.model.mesh.createGeometry()
+        body_surfaces = [s[1] for s in gmsh.model.getEntities(2) if s[1] not in
+                         [b[1] for b in gmsh.model.getBoundary([(3, box)])]]
+        outer = gmsh.model.geo.addSurfaceLoop([b[1] for b in gmsh.model.getBoundary([(3, box)])])
+        inner = gmsh.model.geo.addSurfaceLoop(body_surfaces)
+        gmsh.model.geo.synchronize()
+        gmsh.model.occ.remove([(3, box)])
+        gmsh.model.geo.addVolume([outer, inner])
+        gmsh.model.geo.synchronize()
+    field = gmsh.model.mesh.field
+    dist = field.add("Distance")
+    field.setNumbers(dist, "SurfacesList", body_surfaces)
+    threshold = field.add("Threshold")
+    field.setNumber(threshold, "InField", dist)
+    field.setNumber(threshold, "SizeMin", h_body)
+    field.setNumber(threshold, "SizeMax", h_far)
+    field.setNumber(threshold, "DistMin", 0.05)
+    field.setNumber(threshold, "DistMax", 1.5)
+    field.setAsBackgroundMesh(threshold)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.model.mesh.generate(3)
+
+
+def _on_box(gmsh, surface: int) -> bool:
+    lo = np.array(gmsh.model.getBoundingBox(2, surface))
+    return bool(np.any(np.abs(lo[:3] - BOX[0]) < 1e-6) and np.any(np.abs(lo[3:] - BOX[1]) < 1e-6)) or \
+        bool(np.any(np.isclose(lo[:3], lo[3:]) & (np.isclose(lo[:3], BOX[0]) | np.isclose(lo[:3], BOX[1]))))
+
+
+def solve(points: np.ndarray, tets: np.ndarray, dirichlet: np.ndarray, dirichlet_value: Callable,
+          neumann: np.ndarray | None = None, flux: Callable | None = None):
+    """P2 solution of Laplace's equation: phi = dirichlet_value(x) on `dirichlet` facets, d phi/dn = flux(x, n)
+    on `neumann` facets (0 elsewhere). Returns (basis, dof vector)."""
+    import skfem
+    from skfem.models.poisson import laplace
+
+    mesh = skfem.MeshTet(points.T.copy(), tets.T.copy())
+    basis = skfem.Basis(mesh, skfem.ElementTetP2())
+    K = laplace.assemble(basis)
+    F = np.zeros(basis.N)
+    if neumann is not None and flux is not None and len(neumann):
+        @skfem.LinearForm
+        def load(v, w):
+            return flux(w.x, w.n) * v
+
+        F = load.assemble(basis.boundary(facets=neumann))
+    phi = basis.zeros()
+    fixed = basis.get_dofs(dirichlet).all()
+    phi[fixed] = dirichlet_value(basis.doflocs[:, fixed])  # Lagrange dofs: values at their locations
+    return basis, solve_condensed(K, F, phi, fixed)
+
+
+def vertex_velocity(basis, phi: np.ndarray) -> np.ndarray:
+    """grad phi L2-projected onto P1, `(N, 3)` at the mesh vertices."""
+    import skfem
+
+    grad = basis.interpolate(phi).grad  # (3, elements, points)
+    scalar = basis.with_element(skfem.ElementTetP1())
+    return np.stack([scalar.project(grad[i]) for i in range(3)], axis=1)
+
+
+def flow_on_mesh(points: np.ndarray, tets: np.ndarray, direction: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Solve for the flow with unit free stream `direction` on a gmsh mesh of the box minus a body.
+
+    Returns the used points `(N, 3)`, tets, vertex velocity `(N, 3)`, the body-surface mask `(N,)` and the
+    body's boundary triangles `(F, 3)`."""
+    import skfem
+
+    used = np.unique(tets)
+    remap = np.full(len(points), -1)
+    remap[used] = np.arange(len(used))
+    points, tets = points[used], remap[tets]
+    mesh = skfem.MeshTet(points.T.copy(), tets.T.copy())
+    boundary = mesh.boundary_facets()
+    mid = mesh.p[:, mesh.facets[:, boundary]].mean(axis=1).T
+    on_box = (np.abs(mid - BOX[0]) < 1e-6).any(1) | (np.abs(mid - BOX[1]) < 1e-6).any(1)
+    basis, phi = solve(points, tets, boundary[on_box], lambda x: np.einsum("i...,i->...", x, direction))
+    on_body = np.zeros(len(points), dtype=bool)
+    body_tris = mesh.facets[:, boundary[~on_box]].T
+    on_body[body_tris.ravel()] = True
+    return points, tets, vertex_velocity(basis, phi), on_body, body_tris
+
+
+def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_files: tuple[str, ...] = (),
+         h_body: float = 0.05, h_far: float = 0.6, mesh_timeout: float = 120.0) -> Geometry:
+    """One sample: a random body (procedural or from `surface_files`), pose, scale and flow direction."""
+    choices = list(shapes) + [str(Path(f)) for f in surface_files]
+    pick = choices[int(rng.integers(len(choices)))]
+    scale = rng.uniform(0.6, 1.0, size=3) * np.array([1.2, 1.0, 1.0])
+    rotation = random_rotation(rng)
+    direction = np.array([1.0, 0.0, 0.0]) + rng.normal(scale=0.3, size=3)
+    direction /= np.linalg.norm(direction)
+    surface_file = None
+    if pick not in SHAPES:
+        surface_file = prepare_surface(pick, scale, rotation)
+    pts, cells = mesh_with_gmsh(build_domain, None if surface_file else pick, surface_file, scale, rotation,
+                                h_body, h_far, timeout=mesh_timeout)
+    points, tets, velocity, on_body, body_tris = flow_on_mesh(pts, cells["tetra"], direction)
+    cp = np.where(on_body, 1 - (velocity**2).sum(1), 0.0)
+    return Geometry(points, {"tetra": tets},
+                    point_data={"velocity": velocity, "cp": cp, "on_body": on_body,
+                                "freestream": np.broadcast_to(direction, points.shape).copy()},
+                    global_data={"freestream": direction, "scale": scale, "rotation": rotation,
+                                 "shape": np.array(choices.index(pick)), "body_triangles": body_tris,
+                                 "cp_min": np.array(cp[on_body].min()), "cp_max": np.array(cp[on_body].max())})
+
+
+def prepare_surface(path: str, scale: np.ndarray, rotation: np.ndarray) -> str:
+    """Normalise a closed surface file to unit size at the origin, pose it, write a temporary STL for gmsh."""
+    import tempfile
+
+    from geoop.errors import NotWatertightError
+    from geoop.io import load
+
+    g = load(path)
+    if not g.is_watertight:
+        raise NotWatertightError("the body surface is not closed", path=path,
+                                 fix="repair it (e.g. trimesh.repair.fill_holes) or pick another shape")
+    mesh = g.trimesh.copy()
+    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    mesh.apply_scale(1.0 / mesh.extents.max())
+    mesh.vertices = (mesh.vertices * scale) @ rotation.T
+    tmp = tempfile.NamedTemporaryFile(suffix=".stl", delete=False)
+    mesh.export(tmp.name)
+    return tmp.name
+
+
+FAMILY = Family(
+    name="potential3d",
+    description=__doc__.strip().splitlines()[0],
+    dim=3,
+    inputs={"freestream": FieldSpec(3, "U (free-stream speed)", "free-stream direction, the same at every point")},
+    targets={"velocity": FieldSpec(3, "U", "flow velocity grad phi"),
+             "cp": FieldSpec(1, "1", "pressure coefficient on the body surface", mask="on_body")},
+    make=make,
+    options={},
+    default_n=400,
+)

@@ -1,0 +1,183 @@
+"""Dataset generation: one forked process per sample (gmsh may hang or crash), at most `workers` at once, a
+progress bar with ETA, atomic sample files, and a manifest rewritten after every sample, so an interrupted run
+keeps every finished sample and the same command resumes where it stopped."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import platform
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+import geoop
+from geoop.data.families import Family, get_family
+from geoop.data.manifest import FORMAT, MANIFEST, VERSION, read_manifest, sample_file, write_json_atomic
+from geoop.data.statistics import field_statistics, make_splits
+from geoop.errors import CorruptFileError, GeoopError
+
+
+def _versions() -> dict[str, str]:
+    out = {"geoop": geoop.__version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "scikit-fem", "gmsh", "pyamg", "meshio"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _scalars(global_data: dict[str, np.ndarray]) -> dict[str, float]:
+    return {k: float(v) for k, v in global_data.items() if np.asarray(v).size == 1 and
+            np.issubdtype(np.asarray(v).dtype, np.number)}
+
+
+def _one(family_name: str, root: str, seed: int, index: int, options: dict, conn) -> None:
+    """Child process: make, check and write one sample; report a record or the error."""
+    try:
+        t0 = time.perf_counter()
+        sample = get_family(family_name).sample(seed, index, **options)
+        for name, value in sample.point_data.items():
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                raise GeoopError(f"the solver produced non-finite values in field {name!r}")
+        sample.save(Path(root) / sample_file(index))
+        conn.send({"index": index, "file": sample_file(index), "n_points": sample.n_points,
+                   "seconds": time.perf_counter() - t0, "values": _scalars(sample.global_data)})
+    except BaseException as e:  # everything goes back to the parent as a failure record
+        reason = str(e).splitlines()[0] if isinstance(e, GeoopError) else \
+            traceback.format_exc(limit=2).strip().splitlines()[-1]
+        conn.send({"index": index, "error": reason})
+    finally:
+        conn.close()
+
+
+def _field_specs(family: Family) -> dict[str, Any]:
+    spec = lambda f: {"components": f.components, "units": f.units, "description": f.description,  # noqa: E731
+                      "mask": f.mask}
+    return {"inputs": {k: spec(v) for k, v in family.inputs.items()},
+            "targets": {k: spec(v) for k, v in family.targets.items()}}
+
+
+def _check_same(manifest: dict, family: Family, seed: int, options: dict, root: Path) -> None:
+    wanted = {"family": family.name, "seed": seed, "options": _json_safe(options)}
+    have = {k: manifest.get(k) for k in wanted}
+    if have != wanted:
+        raise GeoopError(f"this folder holds a different dataset ({have}); not touching it", path=root,
+                         fix=f"choose another --out, or resume with the same settings {wanted}")
+
+
+def generate(family_name: str, out: str | Path, n: int | None = None, seed: int = 0, workers: int = 1,
+             timeout: float = 600.0, progress: bool = True, splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
+             **options: Any) -> dict[str, Any]:
+    """Make (or finish) a dataset of `n` samples of family `family_name` in `out`; returns the manifest.
+
+    Sample i is made from seed `(seed, i)`, so results do not depend on `workers` or on interruptions.
+    A sample whose meshing or solve fails or exceeds `timeout` seconds is recorded under `failures` and
+    replaced by the next index."""
+    family = get_family(family_name)
+    n = n or family.default_n
+    workers = max(1, min(workers, 2, n))
+    root = Path(out)
+    (root / "samples").mkdir(parents=True, exist_ok=True)
+    options = {**family.options, **options}
+    records: dict[int, dict] = {}
+    failures: dict[int, str] = {}
+    if (root / MANIFEST).exists():
+        old = read_manifest(root)
+        _check_same(old, family, seed, options, root)
+        records = {r["index"]: r for r in old["samples"] if (root / r["file"]).is_file()}
+        failures = {f["index"]: f["reason"] for f in old.get("failures", [])}
+    manifest = {"format": FORMAT, "version": VERSION, "family": family.name, "description": family.description,
+                "dim": family.dim, "seed": seed, "options": _json_safe(options), "n_requested": n,
+                "solver": family.solver, "versions": _versions(), "fields": _field_specs(family),
+                "status": "incomplete", "samples": [], "failures": [], "splits": {}}
+
+    def save_manifest() -> None:
+        manifest["samples"] = [records[i] for i in sorted(records)]
+        manifest["failures"] = [{"index": i, "reason": r} for i, r in sorted(failures.items())]
+        write_json_atomic(root / MANIFEST, manifest)
+
+    ctx = mp.get_context("fork")
+    running: dict[int, tuple[Any, Any, float]] = {}
+    next_index = 0
+    bar = tqdm(total=n, initial=min(len(records), n), desc=f"{family.name}", unit="sample", disable=not progress)
+    try:
+        while len(records) < n or running:
+            while len(running) < workers and len(records) + len(running) < n:
+                while next_index in records or next_index in failures:
+                    next_index += 1
+                parent, child = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_one, args=(family.name, str(root), seed, next_index, options, child))
+                proc.start()
+                child.close()
+                running[next_index] = (proc, parent, time.monotonic())
+                next_index += 1
+                if next_index > 4 * n + 100:
+                    raise GeoopError(f"too many failed samples ({len(failures)}); see the manifest", path=root)
+            for index, (proc, conn, started) in list(running.items()):
+                result = None
+                if conn.poll(0.05):
+                    try:
+                        result = conn.recv()
+                    except EOFError:
+                        result = {"index": index, "error": f"the process died (exit code {proc.exitcode})"}
+                elif not proc.is_alive():
+                    result = {"index": index, "error": f"the process died (exit code {proc.exitcode})"}
+                elif time.monotonic() - started > timeout:
+                    proc.kill()
+                    result = {"index": index, "error": f"timed out after {timeout:.0f} s"}
+                if result is None:
+                    continue
+                proc.join()
+                del running[index]
+                if "error" in result:
+                    failures[index] = result["error"]
+                    bar.write(f"sample {index} skipped: {result['error']}")
+                else:
+                    records[index] = result
+                    bar.update(1)
+                save_manifest()
+    finally:
+        for proc, _, _ in running.values():
+            proc.kill()
+            proc.join()
+        bar.close()
+    kept = sorted(records)[:n]
+    records = {i: records[i] for i in kept}
+    manifest["splits"] = make_splits(kept, seed, splits)
+    manifest["statistics"] = field_statistics(root, [records[i]["file"] for i in manifest["splits"]["train"]],
+                                              manifest["fields"])
+    seconds = [r["seconds"] for r in records.values()]
+    manifest["seconds_per_sample"] = {"mean": float(np.mean(seconds)), "max": float(np.max(seconds))}
+    manifest["points_per_sample"] = {"min": min(r["n_points"] for r in records.values()),
+                                     "max": max(r["n_points"] for r in records.values())}
+    manifest["status"] = "complete"
+    save_manifest()
+    return manifest
+
+
+def verify_samples(root: str | Path) -> None:
+    """Open every sample file of a dataset; raises naming the first missing or unreadable one."""
+    manifest = read_manifest(root)
+    for record in manifest["samples"]:
+        path = Path(root) / record["file"]
+        try:
+            with np.load(path) as z:
+                z.files  # noqa: B018 - reads the zip directory
+        except Exception as e:
+            raise CorruptFileError(f"unreadable sample ({e})", path=path,
+                                   fix="delete it and rerun the same `geoop data make` command to remake it") from e

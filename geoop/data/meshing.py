@@ -1,0 +1,80 @@
+"""gmsh in a child process: gmsh can hang or crash on bad input, so every mesh is made in a forked process
+with a time limit, and a failure is an error the caller can report and skip."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from geoop.errors import GeoopError
+
+
+class MeshingError(GeoopError):
+    """gmsh failed, crashed or ran past its time limit on one sample."""
+
+
+def import_gmsh():
+    """The gmsh module, or an error that says how to install it (it is GPL, so an optional extra)."""
+    try:
+        import gmsh
+    except ImportError as e:
+        raise GeoopError("the dataset generators need gmsh", fix="pip install 'geoop[data]'") from e
+    return gmsh
+
+
+def _child(build: Callable[..., None], args: tuple, conn) -> None:
+    try:
+        gmsh = import_gmsh()
+        gmsh.initialize(interruptible=False)
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.option.setNumber("General.NumThreads", 1)
+        gmsh.option.setNumber("Mesh.RandomSeed", 1)
+        build(gmsh, *args)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "mesh.msh")
+            gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
+            gmsh.option.setNumber("Mesh.Binary", 1)
+            gmsh.write(path)
+            import meshio
+
+            mesh = meshio.read(path)
+        gmsh.finalize()
+        cells = {}
+        for block in mesh.cells:
+            cells.setdefault(block.type, []).append(block.data.astype(np.int64))
+        conn.send(("ok", mesh.points, {t: np.concatenate(c) for t, c in cells.items()}))
+    except BaseException:  # report everything to the parent, which decides
+        conn.send(("error", traceback.format_exc(limit=3)))
+    finally:
+        conn.close()
+
+
+def mesh_with_gmsh(build: Callable[..., None], *args: Any, timeout: float = 60.0
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run `build(gmsh, *args)` (which creates a model and generates its mesh) in a forked child.
+
+    Returns points `(N, 3)` and cells by type. Raises `MeshingError` on failure, crash or timeout."""
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(build, args, child), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            raise MeshingError(f"gmsh did not finish within {timeout:.0f} s", fix="simplify the shape or raise "
+                               "the time limit (--mesh-timeout)")
+        message = parent.recv()
+    except EOFError:
+        raise MeshingError(f"gmsh crashed (exit code {proc.exitcode})") from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+    if message[0] != "ok":
+        raise MeshingError(f"gmsh failed: {message[1].strip().splitlines()[-1]}")
+    return message[1], message[2]
