@@ -69,6 +69,9 @@ def run_method(method: str, x: np.ndarray, r: float, device: str) -> int:
 
 def _child(method, kind, n, device, queue):
     import torch
+    import sklearn.neighbors  # noqa: F401 - imports stay out of the timing
+
+    import geoop.graph  # noqa: F401
 
     torch.set_num_threads(1)
     x = make_cloud(kind, n)

@@ -140,8 +140,8 @@ def test_cell_list_in_small_chunks_gives_the_same_result():
 
     x = torch.from_numpy(CLOUDS["uniform"][0])
     b = torch.zeros(len(x), dtype=torch.int64)
-    big = torch.sort(cell_list_keys(x, None, 0.1, b, b, 1)).values
-    small = torch.sort(cell_list_keys(x, None, 0.1, b, b, 1, budget=1000)).values
+    big = torch.sort(cell_list_keys(x, x, 0.1, b, b, 1)).values
+    small = torch.sort(cell_list_keys(x, x, 0.1, b, b, 1, budget=1000)).values
     assert torch.equal(big, small)
 
 

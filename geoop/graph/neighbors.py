@@ -16,7 +16,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from geoop.graph.distance import pair_squared_distance, squared_distance
-from geoop.graph.search_backends import BACKENDS, INFLATE, ranges
+from geoop.graph.search_backends import BACKENDS, INFLATE, kdtree_self_search, ranges
 
 log = logging.getLogger(__name__)
 _chosen: set[str] = set()
@@ -130,11 +130,14 @@ def radius_search(points, radius: float, queries=None, *, batch_points=None, bat
     bq = bp if self_search else _batch(batch_queries, len(q), points.device, "batch_queries")
     n_batches = int(max(bp.max() if len(bp) else -1, bq.max() if len(bq) else -1)) + 1
     name = _pick_backend(backend, points.device)
-    if len(points) == 0 or len(q) == 0:
-        keys = torch.zeros(0, dtype=torch.int64, device=points.device)
+    if name == "kdtree" and self_search and len(points):
+        src, dst, d2 = kdtree_self_search(points, float(radius), bp, n_batches, bool(loop))
+        result = Neighbors(torch.stack([src, dst]), d2.sqrt())
+    elif len(points) == 0 or len(q) == 0:
+        result = _finish(points, q, torch.zeros(0, dtype=torch.int64, device=points.device), None, loop=True)
     else:
-        keys = BACKENDS[name](points, None if self_search else q, float(radius), bp, bq, n_batches)
-    result = _finish(points, q, keys, float(radius) ** 2, loop=bool(loop) or not self_search)
+        keys = BACKENDS[name](points, q, float(radius), bp, bq, n_batches)
+        result = _finish(points, q, keys, float(radius) ** 2, loop=bool(loop) or not self_search)
     return result if max_neighbors is None else _cap(result, max_neighbors)
 
 

@@ -1,8 +1,8 @@
 """Candidate generators for radius search. Each returns int64 keys `query * n_points + point` of a superset of
 the pairs within the radius, restricted to equal batch ids; `neighbors.py` filters them exactly and sorts.
 
-- `kdtree`: scipy cKDTree (CPU). `query_pairs` for a set against itself (4x faster than
-  `sparse_distance_matrix` here), `sparse_distance_matrix` between two sets.
+- `kdtree`: scipy cKDTree (CPU): `sparse_distance_matrix` between two sets; a set against itself has its own
+  exact path, `kdtree_self_search`, built on `query_pairs` (4x faster here).
 - `cell_list`: a uniform grid of cells of size >= r in pure torch (CPU and CUDA): points sorted by cell key,
   each query scans its 3^(d-1) neighbor columns as contiguous key ranges, in chunks of bounded size.
 - `brute`: every pair, chunked (the reference; O(N M)).
@@ -27,26 +27,54 @@ def ranges(batch: torch.Tensor, n_batches: int) -> list[tuple[int, int]]:
     return [(int(ptr[b]), int(ptr[b + 1])) for b in range(n_batches)]
 
 
-def kdtree_keys(points: torch.Tensor, queries: torch.Tensor | None, radius: float, batch_points: torch.Tensor,
+def kdtree_keys(points: torch.Tensor, queries: torch.Tensor, radius: float, batch_points: torch.Tensor,
                 batch_queries: torch.Tensor, n_batches: int) -> torch.Tensor:
-    """Candidate keys from scipy KD-trees, one tree per sample (batches must be sorted)."""
-    p = points.detach().cpu().numpy()
-    q = p if queries is None else queries.detach().cpu().numpy()
+    """Candidate keys between two sets from scipy KD-trees (`sparse_distance_matrix`), one tree pair per
+    sample (batches must be sorted)."""
+    p, q = points.detach().cpu().numpy(), queries.detach().cpu().numpy()
     n = len(p)
-    r = radius * (1 + INFLATE) + np.finfo(np.float64).tiny
     keys = []
     for (p0, p1), (q0, q1) in zip(ranges(batch_points, n_batches), ranges(batch_queries, n_batches)):
-        if p1 == p0 or q1 == q0:
-            continue
-        tree = cKDTree(p[p0:p1])
-        if queries is None:
-            pairs = tree.query_pairs(r, output_type="ndarray").astype(np.int64) + p0
-            self_loops = np.arange(p0, p1, dtype=np.int64)
-            keys += [pairs[:, 1] * n + pairs[:, 0], pairs[:, 0] * n + pairs[:, 1], self_loops * n + self_loops]
-        else:
-            m = tree.sparse_distance_matrix(cKDTree(q[q0:q1]), r, output_type="ndarray")
+        if p1 > p0 and q1 > q0:
+            m = cKDTree(p[p0:p1]).sparse_distance_matrix(cKDTree(q[q0:q1]), _candidate_radius(radius),
+                                                         output_type="ndarray")
             keys.append((m["j"].astype(np.int64) + q0) * n + (m["i"].astype(np.int64) + p0))
     return torch.from_numpy(np.concatenate(keys)) if keys else torch.zeros(0, dtype=torch.int64)
+
+
+def _candidate_radius(radius: float) -> float:
+    return radius * (1 + INFLATE) + np.finfo(np.float64).tiny
+
+
+def kdtree_self_search(points: torch.Tensor, radius: float, batch: torch.Tensor, n_batches: int, loop: bool
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Radius graph of a set with itself, exact and canonically ordered: `(src, dst, squared distance)`.
+
+    `query_pairs` yields each unordered pair once (4x faster than `sparse_distance_matrix` here); distances
+    are computed once for the pairs with src < dst, mirrored by a permutation, and the two sorted halves
+    (plus self loops) merged by a stable sort, which is a linear merge of presorted runs."""
+    x = points.detach().cpu()
+    n = len(x)
+    halves = []
+    for p0, p1 in ranges(batch, n_batches):
+        if p1 - p0 > 1:
+            pairs = cKDTree(x[p0:p1].numpy()).query_pairs(_candidate_radius(radius), output_type="ndarray")
+            halves.append((pairs[:, 1] + p0) * n + (pairs[:, 0] + p0))  # query_pairs gives i < j
+    lower = np.sort(np.concatenate(halves)) if halves else np.zeros(0, dtype=np.int64)  # dst > src
+    dst, src = np.divmod(lower, n)
+    d2 = pair_squared_distance(x, x, torch.from_numpy(src), torch.from_numpy(dst)).numpy()
+    near = d2 <= radius * radius
+    if not near.all():
+        src, dst, d2 = src[near], dst[near], d2[near]
+    mirror = np.argsort(src * n + dst)  # the same pairs seen from the other end: dst < src
+    runs_src, runs_dst, runs_d2 = [src, dst[mirror]], [dst, src[mirror]], [d2, d2[mirror]]
+    if loop:
+        runs_src.append(np.arange(n))
+        runs_dst.append(np.arange(n))
+        runs_d2.append(np.zeros(n, dtype=d2.dtype))
+    src, dst, d2 = (np.concatenate(r) for r in (runs_src, runs_dst, runs_d2))
+    order = np.argsort(dst * n + src, kind="stable")
+    return (torch.from_numpy(src[order]), torch.from_numpy(dst[order]), torch.from_numpy(d2[order]))
 
 
 def plan_chunks(counts: torch.Tensor, budget: int) -> list[tuple[int, int]]:
@@ -65,10 +93,9 @@ def plan_chunks(counts: torch.Tensor, budget: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def cell_list_keys(points: torch.Tensor, queries: torch.Tensor | None, radius: float, batch_points: torch.Tensor,
+def cell_list_keys(points: torch.Tensor, q: torch.Tensor, radius: float, batch_points: torch.Tensor,
                    batch_queries: torch.Tensor, n_batches: int, budget: int = 1 << 23) -> torch.Tensor:
     """Candidate keys from a hash grid of cell size >= radius, entirely in torch (runs where the data is)."""
-    q = points if queries is None else queries
     n, dim, device = len(points), points.shape[1], points.device
     if n == 0 or len(q) == 0:
         return torch.zeros(0, dtype=torch.int64, device=device)
@@ -123,10 +150,9 @@ def cell_list_keys(points: torch.Tensor, queries: torch.Tensor | None, radius: f
     return torch.cat(keys) if keys else torch.zeros(0, dtype=torch.int64, device=device)
 
 
-def brute_keys(points: torch.Tensor, queries: torch.Tensor | None, radius: float, batch_points: torch.Tensor,
+def brute_keys(points: torch.Tensor, q: torch.Tensor, radius: float, batch_points: torch.Tensor,
                batch_queries: torch.Tensor, n_batches: int, budget: int = 1 << 22) -> torch.Tensor:
     """Keys of all same-batch pairs within the radius, by direct distances in chunks of queries."""
-    q = points if queries is None else queries
     n = len(points)
     keys = []
     step = max(1, budget // max(n, 1))
