@@ -47,6 +47,75 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.out), Path(args.meshes) if args.meshes else None)
 
 
+def _option_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _data_make(args: argparse.Namespace) -> None:
+    from geoop.data import generate
+
+    options = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        options[key.strip()] = _option_value(value)
+    if args.shapes:
+        from geoop.data.families.potential3d import SHAPES
+        from geoop.io import FORMATS
+
+        names = [s for s in args.shapes if s in SHAPES]
+        files: list[str] = []
+        for s in args.shapes:
+            if s in SHAPES:
+                continue
+            p = Path(s)
+            if p.is_dir():
+                files += [str(f) for f in sorted(p.iterdir()) if f.suffix.lower() in FORMATS]
+            elif p.is_file():
+                files.append(str(p))
+            else:
+                raise GeoopError(f"{s!r} is neither a shape name ({', '.join(SHAPES)}) nor a file or folder")
+        options["shapes"] = tuple(names)
+        options["surface_files"] = tuple(files)
+    m = generate(args.name, args.out, n=args.n, seed=args.seed, workers=args.workers, timeout=args.timeout,
+                 **options)
+    _print_dataset(m, args.out)
+
+
+def _data_import(args: argparse.Namespace) -> None:
+    from geoop.data.importer import import_folder
+
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else []  # noqa: E731
+    m = import_folder(args.source, args.out, split(args.inputs), split(args.targets),
+                      cell_to_points=args.cell_to_point, seed=args.seed)
+    _print_dataset(m, args.out)
+
+
+def _data_info(args: argparse.Namespace) -> None:
+    from geoop.data import read_manifest
+
+    _print_dataset(read_manifest(args.dir), args.dir)
+
+
+def _print_dataset(m: dict, root) -> None:
+    print(f"dataset {root}: {m['family']} ({m['dim']}D), {len(m['samples'])} samples, status {m.get('status')}")
+    print("  splits: " + ", ".join(f"{k} {len(v)}" for k, v in m["splits"].items()))
+    if "points_per_sample" in m:
+        pps, sps = m["points_per_sample"], m["seconds_per_sample"]
+        print(f"  points per sample {pps['min']}..{pps['max']}, seconds per sample {sps['mean']:.2f} "
+              f"(max {sps['max']:.2f})")
+    for role in ("inputs", "targets"):
+        for name, spec in m["fields"][role].items():
+            st = m.get("statistics", {}).get(name)
+            rng = f" range [{min(st['min']):.3g}, {max(st['max']):.3g}]" if st else ""
+            mask = f" on {spec['mask']}" if spec.get("mask") else ""
+            print(f"  {role[:-1]:6s} {name:12s} x{spec['components']} [{spec['units']}]{mask}{rng}")
+    if m.get("failures"):
+        print(f"  {len(m['failures'])} failed samples (skipped): " +
+              "; ".join(f"{f['index']}: {f['reason']}" for f in m["failures"][:5]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="geoop", description="Geometric neural operators on arbitrary geometry.")
     ap.add_argument("--version", action="version", version=f"geoop {geoop.__version__}")
@@ -64,6 +133,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/demo", help="output folder (PNG, VTU, summary.json)")
     p.add_argument("--meshes", default=None, help="folder of geometries (default: the repository's meshes/)")
     p.set_defaults(run=_demo)
+
+    data = sub.add_parser("data", help="make, import and inspect datasets").add_subparsers(dest="data_command",
+                                                                                           required=True)
+    p = data.add_parser("make", help="generate a dataset with a reference solver (needs geoop[data])")
+    p.add_argument("name", help="poisson2d, elasticity2d or potential3d")
+    p.add_argument("--n", type=int, default=None, help="number of samples (default: the family's)")
+    p.add_argument("--out", required=True, help="dataset folder (an unfinished one is resumed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (at most 2)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per sample")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="family option, e.g. h=0.01 (poisson2d mesh size) or cp_clip=-3 (potential3d)")
+    p.add_argument("--shapes", nargs="+", help="potential3d bodies: shape names and/or closed surface files or "
+                                               "folders of them")
+    p.set_defaults(run=_data_make)
+    p = data.add_parser("import", help="turn a folder of VTU/VTK/MSH/XDMF files into a dataset")
+    p.add_argument("source")
+    p.add_argument("--out", required=True)
+    p.add_argument("--inputs", default="", help="comma-separated input point fields")
+    p.add_argument("--targets", required=True, help="comma-separated target point fields")
+    p.add_argument("--cell-to-point", action="store_true", help="average cell fields onto the points")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
+    p.set_defaults(run=_data_import)
+    p = data.add_parser("info", help="summarise a dataset folder")
+    p.add_argument("dir")
+    p.set_defaults(run=_data_info)
     return ap
 
 

@@ -28,6 +28,8 @@ def import_gmsh():
 
 
 def _child(build: Callable[..., None], args: tuple, conn) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # gmsh prints to stdout even with General.Terminal = 0
     try:
         gmsh = import_gmsh()
         gmsh.initialize(interruptible=False)

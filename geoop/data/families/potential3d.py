@@ -141,7 +141,7 @@ def solve(points: np.ndarray, tets: np.ndarray, dirichlet: np.ndarray, dirichlet
     phi = basis.zeros()
     fixed = basis.get_dofs(dirichlet).all()
     phi[fixed] = dirichlet_value(basis.doflocs[:, fixed])  # Lagrange dofs: values at their locations
-    return basis, solve_condensed(K, F, phi, fixed)
+    return basis, solve_condensed(K, F, phi, fixed, method="amg")
 
 
 def vertex_velocity(basis, phi: np.ndarray) -> np.ndarray:
@@ -177,8 +177,12 @@ def flow_on_mesh(points: np.ndarray, tets: np.ndarray, direction: np.ndarray
 
 
 def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_files: tuple[str, ...] = (),
-         h_body: float = 0.05, h_far: float = 0.6, mesh_timeout: float = 120.0) -> Geometry:
-    """One sample: a random body (procedural or from `surface_files`), pose, scale and flow direction."""
+         h_body: float = 0.05, h_far: float = 0.6, cp_clip: float | None = None,
+         mesh_timeout: float = 120.0) -> Geometry:
+    """One sample: a random body (procedural or from `surface_files`), pose, scale and flow direction.
+
+    `cp_clip`: if given, surface Cp below it is clipped to it (the suction spikes at sharp edges of real shapes
+    can reach Cp of -50 or less and dominate training); `cp_min`/`cp_max` record the raw range either way."""
     choices = list(shapes) + [str(Path(f)) for f in surface_files]
     pick = choices[int(rng.integers(len(choices)))]
     scale = rng.uniform(0.6, 1.0, size=3) * np.array([1.2, 1.0, 1.0])
@@ -191,13 +195,14 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
     pts, cells = mesh_with_gmsh(build_domain, None if surface_file else pick, surface_file, scale, rotation,
                                 h_body, h_far, timeout=mesh_timeout)
     points, tets, velocity, on_body, body_tris = flow_on_mesh(pts, cells["tetra"], direction)
-    cp = np.where(on_body, 1 - (velocity**2).sum(1), 0.0)
+    raw = np.where(on_body, 1 - (velocity**2).sum(1), 0.0)
+    cp = raw if cp_clip is None else np.maximum(raw, cp_clip)
     return Geometry(points, {"tetra": tets},
                     point_data={"velocity": velocity, "cp": cp, "on_body": on_body,
                                 "freestream": np.broadcast_to(direction, points.shape).copy()},
                     global_data={"freestream": direction, "scale": scale, "rotation": rotation,
                                  "shape": np.array(choices.index(pick)), "body_triangles": body_tris,
-                                 "cp_min": np.array(cp[on_body].min()), "cp_max": np.array(cp[on_body].max())})
+                                 "cp_min": np.array(raw[on_body].min()), "cp_max": np.array(raw[on_body].max())})
 
 
 def prepare_surface(path: str, scale: np.ndarray, rotation: np.ndarray) -> str:

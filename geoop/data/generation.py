@@ -46,6 +46,15 @@ def _scalars(global_data: dict[str, np.ndarray]) -> dict[str, float]:
             np.issubdtype(np.asarray(v).dtype, np.number)}
 
 
+def _preload_solvers() -> None:
+    """Import the solver stack once here, so that every forked sample process starts with it loaded."""
+    for module in ("gmsh", "skfem", "skfem.models.elasticity", "skfem.models.poisson", "pyamg", "meshio"):
+        try:
+            __import__(module)
+        except ImportError:
+            pass
+
+
 def _one(family_name: str, root: str, seed: int, index: int, options: dict, conn) -> None:
     """Child process: make, check and write one sample; report a record or the error."""
     try:
@@ -89,6 +98,7 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
     A sample whose meshing or solve fails or exceeds `timeout` seconds is recorded under `failures` and
     replaced by the next index."""
     family = get_family(family_name)
+    _preload_solvers()
     n = n or family.default_n
     workers = max(1, min(workers, 2, n))
     root = Path(out)
