@@ -57,12 +57,12 @@ def solve(points: np.ndarray, triangles: np.ndarray, dirichlet: np.ndarray, diri
     @skfem.LinearForm
     def surface_load(v, w):
         t = traction(w.x, w.n)
-        return t[0] * v.value[0] + t[1] * v.value[1]
+        return t[0] * v[0] + t[1] * v[1]
 
     @skfem.LinearForm
     def volume_load(v, w):
         b = body_force(w.x)
-        return b[0] * v.value[0] + b[1] * v.value[1]
+        return b[0] * v[0] + b[1] * v[1]
 
     F = surface_load.assemble(basis.boundary(facets=traction_facets)) if len(traction_facets) else \
         np.zeros(basis.N)
