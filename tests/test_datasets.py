@@ -211,3 +211,27 @@ def test_openfoam_cavity_results_import_as_a_dataset(tmp_path):
     assert speeds[1] == pytest.approx(2 * speeds[0], rel=0.2)  # the faster lid drives a faster flow
     info = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert info["family"] == "imported" and info["solver"] == "external"
+
+
+def test_potential3d_accepts_closed_surface_files_as_bodies(tmp_path):
+    import trimesh
+
+    body = trimesh.creation.capsule(height=1.0, radius=0.3, count=[24, 12])
+    body.export(tmp_path / "capsule.stl")
+    m = generate("potential3d", tmp_path / "ds", n=1, shapes=(), surface_files=(str(tmp_path / "capsule.stl"),),
+                 h_body=0.12, h_far=0.8, progress=False)
+    g = geoop.load(tmp_path / "ds" / m["samples"][0]["file"])
+    assert g.point_data["on_body"].sum() > 30 and np.isfinite(g.point_data["velocity"]).all()
+
+
+def test_samples_that_cannot_be_made_are_reported_not_hung_on(tmp_path):
+    import trimesh
+
+    open_surface = trimesh.creation.icosphere(2)
+    open_surface.update_faces(np.arange(len(open_surface.faces)) > 10)
+    open_surface.export(tmp_path / "open.stl")
+    with pytest.raises(GeoopError, match="(?s)all failed.*not closed"):
+        generate("potential3d", tmp_path / "ds", n=2, shapes=(), surface_files=(str(tmp_path / "open.stl"),),
+                 progress=False)
+    failures = read_manifest(tmp_path / "ds")["failures"]
+    assert len(failures) >= 10 and "not closed" in failures[0]["reason"]

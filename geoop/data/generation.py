@@ -136,8 +136,9 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
                 child.close()
                 running[next_index] = (proc, parent, time.monotonic())
                 next_index += 1
-                if next_index > 4 * n + 100:
-                    raise GeoopError(f"too many failed samples ({len(failures)}); see the manifest", path=root)
+                if len(failures) > n + 10:
+                    raise GeoopError(f"too many failed samples ({len(failures)}); reasons are in the manifest",
+                                     path=root)
             for index, (proc, conn, started) in list(running.items()):
                 result = None
                 if conn.poll(0.05):
@@ -157,6 +158,10 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
                 if "error" in result:
                     failures[index] = result["error"]
                     bar.write(f"sample {index} skipped: {result['error']}")
+                    if not records and len(failures) >= 10:
+                        save_manifest()
+                        raise GeoopError(f"the first {len(failures)} samples all failed, e.g.: {result['error']}",
+                                         path=root, fix="check the family options; failures are in the manifest")
                 else:
                     records[index] = result
                     bar.update(1)

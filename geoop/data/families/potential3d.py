@@ -12,7 +12,7 @@ import numpy as np
 
 from geoop.data.families.base import FieldSpec, Family
 from geoop.data.linear_solve import solve_condensed
-from geoop.data.meshing import mesh_with_gmsh
+from geoop.data.meshing import MeshingError, mesh_with_gmsh
 from geoop.geometry.geometry import Geometry
 
 BOX = np.array([[-2.0, -1.5, -1.5], [2.5, 1.5, 1.5]])  # body of size ~1 at the origin; 1.5 body lengths free
@@ -86,19 +86,26 @@ def build_domain(gmsh, shape: str | None, surface_file: str | None, scale: np.nd
         occ.synchronize()
         body_surfaces = [s[1] for s in gmsh.model.getBoundary([(3, v[1]) for v in occ.getEntities(3)])
                          if not _on_box(gmsh, s[1])]
-    else:
+    else:  # a triangulated surface: the built-in kernel only (OCC cannot subtract a discrete surface)
+        occ.remove([(3, box)], recursive=True)
         occ.synchronize()
         gmsh.merge(surface_file)
         gmsh.model.mesh.classifySurfaces(np.pi / 4, True, True, np.pi)
         gmsh.model.mesh.createGeometry()
-        body_surfaces = [s[1] for s in gmsh.model.getEntities(2) if s[1] not in
-                         [b[1] for b in gmsh.model.getBoundary([(3, box)])]]
-        outer = gmsh.model.geo.addSurfaceLoop([b[1] for b in gmsh.model.getBoundary([(3, box)])])
-        inner = gmsh.model.geo.addSurfaceLoop(body_surfaces)
-        gmsh.model.geo.synchronize()
-        gmsh.model.occ.remove([(3, box)])
-        gmsh.model.geo.addVolume([outer, inner])
-        gmsh.model.geo.synchronize()
+        body_surfaces = [s[1] for s in gmsh.model.getEntities(2)]
+        geo = gmsh.model.geo
+        corners = {(i, j, k): geo.addPoint(*[BOX[c][a] for a, c in enumerate((i, j, k))])
+                   for i in (0, 1) for j in (0, 1) for k in (0, 1)}
+        faces = []
+        for axis in range(3):
+            for side in (0, 1):
+                quad = [tuple(np.roll([side, a, b], axis)) for a, b in ((0, 0), (1, 0), (1, 1), (0, 1))]
+                pts = [corners[q] for q in quad]
+                lines = [geo.addLine(pts[i], pts[(i + 1) % 4]) for i in range(4)]
+                faces.append(geo.addPlaneSurface([geo.addCurveLoop(lines)]))
+        geo.addVolume([geo.addSurfaceLoop(faces), geo.addSurfaceLoop(body_surfaces)])
+        geo.removeAllDuplicates()
+        geo.synchronize()
     field = gmsh.model.mesh.field
     dist = field.add("Distance")
     field.setNumbers(dist, "SurfacesList", body_surfaces)
@@ -194,6 +201,8 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
         surface_file = prepare_surface(pick, scale, rotation)
     pts, cells = mesh_with_gmsh(build_domain, None if surface_file else pick, surface_file, scale, rotation,
                                 h_body, h_far, timeout=mesh_timeout)
+    if "tetra" not in cells:
+        raise MeshingError("gmsh made no tetrahedra (is the body surface closed and inside the box?)")
     points, tets, velocity, on_body, body_tris = flow_on_mesh(pts, cells["tetra"], direction)
     raw = np.where(on_body, 1 - (velocity**2).sum(1), 0.0)
     cp = raw if cp_clip is None else np.maximum(raw, cp_clip)
