@@ -68,8 +68,8 @@ def run_method(method: str, x: np.ndarray, r: float, device: str) -> int:
 
 
 def _child(method, kind, n, device, queue):
-    import torch
     import sklearn.neighbors  # noqa: F401 - imports stay out of the timing
+    import torch
 
     import geoop.graph  # noqa: F401
 

@@ -5,8 +5,15 @@
     >>> sdf = geoop.signed_distance(g, queries)
 """
 from geoop import errors
-from geoop.geometry import (Geometry, UnitBoxTransform, contains, quadrature_weights, sample_surface,
-                            sample_volume, signed_distance)
+from geoop.geometry import (
+                            Geometry,
+                            UnitBoxTransform,
+                            contains,
+                            quadrature_weights,
+                            sample_surface,
+                            sample_volume,
+                            signed_distance,
+)
 from geoop.io import load, save
 
 __version__ = "0.1.0"

@@ -6,8 +6,15 @@ import pytest
 
 import geoop
 from geoop import Geometry
-from geoop.errors import (CorruptFileError, FieldError, GeoopError, GeometryError, MissingFileError,
-                          NotWatertightError, UnsupportedFormatError)
+from geoop.errors import (
+    CorruptFileError,
+    FieldError,
+    GeometryError,
+    GeoopError,
+    MissingFileError,
+    NotWatertightError,
+    UnsupportedFormatError,
+)
 
 
 def test_errors_are_value_errors():

@@ -93,7 +93,9 @@ def test_generation_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_pa
     assert 2 <= done < 5
     assert read_manifest(interrupted)["status"] == "incomplete"
     generate("elasticity2d", interrupted, n=5, h=0.06, progress=False)
-    for a, b in zip(sorted((reference / "samples").glob("*.npz")), sorted((interrupted / "samples").glob("*.npz"))):
+    pairs = zip(sorted((reference / "samples").glob("*.npz")), sorted((interrupted / "samples").glob("*.npz")),
+                strict=True)
+    for a, b in pairs:
         ga, gb = geoop.load(a), geoop.load(b)
         np.testing.assert_array_equal(ga.points, gb.points)
         np.testing.assert_array_equal(ga.point_data["von_mises"], gb.point_data["von_mises"])

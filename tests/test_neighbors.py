@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from geoop.graph import (bipartite_knn_graph, bipartite_radius_graph, knn_graph, knn_search, mesh_edge_index,
-                         radius_graph, radius_search)
+from geoop.graph import (
+    bipartite_knn_graph,
+    bipartite_radius_graph,
+    knn_graph,
+    knn_search,
+    mesh_edge_index,
+    radius_graph,
+    radius_search,
+)
 from geoop.graph.search_backends import plan_chunks
 from tests.conftest import box_hexes
 

@@ -1,6 +1,5 @@
 """Graphs and neighbor search (KD-tree on CPU, torch cell list on CPU/CUDA, brute-force reference)."""
-from geoop.graph.graphs import (bipartite_knn_graph, bipartite_radius_graph, knn_graph, mesh_edge_index,
-                                radius_graph)
+from geoop.graph.graphs import bipartite_knn_graph, bipartite_radius_graph, knn_graph, mesh_edge_index, radius_graph
 from geoop.graph.neighbors import Neighbors, knn_search, radius_search
 
 __all__ = ["Neighbors", "bipartite_knn_graph", "bipartite_radius_graph", "knn_graph", "knn_search",

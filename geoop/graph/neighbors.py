@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 from scipy.spatial import cKDTree
 
 from geoop.graph.distance import pair_squared_distance, squared_distance
@@ -176,7 +175,7 @@ def _knn_kdtree_keys(points: torch.Tensor, q: torch.Tensor, k: int, bp: torch.Te
     n_batches = int(max(bp.max(), bq.max())) + 1
     p_np, q_np = points.detach().cpu().double().numpy(), q.detach().cpu().double().numpy()
     n, keys = len(points), []
-    for (p0, p1), (q0, q1) in zip(ranges(bp, n_batches), ranges(bq, n_batches)):
+    for (p0, p1), (q0, q1) in zip(ranges(bp, n_batches), ranges(bq, n_batches), strict=True):
         if p1 == p0 or q1 == q0:
             continue
         tree = cKDTree(p_np[p0:p1])

@@ -34,7 +34,7 @@ def kdtree_keys(points: torch.Tensor, queries: torch.Tensor, radius: float, batc
     p, q = points.detach().cpu().numpy(), queries.detach().cpu().numpy()
     n = len(p)
     keys = []
-    for (p0, p1), (q0, q1) in zip(ranges(batch_points, n_batches), ranges(batch_queries, n_batches)):
+    for (p0, p1), (q0, q1) in zip(ranges(batch_points, n_batches), ranges(batch_queries, n_batches), strict=True):
         if p1 > p0 and q1 > q0:
             m = cKDTree(p[p0:p1]).sparse_distance_matrix(cKDTree(q[q0:q1]), _candidate_radius(radius),
                                                          output_type="ndarray")

@@ -74,13 +74,14 @@ def to_meshio(geometry: Geometry, split_vectors: bool = False) -> meshio.Mesh:
     if geometry._normals is not None:
         n = geometry._normals if geometry.dim == 3 else np.pad(geometry._normals, ((0, 0), (0, 1)))
         if split_vectors:
-            point_data.update(dict(zip(_PLY_NORMALS, n.T)))
+            point_data.update(dict(zip(_PLY_NORMALS, n.T, strict=True)))
         else:
             point_data["Normals"] = n
     if split_vectors:
         point_data = split_columns(point_data)
     if geometry.global_data:
-        warnings.warn(f"global data {sorted(geometry.global_data)} is kept by .npz files only; not written")
+        warnings.warn(f"global data {sorted(geometry.global_data)} is kept by .npz files only; not written",
+                      stacklevel=2)
     return meshio.Mesh(points, cells, point_data=point_data, cell_data=cell_data)
 
 
@@ -110,7 +111,7 @@ def write_ply(geometry: Geometry, path: Path, binary: bool = True) -> None:
     keep = {t: c for t, c in geometry.cells.items() if t in ("triangle", "quad", "polygon")}
     if len(keep) != len(geometry.cells) or geometry.cell_data:
         warnings.warn(f"{path.name}: PLY keeps points, faces and point fields; "
-                      f"dropping {sorted(set(geometry.cells) - set(keep))} cells and all cell fields")
+                      f"dropping {sorted(set(geometry.cells) - set(keep))} cells and all cell fields", stacklevel=2)
     mesh = to_meshio(Geometry(geometry.points, keep, geometry.point_data, None, geometry._normals),
                      split_vectors=True)
     for block in mesh.cells:  # PLY has no 64-bit integers

@@ -25,7 +25,7 @@ def _split_normals(table: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarra
 def _warn_dropped(geometry: Geometry, path: Path) -> None:
     if geometry.point_data or geometry.cells:
         warnings.warn(f"{path.name}: {path.suffix} keeps points and normals only; use .npz or .vtu to keep "
-                      "cells and fields")
+                      "cells and fields", stacklevel=2)
 
 
 def read_npy(path: Path) -> Geometry:
@@ -106,7 +106,7 @@ def read_csv(path: Path) -> Geometry:
 
 def write_csv(geometry: Geometry, path: Path) -> None:
     if geometry.cells:
-        warnings.warn(f"{path.name}: CSV keeps points, normals and point fields, not cells")
+        warnings.warn(f"{path.name}: CSV keeps points, normals and point fields, not cells", stacklevel=2)
     names = ["x", "y", "z"][: geometry.dim]
     columns = list(geometry.points.T)
     if geometry._normals is not None:

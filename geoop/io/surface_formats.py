@@ -32,5 +32,5 @@ def write_surface(geometry: Geometry, path: Path) -> None:
         raise GeometryError(f"{path.suffix} holds a 3D triangle surface; this is a {geometry.dim}D "
                             f"{geometry.kind}", path=path, fix="write .vtu, .ply or .npz instead")
     if geometry.point_data or geometry.cell_data:
-        warnings.warn(f"{path.name}: {path.suffix} stores no fields; use .vtu, .ply or .npz to keep them")
+        warnings.warn(f"{path.name}: {path.suffix} stores no fields; use .vtu, .ply or .npz to keep them", stacklevel=2)
     geometry.trimesh.export(path, file_type=path.suffix.lower().lstrip("."))

@@ -70,7 +70,7 @@ def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None):
         mappable = dots if values is not None else None
     lo, hi = geometry.bounds
     center, half = (lo + hi) / 2, (hi - lo).max() / 2
-    for set_lim, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), center):
+    for set_lim, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), center, strict=True):
         set_lim(c - half, c + half)
     ax.set_box_aspect((1, 1, 1))
     ax.view_init(elev=25, azim=-60)

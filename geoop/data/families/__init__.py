@@ -1,5 +1,5 @@
 """Dataset families: each a `Family` that makes one sample from a seed."""
-from geoop.data.families.base import FieldSpec, Family
+from geoop.data.families.base import Family, FieldSpec
 
 
 def get_family(name: str) -> Family:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from geoop.data.families.base import FieldSpec, Family
+from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
 from geoop.data.meshing import mesh_with_gmsh
 from geoop.geometry.geometry import Geometry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geoop.data.families.base import FieldSpec, Family
+from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
 from geoop.data.meshing import mesh_with_gmsh
 from geoop.data.random_fields import FourierField

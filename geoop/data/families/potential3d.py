@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoop.data.families.base import FieldSpec, Family
+from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
 from geoop.data.meshing import MeshingError, mesh_with_gmsh
 from geoop.geometry.geometry import Geometry
