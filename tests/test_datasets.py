@@ -237,3 +237,13 @@ def test_samples_that_cannot_be_made_are_reported_not_hung_on(tmp_path):
                  progress=False)
     failures = read_manifest(tmp_path / "ds")["failures"]
     assert len(failures) >= 10 and "not closed" in failures[0]["reason"]
+
+
+def test_missing_solver_stack_is_reported_with_the_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gmsh" else real(name, *a))
+    with pytest.raises(GeoopError, match=r"(?s)needs gmsh.*geoop\[data\]"):
+        generate("poisson2d", tmp_path / "ds", n=1, progress=False)
+    assert not (tmp_path / "ds").exists()

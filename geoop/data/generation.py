@@ -46,6 +46,17 @@ def _scalars(global_data: dict[str, np.ndarray]) -> dict[str, float]:
             np.issubdtype(np.asarray(v).dtype, np.number)}
 
 
+def require_solvers(family: Family) -> None:
+    """Fail early, with the install command, when the optional solver stack is missing."""
+    from importlib.util import find_spec
+
+    needed = ["gmsh", "skfem"] + (["pyamg"] if family.dim == 3 else [])
+    missing = [m for m in needed if find_spec(m) is None]
+    if missing:
+        raise GeoopError(f"the {family.name} generator needs {', '.join(missing)}",
+                         fix="pip install 'geoop[data]' (gmsh is GPL, so it is not part of the core install)")
+
+
 def _preload_solvers() -> None:
     """Import the solver stack once here, so that every forked sample process starts with it loaded."""
     for module in ("gmsh", "skfem", "skfem.models.elasticity", "skfem.models.poisson", "pyamg", "meshio"):
@@ -98,6 +109,7 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
     A sample whose meshing or solve fails or exceeds `timeout` seconds is recorded under `failures` and
     replaced by the next index."""
     family = get_family(family_name)
+    require_solvers(family)
     _preload_solvers()
     n = n or family.default_n
     workers = max(1, min(workers, 2, n))
