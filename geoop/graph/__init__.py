@@ -2,5 +2,5 @@
 from geoop.graph.graphs import bipartite_knn_graph, bipartite_radius_graph, knn_graph, mesh_edge_index, radius_graph
 from geoop.graph.neighbors import Neighbors, knn_search, radius_search
 
-__all__ = ["Neighbors", "bipartite_knn_graph", "bipartite_radius_graph", "knn_graph", "knn_search",
+__all__ = ["LatentGrid", "Neighbors", "bipartite_graph", "bipartite_knn_graph", "latent_grids", "bipartite_radius_graph", "knn_graph", "knn_search",
            "mesh_edge_index", "radius_graph", "radius_search"]

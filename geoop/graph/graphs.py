@@ -37,6 +37,34 @@ def bipartite_radius_graph(source, target, radius: float, batch_source=None, bat
                          max_neighbors=max_neighbors, backend=backend)
 
 
+def bipartite_graph(source, target, radius: float, batch_source=None, batch_target=None,
+                    fill_empty: str = "nearest", max_neighbors: int | None = None, backend: str = "auto"
+                    ) -> tuple[Neighbors, int]:
+    """Radius graph from `source` to `target` in which no target is left without a neighbor.
+
+    `fill_empty="nearest"` connects each target with no source within `radius` to its nearest source (in its
+    sample); `"none"` leaves it empty, so a kernel integral there is exactly 0 (layers report that coverage).
+    Returns the graph and how many targets were empty within the radius."""
+    if fill_empty not in ("nearest", "none"):
+        raise ValueError(f"fill_empty must be 'nearest' or 'none', got {fill_empty!r}")
+    graph = bipartite_radius_graph(source, target, radius, batch_source, batch_target, max_neighbors, backend)
+    n_target = len(target)
+    empty = torch.bincount(graph.edge_index[1], minlength=n_target) == 0
+    n_empty = int(empty.sum())
+    if n_empty == 0 or fill_empty == "none" or len(source) == 0:
+        return graph, n_empty
+    target_t = torch.as_tensor(target)
+    rows = empty.nonzero().squeeze(1)
+    bt = None if batch_target is None else torch.as_tensor(batch_target)[rows]
+    nearest = knn_search(source, 1, target_t[rows], batch_points=batch_source, batch_queries=bt,
+                         backend="brute" if target_t.device.type == "cuda" else "auto")
+    extra = torch.stack([nearest.edge_index[0], rows.to(nearest.edge_index.device)[nearest.edge_index[1]]])
+    edge_index = torch.cat([graph.edge_index, extra.to(graph.edge_index.device)], dim=1)
+    distance = torch.cat([graph.distance, nearest.distance.to(graph.distance.device)])
+    order = torch.argsort(edge_index[1] * max(len(source), 1) + edge_index[0])
+    return Neighbors(edge_index[:, order], distance[order]), n_empty
+
+
 def bipartite_knn_graph(source, target, k: int, batch_source=None, batch_target=None,
                         backend: str = "auto") -> Neighbors:
     """Edges s -> t from the k nearest sources of each target, within the same sample."""

@@ -1,0 +1,67 @@
+"""Latent regular grids, one per sample, over each sample's bounding box."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class LatentGrid:
+    """Grids of `resolution^d` nodes per sample, row-major with the last axis fastest.
+
+    points `(B * G^d, d)`; batch `(B * G^d,)`; lower/upper `(B, d)` corners; spacing `(B,)` the largest node
+    spacing of each grid. `to_tensor` and `from_tensor` move node features between `(B * G^d, C)` and the
+    `(B, C, G, ..., G)` layout that spectral convolutions use."""
+
+    points: torch.Tensor
+    batch: torch.Tensor
+    lower: torch.Tensor
+    upper: torch.Tensor
+    resolution: int
+
+    @property
+    def dim(self) -> int:
+        return self.points.shape[1]
+
+    @property
+    def n_samples(self) -> int:
+        return self.lower.shape[0]
+
+    @property
+    def spacing(self) -> torch.Tensor:
+        return ((self.upper - self.lower) / (self.resolution - 1)).max(dim=1).values
+
+    def to_tensor(self, features: torch.Tensor) -> torch.Tensor:
+        """`(B * G^d, C) -> (B, C, G, ..., G)`."""
+        shape = (self.n_samples,) + (self.resolution,) * self.dim + (features.shape[1],)
+        return features.reshape(shape).movedim(-1, 1).contiguous()
+
+    def from_tensor(self, grid: torch.Tensor) -> torch.Tensor:
+        """`(B, C, G, ..., G) -> (B * G^d, C)`."""
+        return grid.movedim(1, -1).reshape(-1, grid.shape[1])
+
+
+def latent_grids(pos: torch.Tensor, batch: torch.Tensor | None, resolution: int, padding: float = 0.05,
+                 n_samples: int | None = None) -> LatentGrid:
+    """One grid per sample over its points' bounding box, widened by `padding` of the largest extent on each
+    side and made cubic-in-extent per axis as given (each axis spans its own box)."""
+    if resolution < 2:
+        raise ValueError(f"a latent grid needs resolution >= 2, got {resolution}")
+    dim = pos.shape[1]
+    if batch is None:
+        batch = torch.zeros(len(pos), dtype=torch.int64, device=pos.device)
+    b = int(batch.max()) + 1 if n_samples is None else n_samples
+    big = torch.finfo(pos.dtype).max
+    lower = torch.full((b, dim), big, dtype=pos.dtype, device=pos.device)
+    upper = torch.full((b, dim), -big, dtype=pos.dtype, device=pos.device)
+    index = batch[:, None].expand_as(pos)
+    lower = lower.scatter_reduce(0, index, pos, "amin")
+    upper = upper.scatter_reduce(0, index, pos, "amax")
+    pad = padding * (upper - lower).max(dim=1, keepdim=True).values.clamp_min(1e-12)
+    lower, upper = lower - pad, upper + pad
+    t = torch.linspace(0, 1, resolution, dtype=pos.dtype, device=pos.device)
+    unit = torch.stack(torch.meshgrid(*[t] * dim, indexing="ij"), dim=-1).reshape(-1, dim)  # (G^d, d)
+    points = lower[:, None, :] + unit[None] * (upper - lower)[:, None, :]
+    grid_batch = torch.arange(b, device=pos.device).repeat_interleave(resolution**dim)
+    return LatentGrid(points.reshape(-1, dim), grid_batch, lower, upper, resolution)

@@ -1,0 +1,8 @@
+"""Layers: the building blocks models compose. Layers know nothing of files or datasets."""
+from geoop.layers.embeddings import SinusoidalEmbedding
+from geoop.layers.fno import FNO, FNOBlock
+from geoop.layers.kernel_integral import KernelIntegral
+from geoop.layers.mlp import MLP
+from geoop.layers.spectral import SpectralConv
+
+__all__ = ["FNO", "FNOBlock", "KernelIntegral", "MLP", "SinusoidalEmbedding", "SpectralConv"]

@@ -1,0 +1,76 @@
+"""Spectral convolution: a learned linear map on the lowest Fourier modes of a regular grid."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class SpectralConv(nn.Module):
+    """`(K v)(x) = F^-1 (R . F v)(x)`, with R a learned complex tensor on the lowest modes.
+
+    On a grid `(B, C_in, S_1, ..., S_d)` it keeps `modes[i]` frequencies along each of the first d-1 axes
+    (half positive, half negative) and `modes[-1] // 2 + 1` along the last (rfft) axis.
+
+    Args:
+        in_channels, out_channels: C_in, C_out. modes: per axis (an int for all axes needs `dim`).
+        rank: None for a dense R of shape (C_in, C_out, *modes); an int r for a CP-factorised
+        R = sum_r a_r (x) b_r (x) c_r over (C_in, C_out, modes), far fewer parameters.
+    Shapes:
+        `(B, C_in, S_1, ..., S_d) -> (B, C_out, S_1, ..., S_d)`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int], rank: int | None = None):
+        super().__init__()
+        self.modes = tuple(int(m) for m in modes)
+        self.kept = self.modes[:-1] + (self.modes[-1] // 2 + 1,)
+        self.in_channels, self.out_channels, self.rank = in_channels, out_channels, rank
+        scale = 1.0 / (in_channels * out_channels)
+        if rank is None:
+            self.weight = nn.Parameter(scale * torch.randn(in_channels, out_channels, *self.kept,
+                                                           dtype=torch.cfloat))
+        else:
+            n_modes = math.prod(self.kept)
+            self.factor_in = nn.Parameter(torch.randn(rank, in_channels, dtype=torch.cfloat) / math.sqrt(in_channels))
+            self.factor_out = nn.Parameter(torch.randn(rank, out_channels, dtype=torch.cfloat) * scale ** 0.5)
+            self.factor_modes = nn.Parameter(torch.randn(rank, n_modes, dtype=torch.cfloat) / math.sqrt(rank))
+
+    def dense_weight(self) -> torch.Tensor:
+        """R as a dense `(C_in, C_out, *kept modes)` complex tensor."""
+        if self.rank is None:
+            return self.weight
+        w = torch.einsum("ri,ro,rm->iom", self.factor_in, self.factor_out, self.factor_modes)
+        return w.reshape(self.in_channels, self.out_channels, *self.kept)
+
+    def _indices(self, sizes: Sequence[int], device: torch.device) -> list[torch.Tensor]:
+        out = []
+        for m, s in zip(self.modes[:-1], sizes[:-1], strict=True):
+            if m > s:
+                raise ValueError(f"{m} modes do not fit a grid axis of {s} points")
+            half = m // 2
+            out.append(torch.cat([torch.arange(0, m - half), torch.arange(s - half, s)]).to(device))
+        return out
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(2, v.ndim))
+        sizes = v.shape[2:]
+        if len(sizes) != len(self.modes):
+            raise ValueError(f"expected a {len(self.modes)}D grid, got shape {tuple(v.shape)}")
+        if self.kept[-1] > sizes[-1] // 2 + 1:
+            raise ValueError(f"{self.modes[-1]} modes do not fit a last axis of {sizes[-1]} points")
+        vf = torch.fft.rfftn(v.float(), dim=dims, norm="forward")
+        index = self._indices(sizes, v.device)
+        low = vf[..., : self.kept[-1]]
+        for axis, idx in enumerate(index):
+            low = low.index_select(2 + axis, idx)
+        mixed = torch.einsum("bi...,io...->bo...", low, self.dense_weight())
+        out = vf.new_zeros((v.shape[0], self.out_channels, *vf.shape[2:]))
+        region = out[..., : self.kept[-1]]  # a view: writing it writes `out`
+        if index:
+            grids = torch.meshgrid(*index, indexing="ij")
+            region[(slice(None), slice(None), *grids)] = mixed
+        else:
+            region.copy_(mixed)
+        return torch.fft.irfftn(out, s=sizes, dim=dims, norm="forward").to(v.dtype)

@@ -1,0 +1,186 @@
+"""GINO: geometry-informed neural operator = GNO encoder -> FNO on a latent grid -> GNO decoder."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from geoop.graph.graphs import bipartite_graph
+from geoop.graph.grids import LatentGrid, latent_grids
+from geoop.layers.fno import FNO
+from geoop.layers.kernel_integral import KernelIntegral
+from geoop.layers.mlp import MLP
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GINOGraphs:
+    """Everything GINO needs besides the input features, computed once per geometry (no gradients) and
+    reused every epoch; `collate` joins several samples' graphs into one batch.
+
+    pos `(N, d)` input points and batch `(N,)`; weights `(N,)` their quadrature weights; queries `(M, d)`
+    and query_batch `(M,)`; grid the latent grids; grid_sdf `(B * G^d, 1)` or None; in_edges `(2, E_in)`
+    points -> grid nodes; out_edges `(2, E_out)` grid nodes -> queries; in_empty/out_empty: targets that had no
+    neighbor within the radius (and were given their nearest one)."""
+
+    pos: torch.Tensor
+    batch: torch.Tensor
+    weights: torch.Tensor
+    queries: torch.Tensor
+    query_batch: torch.Tensor
+    grid: LatentGrid
+    grid_sdf: torch.Tensor | None
+    in_edges: torch.Tensor
+    out_edges: torch.Tensor
+    in_empty: int
+    out_empty: int
+
+    def to(self, device: torch.device | str) -> GINOGraphs:
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k, v in moved.items():
+            if torch.is_tensor(v):
+                moved[k] = v.to(device)
+        g = self.grid
+        moved["grid"] = LatentGrid(g.points.to(device), g.batch.to(device), g.lower.to(device), g.upper.to(device),
+                                   g.resolution)
+        return GINOGraphs(**moved)
+
+    @staticmethod
+    def collate(parts: Sequence[GINOGraphs]) -> GINOGraphs:
+        """One batch from single- or multi-sample parts, with node indices and sample ids offset."""
+        n_pos = n_query = n_grid = n_samples = 0
+        pieces: dict[str, list] = {k: [] for k in ("pos", "batch", "weights", "queries", "query_batch", "grid_points",
+                                                    "grid_batch", "lower", "upper", "sdf", "in", "out")}
+        for g in parts:
+            pieces["pos"].append(g.pos)
+            pieces["batch"].append(g.batch + n_samples)
+            pieces["weights"].append(g.weights)
+            pieces["queries"].append(g.queries)
+            pieces["query_batch"].append(g.query_batch + n_samples)
+            pieces["grid_points"].append(g.grid.points)
+            pieces["grid_batch"].append(g.grid.batch + n_samples)
+            pieces["lower"].append(g.grid.lower)
+            pieces["upper"].append(g.grid.upper)
+            pieces["sdf"].append(g.grid_sdf)
+            pieces["in"].append(g.in_edges + torch.tensor([[n_pos], [n_grid]], device=g.in_edges.device))
+            pieces["out"].append(g.out_edges + torch.tensor([[n_grid], [n_query]], device=g.out_edges.device))
+            n_pos, n_query, n_grid = n_pos + len(g.pos), n_query + len(g.queries), n_grid + len(g.grid.points)
+            n_samples += g.grid.n_samples
+        resolution = {g.grid.resolution for g in parts}
+        if len(resolution) != 1:
+            raise ValueError(f"cannot batch latent grids of different resolutions {sorted(resolution)}")
+        cat = torch.cat
+        sdf = None if any(s is None for s in pieces["sdf"]) else cat(pieces["sdf"])
+        grid = LatentGrid(cat(pieces["grid_points"]), cat(pieces["grid_batch"]), cat(pieces["lower"]),
+                          cat(pieces["upper"]), resolution.pop())
+        return GINOGraphs(cat(pieces["pos"]), cat(pieces["batch"]), cat(pieces["weights"]), cat(pieces["queries"]),
+                          cat(pieces["query_batch"]), grid, sdf, cat(pieces["in"], 1), cat(pieces["out"], 1),
+                          sum(g.in_empty for g in parts), sum(g.out_empty for g in parts))
+
+
+class GINO(nn.Module):
+    """Geometry-informed neural operator for fields on arbitrary point sets.
+
+        v0 = K_in f                  on a per-sample latent grid (GNO, points -> grid nodes)
+        v = FNO([v0, sdf, grid coordinates])
+        u(q) = P(K_out v)(q)         at any query points q (GNO, grid nodes -> queries; P a pointwise MLP)
+
+    Samples of different geometries and sizes share a batch: each gets its own grid over its bounding box,
+    and all grids run through the FNO together. Graphs come from `prepare` (once per geometry).
+
+    Args:
+        dim: 2 or 3. in_channels: channels of f at the input points (0: geometry only, then the input GNO
+        encodes point density with `geometry_channels` kernel-only channels). out_channels: predicted fields.
+        resolution: latent grid nodes per axis. hidden, modes, n_layers, rank, padding: the FNO (see `FNO`).
+        in_gno_hidden, out_gno_hidden: kernel MLP widths. projection_hidden: width of P.
+        in_radius, out_radius: GNO radii in the model's coordinates; None sizes them at the first `prepare`
+        to `radius_factor` latent-grid spacings. use_sdf: feed the signed distance on the grid (needs
+        `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding.
+        fill_empty: "nearest" gives targets without neighbors their nearest source; "none" leaves them 0.
+    Shapes:
+        forward(f `(N, C_in)` or None, graphs) -> `(M, C_out)` at graphs.queries.
+    """
+
+    def __init__(self, dim: int, in_channels: int, out_channels: int, resolution: int = 32, hidden: int = 64,
+                 modes: int | Sequence[int] = 16, n_layers: int = 4, rank: int | None = None, padding: float = 0.0,
+                 in_gno_hidden: Sequence[int] = (80, 80, 80), out_gno_hidden: Sequence[int] = (512, 256),
+                 projection_hidden: int = 256, in_radius: float | None = None, out_radius: float | None = None,
+                 radius_factor: float = 1.5, use_sdf: bool = True, frequencies: int = 8, geometry_channels: int = 8,
+                 fill_empty: str = "nearest", chunk_edges: int = 1 << 20):
+        super().__init__()
+        self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
+        self.resolution, self.use_sdf, self.fill_empty = resolution, use_sdf, fill_empty
+        self.radius_factor = radius_factor
+        self.register_buffer("radii", torch.tensor([in_radius or 0.0, out_radius or 0.0], dtype=torch.float64))
+        modes = (modes,) * dim if isinstance(modes, int) else tuple(modes)
+        gno_channels = in_channels if in_channels else geometry_channels
+        transform = "linear" if in_channels else "linear_kernelonly"
+        self.in_gno = KernelIntegral(dim, in_channels, gno_channels, radius=in_radius or 1.0, hidden=in_gno_hidden,
+                                     transform=transform, reduction="average", frequencies=frequencies,
+                                     chunk_edges=chunk_edges)
+        self.fno = FNO(gno_channels + int(use_sdf) + dim, hidden, modes, hidden=hidden, n_layers=n_layers,
+                       rank=rank, padding=padding)
+        self.out_gno = KernelIntegral(dim, hidden, hidden, radius=out_radius or 1.0, hidden=out_gno_hidden,
+                                      transform="linear", reduction="mean", frequencies=frequencies,
+                                      chunk_edges=chunk_edges)
+        self.projection = MLP(hidden, [projection_hidden], out_channels)
+        self._sync_radii()
+
+    def _sync_radii(self) -> None:
+        r_in, r_out = (float(r) for r in self.radii)
+        if r_in > 0:
+            self.in_gno.radius = r_in
+        if r_out > 0:
+            self.out_gno.radius = r_out
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # radii live in a buffer
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._sync_radii()
+        return result
+
+    @torch.no_grad()
+    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
+                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, backend: str = "auto") -> GINOGraphs:
+        """Grid, SDF and neighbor graphs of ONE geometry `pos (N, d)` (queries default to pos).
+
+        `weights (N,)`: quadrature weights (default: equal, summing to 1). `sdf_fn`: signed distance at
+        `(K, d)` numpy points, in the model's coordinates; required when `use_sdf`."""
+        pos = torch.as_tensor(pos, dtype=torch.float32)
+        queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
+        if pos.shape[1] != self.dim or queries.shape[1] != self.dim:
+            raise ValueError(f"this GINO is {self.dim}D; got points {tuple(pos.shape)}, queries {tuple(queries.shape)}")
+        weights = torch.full((len(pos),), 1.0 / len(pos)) if weights is None else torch.as_tensor(weights).float()
+        batch = torch.zeros(len(pos), dtype=torch.int64)
+        grid = latent_grids(pos, batch, self.resolution)
+        if float(self.radii[0]) == 0 or float(self.radii[1]) == 0:
+            r = self.radius_factor * float(grid.spacing[0])
+            self.radii[0] = self.radii[0] if float(self.radii[0]) else r
+            self.radii[1] = self.radii[1] if float(self.radii[1]) else r
+            self._sync_radii()
+            log.info("GINO radii sized from the first geometry: in %.4g, out %.4g (%.2g grid spacings)",
+                     float(self.radii[0]), float(self.radii[1]), self.radius_factor)
+        in_graph, in_empty = bipartite_graph(pos, grid.points, float(self.radii[0]), fill_empty=self.fill_empty,
+                                             backend=backend)
+        out_graph, out_empty = bipartite_graph(grid.points, queries, float(self.radii[1]),
+                                               fill_empty=self.fill_empty, backend=backend)
+        sdf = None
+        if self.use_sdf:
+            if sdf_fn is None:
+                raise ValueError("this GINO uses the SDF on its grid: pass sdf_fn, or build it with use_sdf=False")
+            sdf = torch.as_tensor(np.asarray(sdf_fn(grid.points.double().numpy())), dtype=torch.float32)[:, None]
+        return GINOGraphs(pos, batch, weights, queries, torch.zeros(len(queries), dtype=torch.int64), grid, sdf,
+                          in_graph.edge_index, out_graph.edge_index, in_empty, out_empty)
+
+    def forward(self, f: torch.Tensor | None, graphs: GINOGraphs) -> torch.Tensor:
+        grid = graphs.grid
+        v0 = self.in_gno(graphs.pos, grid.points, graphs.in_edges, f_y=f, weights=graphs.weights)
+        unit = (grid.points - grid.lower[grid.batch]) / (grid.upper - grid.lower)[grid.batch] * 2 - 1
+        features = [v0] + ([graphs.grid_sdf] if self.use_sdf else []) + [unit]
+        latent = grid.from_tensor(self.fno(grid.to_tensor(torch.cat(features, dim=1))))
+        u = self.out_gno(grid.points, graphs.queries, graphs.out_edges, f_y=latent)
+        return self.projection(u)
