@@ -1,4 +1,5 @@
 """Models: compositions of layers (encoder, backbone, decoder)."""
 from geoop.models.gino import GINO, GINOGraphs
+from geoop.models.gkn import GraphKernelNetwork
 
-__all__ = ["GINO", "GINOGraphs"]
+__all__ = ["GINO", "GINOGraphs", "GraphKernelNetwork"]

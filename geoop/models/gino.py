@@ -100,7 +100,8 @@ class GINO(nn.Module):
         in_gno_hidden, out_gno_hidden: kernel MLP widths. projection_hidden: width of P.
         in_radius, out_radius: GNO radii in the model's coordinates; None sizes them at the first `prepare`
         to `radius_factor` latent-grid spacings. use_sdf: feed the signed distance on the grid (needs
-        `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding.
+        `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding (the finest
+        wavelength is 2^(1-F) coordinate units; keep it above the point spacing for discretization invariance).
         fill_empty: "nearest" gives targets without neighbors their nearest source; "none" leaves them 0.
     Shapes:
         forward(f `(N, C_in)` or None, graphs) -> `(M, C_out)` at graphs.queries.
@@ -110,7 +111,7 @@ class GINO(nn.Module):
                  modes: int | Sequence[int] = 16, n_layers: int = 4, rank: int | None = None, padding: float = 0.0,
                  in_gno_hidden: Sequence[int] = (80, 80, 80), out_gno_hidden: Sequence[int] = (512, 256),
                  projection_hidden: int = 256, in_radius: float | None = None, out_radius: float | None = None,
-                 radius_factor: float = 1.5, use_sdf: bool = True, frequencies: int = 8, geometry_channels: int = 8,
+                 radius_factor: float = 1.5, use_sdf: bool = True, frequencies: int = 6, geometry_channels: int = 8,
                  fill_empty: str = "nearest", chunk_edges: int = 1 << 20):
         super().__init__()
         self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels

@@ -1,0 +1,223 @@
+"""Operator layers and GINO: discretization and permutation invariance, batching of mixed geometries,
+explicit empty neighborhoods, chunking, and a small model that learns."""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import Delaunay
+
+from geoop import Geometry, signed_distance
+from geoop.data.random_fields import FourierField
+from geoop.geometry import lumped_weights
+from geoop.graph import bipartite_graph, radius_graph
+from geoop.layers import FNO, KernelIntegral, SpectralConv
+from geoop.models import GINO, GINOGraphs, GraphKernelNetwork
+from tests.conftest import sphere_surface
+
+
+def square_mesh(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points and lumped weights of a structured triangulation of the unit square with n cells per side."""
+    t = np.linspace(0, 1, n + 1)
+    p = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    g = Geometry(p, {"triangle": Delaunay(p).simplices})
+    return torch.tensor(p, dtype=torch.float64), torch.tensor(lumped_weights(g))
+
+
+def smooth(p: torch.Tensor) -> torch.Tensor:
+    return (torch.sin(2 * math.pi * p[:, :1]) * torch.cos(math.pi * p[:, 1:2]) + p[:, :1]).to(p.dtype)
+
+
+def test_spectral_convolution_is_resolution_independent():
+    torch.manual_seed(0)
+    conv = SpectralConv(1, 1, (4, 4))
+    values = []
+    for n in (16, 32, 64):
+        t = torch.arange(n) / n
+        x, y = torch.meshgrid(t, t, indexing="ij")
+        v = torch.sin(2 * math.pi * x) * torch.cos(2 * math.pi * y)
+        values.append(float(conv(v[None, None])[0, 0, n // 4, 0]))
+    assert max(values) - min(values) < 1e-5
+
+
+def test_factorised_spectral_weights_are_smaller_and_work():
+    dense, low = SpectralConv(16, 16, (8, 8)), SpectralConv(16, 16, (8, 8), rank=4)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(low) < count(dense) / 10
+    assert low(torch.randn(2, 16, 16, 16)).shape == (2, 16, 16, 16)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_fno_keeps_grid_shape_with_padding(dim):
+    fno = FNO(3, 2, (4,) * dim, hidden=8, n_layers=2, padding=0.25)
+    assert fno(torch.randn(2, 3, *(8,) * dim)).shape == (2, 2, *(8,) * dim)
+
+
+def test_kernel_integral_is_discretization_invariant_with_quadrature_weights():
+    torch.manual_seed(0)
+    # a kernel smooth at the mesh scale (4 octaves): finer embeddings alias on coarse point sets
+    layer = KernelIntegral(2, 1, 1, radius=0.15, hidden=(32,), transform="linear", reduction="integral",
+                           mollify=True, frequencies=4).double()
+    t = torch.linspace(0.2, 0.8, 7, dtype=torch.float64)
+    queries = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    outputs = {}
+    for n in (16, 32, 64, 128):
+        p, w = square_mesh(n)
+        graph, _ = bipartite_graph(p, queries, 0.15)
+        with torch.no_grad():
+            outputs[n] = layer(p, queries, graph.edge_index, f_y=smooth(p), weights=w)
+    diffs = [float((outputs[n] - outputs[128]).norm() / outputs[128].norm()) for n in (16, 32, 64)]
+    assert diffs[0] > diffs[1] > diffs[2] and diffs[2] < 0.02, diffs
+
+
+def test_weighted_average_is_invariant_to_sampling_density_where_the_plain_mean_is_not():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    uniform = rng.random((40000, 2))
+    skewed = np.sqrt(rng.random((40000, 2)))  # density 4xy: most points near (1, 1)
+    queries = torch.tensor([[0.5, 0.5], [0.3, 0.7], [0.7, 0.3]], dtype=torch.float64)
+    results = {}
+    for reduction in ("average", "mean"):
+        layer = KernelIntegral(2, 1, 1, radius=0.3, hidden=(16,), transform="linear", reduction=reduction).double()
+        out = []
+        for pts in (uniform, skewed):
+            p = torch.tensor(pts)
+            from geoop.geometry import knn_weights
+
+            w = torch.tensor(knn_weights(pts, k=16))
+            graph, _ = bipartite_graph(p, queries, 0.3)
+            with torch.no_grad():
+                out.append(layer(p, queries, graph.edge_index, f_y=smooth(p), weights=w))
+        results[reduction] = float((out[0] - out[1]).norm() / out[0].norm())
+    assert results["average"] < 0.03 < results["mean"], results
+
+
+def test_empty_neighborhoods_are_explicit_zeros_with_a_warning_or_filled_with_the_nearest():
+    p = torch.rand(200, 2, dtype=torch.float64) * 0.5
+    far = torch.tensor([[0.25, 0.25], [5.0, 5.0]], dtype=torch.float64)
+    layer = KernelIntegral(2, 1, 1, radius=0.1, hidden=(8,), transform="linear", reduction="mean").double()
+    graph, empty = bipartite_graph(p, far, 0.1, fill_empty="none")
+    assert empty == 1
+    with pytest.warns(UserWarning, match="50.0% of the 2 targets have no source"):
+        out = layer(p, far, graph.edge_index, f_y=smooth(p))
+    assert layer.coverage == 0.5 and float(out[1].abs().max()) == 0.0
+    filled, empty = bipartite_graph(p, far, 0.1, fill_empty="nearest")
+    assert empty == 1 and set(filled.edge_index[1].tolist()) == {0, 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(p, far, filled.edge_index, f_y=smooth(p))
+    assert layer.coverage == 1.0
+
+
+def test_chunked_kernel_integral_equals_one_pass_in_values_and_gradients():
+    torch.manual_seed(0)
+    p, w = square_mesh(24)
+    q = torch.rand(300, 2, dtype=torch.float64)
+    graph, _ = bipartite_graph(p, q, 0.12)
+    layer = KernelIntegral(2, 1, 1, radius=0.12, hidden=(16,), transform="nonlinear", mollify=True).double()
+    f = smooth(p).requires_grad_(True)
+    full = layer(p, q, graph.edge_index, f_y=f, weights=w)
+    (g_full,) = torch.autograd.grad(full.square().sum(), f)
+    layer.chunk_edges = 500
+    chunked = layer(p, q, graph.edge_index, f_y=f, weights=w)
+    (g_chunk,) = torch.autograd.grad(chunked.square().sum(), f)
+    torch.testing.assert_close(chunked, full)
+    torch.testing.assert_close(g_chunk, g_full)
+
+
+def small_gino(dim: int, use_sdf: bool = False, **kw) -> GINO:
+    torch.manual_seed(0)
+    return GINO(dim, 1, 2, resolution=8, hidden=8, modes=4, n_layers=2, use_sdf=use_sdf, in_gno_hidden=(16,),
+                out_gno_hidden=(16,), projection_hidden=16, **kw)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_gino_on_a_mixed_batch_equals_each_sample_alone(dim):
+    model = small_gino(dim)
+    rng = np.random.default_rng(1)
+    clouds = [torch.tensor(rng.random((n, dim)) * s, dtype=torch.float32) for n, s in [(400, 1.0), (250, 0.6), (90, 2)]]
+    graphs = [model.prepare(c) for c in clouds]
+    feats = [smooth(c) for c in clouds]
+    alone = [model(f, g) for f, g in zip(feats, graphs, strict=True)]
+    together = model(torch.cat(feats), GINOGraphs.collate(graphs))
+    torch.testing.assert_close(together, torch.cat(alone), atol=1e-5, rtol=1e-5)
+
+
+def test_gino_is_invariant_to_input_order_and_equivariant_to_query_order():
+    model = small_gino(2)
+    pts = torch.rand(300, 2)
+    queries = torch.rand(50, 2)
+    base = model(smooth(pts), model.prepare(pts, queries=queries))
+    perm = torch.randperm(300)
+    shuffled = model(smooth(pts[perm]), model.prepare(pts[perm], queries=queries))
+    torch.testing.assert_close(shuffled, base, atol=1e-5, rtol=1e-4)
+    qperm = torch.randperm(50)
+    permuted = model(smooth(pts), model.prepare(pts, queries=queries[qperm]))
+    torch.testing.assert_close(permuted, base[qperm], atol=1e-5, rtol=1e-4)
+
+
+def test_gino_uses_the_sdf_of_a_closed_surface_on_its_grid():
+    sphere = sphere_surface(3)
+    model = small_gino(3, use_sdf=True)
+    pts = torch.tensor(sphere.points, dtype=torch.float32)
+    graphs = model.prepare(pts, sdf_fn=lambda q: signed_distance(sphere, q))
+    r = graphs.grid.points.norm(dim=1)
+    torch.testing.assert_close(graphs.grid_sdf[:, 0], r - 1, atol=0.02, rtol=0)
+    assert model(smooth(pts), graphs).shape == (len(pts), 2)
+    with pytest.raises(ValueError, match="sdf_fn"):
+        model.prepare(pts)
+
+
+def test_graph_kernel_network_runs_on_a_radius_graph_and_backpropagates():
+    p, w = square_mesh(12)
+    p, w = p.float(), w.float()
+    net = GraphKernelNetwork(2, 1, 1, radius=0.2, width=16, depth=2, kernel_hidden=(16,))
+    out = net(p, smooth(p).float(), radius_graph(p, 0.2).edge_index, w)
+    out.square().mean().backward()
+    assert out.shape == (len(p), 1) and all(q.grad is not None for q in net.parameters())
+
+
+def antiderivative_sample(rng: np.random.Generator, n: int):
+    """Random smooth f at n random points of the unit square and u(x, y) = integral_0^x f(s, y) ds, exactly."""
+    field = FourierField(rng, 2, max_wavenumber=2, alpha=2.0)
+    p = rng.random((n, 2))
+    start = np.stack([np.zeros(n), p[:, 1]], 1) @ field.wavevectors.T + field.phases
+    arg = p @ field.wavevectors.T + field.phases
+    w1 = field.wavevectors[:, 0]
+    safe = np.where(w1 != 0, w1, 1.0)
+    terms = np.where(w1 != 0, (np.sin(arg) - np.sin(start)) / safe, p[:, :1] * np.cos(arg))
+    u = field.mean * p[:, 0] + field.scale * terms @ field.amplitudes
+    as_t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    return as_t(p), as_t(field(p))[:, None], as_t(u)[:, None]
+
+
+def test_a_small_gino_learns_the_antiderivative_operator_on_point_clouds():
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    samples = [antiderivative_sample(rng, int(rng.integers(300, 600))) for _ in range(80)]
+    model = GINO(2, 1, 1, resolution=16, hidden=24, modes=8, n_layers=3, use_sdf=False, in_gno_hidden=(32, 32),
+                 out_gno_hidden=(64, 32), projection_hidden=64)
+    graphs = [model.prepare(p) for p, _, _ in samples]
+    epochs, batch = 40, 8
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * 64 // batch)
+    rel = lambda pred, y: (pred - y).norm() / y.norm()  # noqa: E731
+    t0 = time.process_time()
+    for epoch in range(epochs):
+        order = np.random.default_rng(epoch).permutation(64)
+        for b in range(0, 64, batch):
+            idx = order[b:b + batch]
+            g = GINOGraphs.collate([graphs[i] for i in idx])
+            pred, y = model(torch.cat([samples[i][1] for i in idx]), g), torch.cat([samples[i][2] for i in idx])
+            loss = torch.stack([rel(pred[g.query_batch == k], y[g.query_batch == k]) for k in range(len(idx))]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        test = np.mean([float(rel(model(samples[i][1], graphs[i]), samples[i][2])) for i in range(64, 80)])
+    assert test < 0.15, f"test relative L2 {test:.3f} after {time.process_time() - t0:.0f} CPU-s"
