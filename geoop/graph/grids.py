@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -43,9 +44,12 @@ class LatentGrid:
 
 
 def latent_grids(pos: torch.Tensor, batch: torch.Tensor | None, resolution: int, padding: float = 0.05,
-                 n_samples: int | None = None) -> LatentGrid:
-    """One grid per sample over its points' bounding box, widened by `padding` of the largest extent on each
-    side and made cubic-in-extent per axis as given (each axis spans its own box)."""
+                 n_samples: int | None = None, bounds: str | tuple = "cube") -> LatentGrid:
+    """One grid per sample around its points, widened by `padding` of the largest extent on each side.
+
+    bounds: "cube" - a cube around each sample's bounding box (equal spacing on every axis, so radii and
+    spectral modes mean the same along each axis); "box" - the bounding box itself (finer along thin axes);
+    or fixed `(lower, upper)` corners shared by all samples."""
     if resolution < 2:
         raise ValueError(f"a latent grid needs resolution >= 2, got {resolution}")
     dim = pos.shape[1]
@@ -58,8 +62,18 @@ def latent_grids(pos: torch.Tensor, batch: torch.Tensor | None, resolution: int,
     index = batch[:, None].expand_as(pos)
     lower = lower.scatter_reduce(0, index, pos, "amin")
     upper = upper.scatter_reduce(0, index, pos, "amax")
-    pad = padding * (upper - lower).max(dim=1, keepdim=True).values.clamp_min(1e-12)
-    lower, upper = lower - pad, upper + pad
+    extent = (upper - lower).max(dim=1, keepdim=True).values.clamp_min(1e-12)
+    if isinstance(bounds, str):
+        if bounds == "cube":
+            center = (lower + upper) / 2
+            lower, upper = center - extent / 2, center + extent / 2
+        elif bounds != "box":
+            raise ValueError(f"bounds must be 'cube', 'box' or (lower, upper), got {bounds!r}")
+        pad = padding * extent
+        lower, upper = lower - pad, upper + pad
+    else:
+        fixed = torch.as_tensor(np.asarray(bounds, dtype=np.float64), dtype=pos.dtype, device=pos.device)
+        lower, upper = fixed[0].expand(b, dim).clone(), fixed[1].expand(b, dim).clone()
     t = torch.linspace(0, 1, resolution, dtype=pos.dtype, device=pos.device)
     unit = torch.stack(torch.meshgrid(*[t] * dim, indexing="ij"), dim=-1).reshape(-1, dim)  # (G^d, d)
     points = lower[:, None, :] + unit[None] * (upper - lower)[:, None, :]

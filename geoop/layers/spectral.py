@@ -44,6 +44,15 @@ class SpectralConv(nn.Module):
         w = torch.einsum("ri,ro,rm->iom", self.factor_in, self.factor_out, self.factor_modes)
         return w.reshape(self.in_channels, self.out_channels, *self.kept)
 
+    @staticmethod
+    def _contract(low: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """`out[b, o, m] = sum_i low[b, i, m] w[i, o, m]` as one batched matmul over the modes m."""
+        b, i = low.shape[:2]
+        o, modes = weight.shape[1], low.shape[2:]
+        lhs = low.reshape(b, i, -1).permute(2, 0, 1)  # (M, B, I)
+        rhs = weight.reshape(i, o, -1).permute(2, 0, 1)  # (M, I, O)
+        return torch.bmm(lhs, rhs).permute(1, 2, 0).reshape(b, o, *modes)
+
     def _indices(self, sizes: Sequence[int], device: torch.device) -> list[torch.Tensor]:
         out = []
         for m, s in zip(self.modes[:-1], sizes[:-1], strict=True):
@@ -65,7 +74,7 @@ class SpectralConv(nn.Module):
         low = vf[..., : self.kept[-1]]
         for axis, idx in enumerate(index):
             low = low.index_select(2 + axis, idx)
-        mixed = torch.einsum("bi...,io...->bo...", low, self.dense_weight())
+        mixed = self._contract(low, self.dense_weight())
         out = vf.new_zeros((v.shape[0], self.out_channels, *vf.shape[2:]))
         region = out[..., : self.kept[-1]]  # a view: writing it writes `out`
         if index:

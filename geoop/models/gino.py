@@ -103,6 +103,8 @@ class GINO(nn.Module):
         `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding (the finest
         wavelength is 2^(1-F) coordinate units; keep it above the point spacing for discretization invariance).
         fill_empty: "nearest" gives targets without neighbors their nearest source; "none" leaves them 0.
+        grid_bounds: "cube" (default), "box" or fixed (lower, upper) corners of every latent grid (see
+        `latent_grids`).
     Shapes:
         forward(f `(N, C_in)` or None, graphs) -> `(M, C_out)` at graphs.queries.
     """
@@ -112,11 +114,11 @@ class GINO(nn.Module):
                  in_gno_hidden: Sequence[int] = (80, 80, 80), out_gno_hidden: Sequence[int] = (512, 256),
                  projection_hidden: int = 256, in_radius: float | None = None, out_radius: float | None = None,
                  radius_factor: float = 1.5, use_sdf: bool = True, frequencies: int = 6, geometry_channels: int = 8,
-                 fill_empty: str = "nearest", chunk_edges: int = 1 << 20):
+                 fill_empty: str = "nearest", grid_bounds: str | tuple = "cube", chunk_edges: int = 1 << 20):
         super().__init__()
         self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
         self.resolution, self.use_sdf, self.fill_empty = resolution, use_sdf, fill_empty
-        self.radius_factor = radius_factor
+        self.radius_factor, self.grid_bounds = radius_factor, grid_bounds
         self.register_buffer("radii", torch.tensor([in_radius or 0.0, out_radius or 0.0], dtype=torch.float64))
         modes = (modes,) * dim if isinstance(modes, int) else tuple(modes)
         gno_channels = in_channels if in_channels else geometry_channels
@@ -157,7 +159,7 @@ class GINO(nn.Module):
             raise ValueError(f"this GINO is {self.dim}D; got points {tuple(pos.shape)}, queries {tuple(queries.shape)}")
         weights = torch.full((len(pos),), 1.0 / len(pos)) if weights is None else torch.as_tensor(weights).float()
         batch = torch.zeros(len(pos), dtype=torch.int64)
-        grid = latent_grids(pos, batch, self.resolution)
+        grid = latent_grids(pos, batch, self.resolution, bounds=self.grid_bounds)
         if float(self.radii[0]) == 0 or float(self.radii[1]) == 0:
             r = self.radius_factor * float(grid.spacing[0])
             self.radii[0] = self.radii[0] if float(self.radii[0]) else r
