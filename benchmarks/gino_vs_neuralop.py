@@ -41,7 +41,8 @@ def surface_problem(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.n
     pts = sample_surface(body, n, seed=seed).points
     queries = sample_surface(body, n, seed=seed + 1).points
     field = lambda p: np.sin(4 * p[:, 0]) * np.cos(3 * p[:, 1]) + p[:, 2]  # noqa: E731
-    return pts, field(pts)[:, None], queries, np.cos(5 * queries[:, 0]) * queries[:, 1][:, None] + field(queries)[:, None]
+    target = np.cos(5 * queries[:, 0]) * queries[:, 1] + field(queries)
+    return pts, field(pts)[:, None], queries, target[:, None]
 
 
 def _peak_mb() -> float:

@@ -40,7 +40,8 @@ def test_spectral_convolution_is_resolution_independent():
         t = torch.arange(n) / n
         x, y = torch.meshgrid(t, t, indexing="ij")
         v = torch.sin(2 * math.pi * x) * torch.cos(2 * math.pi * y)
-        values.append(float(conv(v[None, None])[0, 0, n // 4, 0]))
+        with torch.no_grad():
+            values.append(float(conv(v[None, None])[0, 0, n // 4, 0]))
     assert max(values) - min(values) < 1e-5
 
 
@@ -221,3 +222,18 @@ def test_a_small_gino_learns_the_antiderivative_operator_on_point_clouds():
     with torch.no_grad():
         test = np.mean([float(rel(model(samples[i][1], graphs[i]), samples[i][2])) for i in range(64, 80)])
     assert test < 0.15, f"test relative L2 {test:.3f} after {time.process_time() - t0:.0f} CPU-s"
+
+
+def test_gino_sizes_its_radii_once_and_keeps_them_in_its_state(caplog):
+    model = small_gino(2)
+    pts = torch.rand(200, 2)
+    with caplog.at_level("WARNING", logger="geoop.models.gino"):
+        model.prepare(pts, queries=torch.tensor([[0.5, 0.5], [9.0, 9.0]]))
+    assert "1 of 2 query points had no latent node" in caplog.text
+    radii = model.radii.clone()
+    assert float(radii[0]) == pytest.approx(1.5 * 1.1 / 7, rel=0.1)  # 1.5 spacings of an 8-node grid
+    fresh = small_gino(2)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.radii, radii) and fresh.in_gno.radius == float(radii[0])
+    model.prepare(pts * 10)  # a larger geometry later does not resize them
+    assert torch.equal(model.radii, radii)

@@ -171,6 +171,12 @@ class GINO(nn.Module):
                                              backend=backend)
         out_graph, out_empty = bipartite_graph(grid.points, queries, float(self.radii[1]),
                                                fill_empty=self.fill_empty, backend=backend)
+        if out_empty:
+            log.warning("%d of %d query points had no latent node within r=%.4g; %s", out_empty, len(queries),
+                        float(self.radii[1]), "each was given its nearest node" if self.fill_empty == "nearest"
+                        else "their output will be the projection of 0")
+        log.info("latent nodes without input points within r=%.4g: %.1f%%", float(self.radii[0]),
+                 100.0 * in_empty / len(grid.points))
         sdf = None
         if self.use_sdf:
             if sdf_fn is None:
