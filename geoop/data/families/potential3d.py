@@ -76,8 +76,8 @@ def build_domain(gmsh, shape: str | None, surface_file: str | None, scale: np.nd
                  h_body: float, h_far: float) -> None:
     """Box minus the posed body; mesh size h_body at the body growing to h_far away from it."""
     occ = gmsh.model.occ
-    box = occ.addBox(*BOX[0], *(BOX[1] - BOX[0]))
     if surface_file is None:
+        box = occ.addBox(*BOX[0], *(BOX[1] - BOX[0]))
         body = _procedural(occ, shape, scale)
         axis, angle = _axis_angle(rotation)
         if angle:
@@ -87,8 +87,6 @@ def build_domain(gmsh, shape: str | None, surface_file: str | None, scale: np.nd
         body_surfaces = [s[1] for s in gmsh.model.getBoundary([(3, v[1]) for v in occ.getEntities(3)])
                          if not _on_box(gmsh, s[1])]
     else:  # a triangulated surface: the built-in kernel only (OCC cannot subtract a discrete surface)
-        occ.remove([(3, box)], recursive=True)
-        occ.synchronize()
         gmsh.merge(surface_file)
         gmsh.model.mesh.classifySurfaces(np.pi / 4, True, True, np.pi)
         gmsh.model.mesh.createGeometry()
@@ -123,9 +121,10 @@ def build_domain(gmsh, shape: str | None, surface_file: str | None, scale: np.nd
 
 
 def _on_box(gmsh, surface: int) -> bool:
-    lo = np.array(gmsh.model.getBoundingBox(2, surface))
-    return bool(np.any(np.abs(lo[:3] - BOX[0]) < 1e-6) and np.any(np.abs(lo[3:] - BOX[1]) < 1e-6)) or \
-        bool(np.any(np.isclose(lo[:3], lo[3:]) & (np.isclose(lo[:3], BOX[0]) | np.isclose(lo[:3], BOX[1]))))
+    """A face of the outer box: flat along one axis, at one of the box's bounds."""
+    bb = np.array(gmsh.model.getBoundingBox(2, surface))
+    lo, hi = bb[:3], bb[3:]
+    return bool(np.any(np.isclose(lo, hi, atol=1e-6) & (np.isclose(lo, BOX[0]) | np.isclose(lo, BOX[1]))))
 
 
 def solve(points: np.ndarray, tets: np.ndarray, dirichlet: np.ndarray, dirichlet_value: Callable,
