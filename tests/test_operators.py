@@ -237,3 +237,12 @@ def test_gino_sizes_its_radii_once_and_keeps_them_in_its_state(caplog):
     assert torch.equal(fresh.radii, radii) and fresh.in_gno.radius == float(radii[0])
     model.prepare(pts * 10)  # a larger geometry later does not resize them
     assert torch.equal(model.radii, radii)
+
+
+def test_gino_input_radius_grows_for_clouds_sparser_than_the_grid():
+    model = GINO(2, 1, 1, resolution=64, hidden=8, modes=4, n_layers=1, use_sdf=False, in_gno_hidden=(8,),
+                 out_gno_hidden=(8,), projection_hidden=8)
+    sparse = torch.rand(30, 2)  # median spacing ~0.1, grid spacing ~0.017
+    graphs = model.prepare(sparse)
+    in_r, out_r = (float(r) for r in model.radii)
+    assert out_r == pytest.approx(1.5 * float(graphs.grid.spacing[0]), rel=1e-6) and in_r > 3 * out_r

@@ -11,6 +11,7 @@ from torch import nn
 
 from geoop.graph.graphs import bipartite_graph
 from geoop.graph.grids import LatentGrid, latent_grids
+from geoop.graph.neighbors import knn_search
 from geoop.layers.fno import FNO
 from geoop.layers.kernel_integral import KernelIntegral
 from geoop.layers.mlp import MLP
@@ -99,7 +100,8 @@ class GINO(nn.Module):
         resolution: latent grid nodes per axis. hidden, modes, n_layers, rank, padding: the FNO (see `FNO`).
         in_gno_hidden, out_gno_hidden: kernel MLP widths. projection_hidden: width of P.
         in_radius, out_radius: GNO radii in the model's coordinates; None sizes them at the first `prepare`
-        to `radius_factor` latent-grid spacings. use_sdf: feed the signed distance on the grid (needs
+        to `radius_factor` latent-grid spacings (the input radius to at least `radius_factor` median point
+        spacings, so sparse clouds still reach the grid). use_sdf: feed the signed distance on the grid (needs
         `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding (the finest
         wavelength is 2^(1-F) coordinate units; keep it above the point spacing for discretization invariance).
         fill_empty: "nearest" gives targets without neighbors their nearest source; "none" leaves them 0.
@@ -162,11 +164,12 @@ class GINO(nn.Module):
         grid = latent_grids(pos, batch, self.resolution, bounds=self.grid_bounds)
         if float(self.radii[0]) == 0 or float(self.radii[1]) == 0:
             r = self.radius_factor * float(grid.spacing[0])
-            self.radii[0] = self.radii[0] if float(self.radii[0]) else r
+            point_spacing = float(knn_search(pos, 1).distance.median()) if len(pos) > 1 else 0.0
+            self.radii[0] = self.radii[0] if float(self.radii[0]) else max(r, self.radius_factor * point_spacing)
             self.radii[1] = self.radii[1] if float(self.radii[1]) else r
             self._sync_radii()
-            log.info("GINO radii sized from the first geometry: in %.4g, out %.4g (%.2g grid spacings)",
-                     float(self.radii[0]), float(self.radii[1]), self.radius_factor)
+            log.info("GINO radii sized from the first geometry: in %.4g, out %.4g (%.2g grid spacings, or point "
+                     "spacings where those are wider)", float(self.radii[0]), float(self.radii[1]), self.radius_factor)
         in_graph, in_empty = bipartite_graph(pos, grid.points, float(self.radii[0]), fill_empty=self.fill_empty,
                                              backend=backend)
         out_graph, out_empty = bipartite_graph(grid.points, queries, float(self.radii[1]),
