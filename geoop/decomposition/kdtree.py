@@ -1,0 +1,182 @@
+"""K-D tree domain decomposition of a non-uniform point cloud into near-uniform boxes (after NUNO)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from geoop.errors import GeoopError, NotFittedError
+
+log = logging.getLogger(__name__)
+
+
+def histogram_shape(extent: np.ndarray, n_blocks: int) -> np.ndarray:
+    """Cells per axis `(d,)`: near-cubic cells, about `n_blocks` in all, at least 1 per axis."""
+    extent = np.maximum(extent, extent.max() * 1e-9 + 1e-300)
+    k0 = (n_blocks * np.prod(extent[0] / extent[1:])) ** (1 / len(extent))
+    return np.maximum(1, np.round(k0 * extent / extent[0])).astype(int)
+
+
+def uniformity_kl(points: np.ndarray, n_blocks: int, lower: np.ndarray | None = None,
+                  upper: np.ndarray | None = None, shape: np.ndarray | None = None) -> float:
+    """KL divergence of the points' histogram from uniform, over `shape` cells of the box [lower, upper]
+    (default: the points' tight box cut into about `n_blocks` near-cubic cells)."""
+    lo = points.min(0) if lower is None else lower
+    hi = points.max(0) if upper is None else upper
+    shape = histogram_shape(hi - lo, n_blocks) if shape is None else shape
+    cell = np.floor((points - lo) / np.maximum(hi - lo, 1e-300) * shape).astype(int).clip(0, shape - 1)
+    counts = np.bincount(np.ravel_multi_index(cell.T, shape), minlength=int(np.prod(shape)))
+    p = counts[counts > 0] / len(points)
+    return float((p * np.log(p * np.prod(shape))).sum())
+
+
+def _best_cut(points: np.ndarray, n_blocks: int, min_points: int) -> tuple[int, float, float] | None:
+    """(axis, threshold, gain) of the histogram-edge cut on the longest axis whose point fractions differ most
+    from its volume fractions: gain = sum_sides f log(f / v), the KL the cut explains. None if no cut is valid."""
+    lo, hi = points.min(0), points.max(0)
+    axis = int(np.argmax(hi - lo))
+    k = histogram_shape(hi - lo, n_blocks)[axis]
+    best = None
+    for m in range(1, k):
+        b = lo[axis] + m * (hi[axis] - lo[axis]) / k
+        n_left = int((points[:, axis] <= b).sum())
+        if min(n_left, len(points) - n_left) < min_points:
+            continue
+        f, v = np.array([n_left, len(points) - n_left]) / len(points), np.array([m, k - m]) / k
+        gain = float((f * np.log(f / v)).sum())
+        if best is None or gain > best[2]:
+            best = (axis, float(b), gain)
+    return best
+
+
+class KDTreeDecomposition:
+    """Split a cloud into `n_subdomains` boxes that are each close to uniformly filled.
+
+    As in NUNO, the leaf with the largest `points x KL(histogram || uniform)` is split next, along its longest
+    axis, at an edge of its histogram (about `n_blocks` near-cubic cells over its tight box). The edge chosen
+    maximises `sum_sides f log(f / v)` (point fraction f against volume fraction v): by the chain rule of KL
+    divergence this is exactly how much of the leaf's KL the cut explains, so the children's KL measured on the
+    parent's cells never exceeds the parent's (NUNO re-bins each child before comparing, which can rise).
+    A leaf is final when every cut leaves a child with fewer than `min_points` points.
+
+    Fitted: `leaf_lower_`, `leaf_upper_` `(L, d)` tight boxes; `leaf_count_`, `leaf_kl_` `(L,)`; the tree as
+    `node_axis_`, `node_threshold_`, `node_left_`, `node_right_`, `node_leaf_` (leaf id, or -1 inside).
+    Points with `x[axis] <= threshold` go left.
+    """
+
+    def __init__(self, n_subdomains: int = 8, n_blocks: int = 8, min_points: int | None = None, max_depth: int = 24):
+        self.n_subdomains, self.n_blocks, self.max_depth = n_subdomains, n_blocks, max_depth
+        self.min_points = min_points if min_points is not None else n_blocks
+
+    def fit(self, points: np.ndarray) -> KDTreeDecomposition:
+        """Grow the tree on `points (N, d)`: one geometry, or the union of many samples' points."""
+        points = np.asarray(points, dtype=np.float64)
+        if len(points) < 2 * self.min_points:
+            raise GeoopError(f"{len(points)} points are too few to decompose (min_points={self.min_points})")
+        axis, threshold, left, right, depth = [-1], [0.0], [-1], [-1], [0]
+        members = {0: np.arange(len(points))}
+        kls = {0: uniformity_kl(points, self.n_blocks)}
+        cuts = {0: _best_cut(points, self.n_blocks, self.min_points)}
+        while len(members) < self.n_subdomains:
+            alive = [n for n in members if cuts[n] is not None and depth[n] < self.max_depth]
+            if not alive:
+                log.warning("K-D tree stopped at %d of %d subdomains: no leaf can be cut", len(members),
+                            self.n_subdomains)
+                break
+            node = max(alive, key=lambda n: len(members[n]) * kls[n])
+            (a, b, _), idx = cuts.pop(node), members.pop(node)
+            goes_left = points[idx, a] <= b
+            axis[node], threshold[node] = a, b
+            for side, child_idx in ((left, idx[goes_left]), (right, idx[~goes_left])):
+                child = len(axis)
+                axis.append(-1), threshold.append(0.0), left.append(-1), right.append(-1)
+                depth.append(depth[node] + 1)
+                side[node] = child
+                members[child] = child_idx
+                kls[child] = uniformity_kl(points[child_idx], self.n_blocks)
+                cuts[child] = _best_cut(points[child_idx], self.n_blocks, self.min_points)
+        leaves = sorted(members)
+        self.node_axis_, self.node_threshold_ = np.array(axis), np.array(threshold)
+        self.node_left_, self.node_right_ = np.array(left), np.array(right)
+        self.node_leaf_ = np.full(len(axis), -1)
+        self.node_leaf_[leaves] = np.arange(len(leaves))
+        self.leaf_lower_ = np.stack([points[members[n]].min(0) for n in leaves])
+        self.leaf_upper_ = np.stack([points[members[n]].max(0) for n in leaves])
+        self.leaf_count_ = np.array([len(members[n]) for n in leaves])
+        self.leaf_kl_ = np.array([kls[n] for n in leaves])
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "node_axis_"):
+            raise NotFittedError("KDTreeDecomposition is not fitted", fix="call .fit(points) or .load(path)")
+
+    @property
+    def n_leaves(self) -> int:
+        self._check()
+        return len(self.leaf_count_)
+
+    def assign(self, points: np.ndarray) -> np.ndarray:
+        """Leaf id `(M,)` of any points `(M, d)` by the tree's cuts (points outside every box get one too)."""
+        self._check()
+        points = np.asarray(points, dtype=np.float64)
+        node = np.zeros(len(points), dtype=int)
+        while True:
+            inner = self.node_leaf_[node] < 0
+            if not inner.any():
+                return self.node_leaf_[node]
+            n = node[inner]
+            go_left = points[inner, self.node_axis_[n]] <= self.node_threshold_[n]
+            node[inner] = np.where(go_left, self.node_left_[n], self.node_right_[n])
+
+    def state_dict(self) -> dict:
+        """JSON-serialisable parameters and fitted state."""
+        self._check()
+        state = {k: v.tolist() for k, v in vars(self).items() if k.endswith("_")}
+        state.update(n_subdomains=self.n_subdomains, n_blocks=self.n_blocks, min_points=self.min_points,
+                     max_depth=self.max_depth)
+        return state
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> KDTreeDecomposition:
+        tree = cls(state["n_subdomains"], state["n_blocks"], state["min_points"], state["max_depth"])
+        for k, v in state.items():
+            if k.endswith("_"):
+                setattr(tree, k, np.asarray(v))
+        return tree
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted tree as JSON, atomically."""
+        from geoop.data.manifest import write_json_atomic
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, self.state_dict())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> KDTreeDecomposition:
+        return cls.from_state_dict(json.loads(Path(path).read_text()))
+
+    def plot(self, path: str | Path, points: np.ndarray | None = None) -> Path:
+        """PNG of the leaf boxes (the x-y projection in 3D), with `points` colored by leaf if given."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Rectangle
+
+        self._check()
+        fig, ax = plt.subplots(figsize=(6, 5))
+        colors = plt.cm.tab20(np.arange(self.n_leaves) % 20)
+        if points is not None:
+            ax.scatter(points[:, 0], points[:, 1], s=1, c=colors[self.assign(points)])
+        for k, (lo, hi) in enumerate(zip(self.leaf_lower_, self.leaf_upper_, strict=True)):
+            ax.add_patch(Rectangle(tuple(lo[:2]), *(hi - lo)[:2], fill=False, ec=colors[k], lw=1.5))
+        ax.set_aspect("equal")
+        ax.autoscale_view()
+        ax.set_title(f"{self.n_leaves} subdomains")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return Path(path)

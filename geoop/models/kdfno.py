@@ -1,0 +1,104 @@
+"""KD-FNO: a K-D tree decomposition feeds one FNO with per-leaf uniform grids (NUNO's NU-FNO)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from geoop.decomposition.kdtree import KDTreeDecomposition
+from geoop.decomposition.transfer import grid_to_point_matrix, leaf_grids, point_to_grid_matrix
+from geoop.layers.fno import FNO
+
+
+def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
+    coo = matrix.tocoo()
+    index = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data).float(), coo.shape,
+                                   check_invariants=True).coalesce()
+
+
+@dataclass
+class KDTransfers:
+    """Precomputed linear maps of one or more geometries: `to_grid (B * L * G, N)` from input points to the leaf
+    grids and `to_points (M, B * L * G)` from the grids to the queries (block-diagonal over samples);
+    `query_batch (M,)`."""
+
+    to_grid: torch.Tensor
+    to_points: torch.Tensor
+    query_batch: torch.Tensor
+    n_samples: int
+
+    @staticmethod
+    def collate(parts: list[KDTransfers]) -> KDTransfers:
+        def block(mats: list[torch.Tensor]) -> torch.Tensor:
+            rows = cols = 0
+            index, values = [], []
+            for m in mats:
+                index.append(m.indices() + torch.tensor([[rows], [cols]]))
+                values.append(m.values())
+                rows, cols = rows + m.shape[0], cols + m.shape[1]
+            return torch.sparse_coo_tensor(torch.cat(index, 1), torch.cat(values), (rows, cols),
+                                           check_invariants=True).coalesce()
+
+        offsets = np.cumsum([0] + [p.n_samples for p in parts])
+        return KDTransfers(block([p.to_grid for p in parts]), block([p.to_points for p in parts]),
+                           torch.cat([p.query_batch + int(o) for p, o in zip(parts, offsets, strict=False)]),
+                           int(offsets[-1]))
+
+
+class KDFNO(nn.Module):
+    """Fields at points -> per-leaf grids (piecewise-linear interpolation) -> one FNO -> back to any queries
+    (multilinear interpolation), with the leaves stacked as channels (NUNO) or as a batch.
+
+    Each grid node also carries its coordinates in the tree's root box (scaled to [-1, 1]).
+
+    Args:
+        tree: a fitted `KDTreeDecomposition` (one leaf gives the single-grid interpolation baseline).
+        in_channels, out_channels: fields in and out. oversample: grid nodes per point in each leaf.
+        hidden, modes, n_layers, padding: the FNO. leaves_as: "channels" or "batch".
+    Shapes: forward(f `(N, C_in)`, transfers) -> `(M, C_out)`.
+    """
+
+    def __init__(self, tree: KDTreeDecomposition, in_channels: int, out_channels: int, oversample: float = 1.5,
+                 hidden: int = 32, modes: int = 12, n_layers: int = 4, padding: float = 0.1,
+                 leaves_as: str = "channels"):
+        super().__init__()
+        if leaves_as not in ("channels", "batch"):
+            raise ValueError(f"leaves_as must be 'channels' or 'batch', got {leaves_as!r}")
+        self.tree, self.grids, self.leaves_as = tree, leaf_grids(tree, oversample), leaves_as
+        self.out_channels = out_channels
+        nodes = self.grids.nodes()
+        lo, hi = nodes.min(0), nodes.max(0)
+        coords = (nodes - lo) / np.maximum(hi - lo, 1e-300) * 2 - 1
+        self.register_buffer("node_coords", torch.tensor(coords, dtype=torch.float32))
+        shape, n_leaves, dim = self.grids.shape, self.grids.n_leaves, nodes.shape[1]
+        modes_per_axis = tuple(min(modes, s) for s in shape)
+        width = n_leaves if leaves_as == "channels" else 1
+        self.fno = FNO(width * (in_channels + dim), width * out_channels, modes_per_axis, hidden=hidden,
+                       n_layers=n_layers, padding=padding)
+
+    @torch.no_grad()
+    def prepare(self, points: np.ndarray, queries: np.ndarray | None = None) -> KDTransfers:
+        """Interpolation matrices of one geometry (once per geometry; reused every epoch)."""
+        points = np.asarray(points, dtype=np.float64)
+        queries = points if queries is None else np.asarray(queries, dtype=np.float64)
+        to_grid = point_to_grid_matrix(points, self.grids.nodes())
+        to_points = grid_to_point_matrix(self.tree, self.grids, queries)
+        return KDTransfers(_torch_sparse(to_grid), _torch_sparse(to_points),
+                           torch.zeros(len(queries), dtype=torch.int64), 1)
+
+    def forward(self, f: torch.Tensor, transfers: KDTransfers) -> torch.Tensor:
+        b, n_leaves, shape = transfers.n_samples, self.grids.n_leaves, self.grids.shape
+        g = self.grids.nodes_per_leaf
+        values = torch.sparse.mm(transfers.to_grid, f)  # (B * L * G, C)
+        coords = self.node_coords.repeat(b, 1)
+        h = torch.cat([values, coords], dim=1).reshape(b, n_leaves, g, -1).permute(0, 1, 3, 2)  # (B, L, C', G)
+        if self.leaves_as == "channels":
+            out = self.fno(h.reshape(b, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
+        else:
+            out = self.fno(h.reshape(b * n_leaves, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
+        grid_values = out.permute(0, 1, 3, 2).reshape(b * n_leaves * g, self.out_channels)
+        return torch.sparse.mm(transfers.to_points, grid_values)
