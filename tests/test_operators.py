@@ -188,3 +188,27 @@ def test_a_small_gino_learns_the_antiderivative_operator_on_point_clouds():
     graphs = [model.prepare(p) for p, _, _ in samples]
     test = train_and_test(model, samples, graphs, GINOGraphs.collate, epochs=40)
     assert test < 0.15, test  # ~0.09 measured; predicting zero scores 1.0
+
+
+def test_gino_sizes_its_radii_once_and_keeps_them_in_its_state(caplog):
+    model = small_gino(2)
+    pts = torch.rand(200, 2)
+    with caplog.at_level("WARNING", logger="geoop.models.gino"):
+        model.prepare(pts, queries=torch.tensor([[0.5, 0.5], [9.0, 9.0]]))
+    assert "1 of 2 query points had no latent node" in caplog.text
+    radii = model.radii.clone()
+    assert float(radii[0]) == pytest.approx(1.5 * 1.1 / 7, rel=0.1)  # 1.5 spacings of an 8-node grid
+    fresh = small_gino(2)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.radii, radii) and fresh.in_gno.radius == float(radii[0])
+    model.prepare(pts * 10)  # a larger geometry later does not resize them
+    assert torch.equal(model.radii, radii)
+
+
+def test_gino_input_radius_grows_for_clouds_sparser_than_the_grid():
+    model = GINO(2, 1, 1, resolution=64, hidden=8, modes=4, n_layers=1, use_sdf=False, in_gno_hidden=(8,),
+                 out_gno_hidden=(8,), projection_hidden=8)
+    sparse = torch.rand(30, 2)  # median spacing ~0.1, grid spacing ~0.017
+    graphs = model.prepare(sparse)
+    in_r, out_r = (float(r) for r in model.radii)
+    assert out_r == pytest.approx(1.5 * float(graphs.grid.spacing[0]), rel=1e-6) and in_r > 3 * out_r
