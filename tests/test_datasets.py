@@ -247,3 +247,13 @@ def test_missing_solver_stack_is_reported_with_the_install_command(tmp_path, mon
     with pytest.raises(GeoopError, match=r"(?s)needs gmsh.*geoop\[data\]"):
         generate("poisson2d", tmp_path / "ds", n=1, progress=False)
     assert not (tmp_path / "ds").exists()
+
+
+def test_a_corrupted_manifest_is_rebuilt_from_the_sample_files(datasets, tmp_path):
+    target = tmp_path / "p"
+    shutil.copytree(datasets["poisson2d"], target)
+    before = {p.name: p.read_bytes() for p in (target / "samples").iterdir()}
+    (target / "manifest.json").write_text('{"format": "geoop-dat')  # damaged outside geoop (writes are atomic)
+    m = generate("poisson2d", target, n=4, progress=False)
+    assert m["status"] == "complete" and len(m["samples"]) == 4
+    assert {p.name: p.read_bytes() for p in (target / "samples").iterdir()} == before  # nothing remade

@@ -3,6 +3,7 @@ progress bar with ETA, atomic sample files, and a manifest rewritten after every
 keeps every finished sample and the same command resumes where it stopped."""
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import platform
 import time
@@ -19,6 +20,8 @@ from geoop.data.families import Family, get_family
 from geoop.data.manifest import FORMAT, MANIFEST, VERSION, read_manifest, sample_file, write_json_atomic
 from geoop.data.statistics import field_statistics, make_splits
 from geoop.errors import CorruptFileError, GeoopError
+
+log = logging.getLogger(__name__)
 
 
 def _versions() -> dict[str, str]:
@@ -92,6 +95,18 @@ def _field_specs(family: Family) -> dict[str, Any]:
             "targets": {k: spec(v) for k, v in family.targets.items()}}
 
 
+def _records_from_files(root: Path) -> dict[int, dict]:
+    """Sample records recovered from `samples/sample_NNNNNN.npz` files (timings unknown: 0)."""
+    records = {}
+    for path in sorted((root / "samples").glob("sample_*.npz")):
+        index = int(path.stem.split("_")[1])
+        with np.load(path) as z:
+            n_points = len(z["points"])
+        records[index] = {"index": index, "file": sample_file(index), "n_points": n_points, "seconds": 0.0,
+                          "values": {}}
+    return records
+
+
 def _check_same(manifest: dict, family: Family, seed: int, options: dict, root: Path) -> None:
     wanted = {"family": family.name, "seed": seed, "options": _json_safe(options)}
     have = {k: manifest.get(k) for k in wanted}
@@ -119,10 +134,15 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
     records: dict[int, dict] = {}
     failures: dict[int, str] = {}
     if (root / MANIFEST).exists():
-        old = read_manifest(root)
-        _check_same(old, family, seed, options, root)
-        records = {r["index"]: r for r in old["samples"] if (root / r["file"]).is_file()}
-        failures = {f["index"]: f["reason"] for f in old.get("failures", [])}
+        try:
+            old = read_manifest(root)
+        except CorruptFileError as e:  # rebuild the sample list from the (atomically written) files
+            log.warning("%s; rebuilding it from the sample files", str(e).splitlines()[0])
+            records = _records_from_files(root)
+        else:
+            _check_same(old, family, seed, options, root)
+            records = {r["index"]: r for r in old["samples"] if (root / r["file"]).is_file()}
+            failures = {f["index"]: f["reason"] for f in old.get("failures", [])}
     manifest = {"format": FORMAT, "version": VERSION, "family": family.name, "description": family.description,
                 "dim": family.dim, "seed": seed, "options": _json_safe(options), "n_requested": n,
                 "solver": family.solver, "versions": _versions(), "fields": _field_specs(family),
