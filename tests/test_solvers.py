@@ -12,7 +12,7 @@ sympy = pytest.importorskip("sympy")
 from matplotlib.tri import LinearTriInterpolator, Triangulation  # noqa: E402
 
 from geoop.data.families import elasticity2d, poisson2d, potential3d  # noqa: E402
-from geoop.data.meshing import mesh_with_gmsh  # noqa: E402
+from geoop.data.meshing import drop_unused_nodes, mesh_with_gmsh  # noqa: E402
 
 X, Y = sympy.symbols("x y")
 
@@ -22,10 +22,7 @@ def rates(errors: list[float]) -> np.ndarray:
 
 
 def triangles_of(pts: np.ndarray, cells: dict) -> tuple[np.ndarray, np.ndarray]:
-    used = np.unique(cells["triangle"])
-    remap = np.full(len(pts), -1)
-    remap[used] = np.arange(len(used))
-    return pts[used, :2], remap[cells["triangle"]]
+    return drop_unused_nodes(pts[:, :2], cells["triangle"])
 
 
 # ------------------------------------------------------------------ poisson2d (P1)
@@ -149,10 +146,7 @@ def test_elasticity_sample_is_clamped_at_the_bottom():
 def potential_error(h_body: float, h_far: float) -> float:
     exact = lambda x: np.exp(x[0]) * np.cos(x[1])  # noqa: E731 - harmonic in 3D
     pts, cells = mesh_with_gmsh(potential3d.build_domain, "ellipsoid", None, np.ones(3), np.eye(3), h_body, h_far)
-    used = np.unique(cells["tetra"])
-    remap = np.full(len(pts), -1)
-    remap[used] = np.arange(len(used))
-    p, t = pts[used], remap[cells["tetra"]]
+    p, t = drop_unused_nodes(pts, cells["tetra"])
     mesh = skfem.MeshTet(p.T.copy(), t.T.copy())
     boundary = mesh.boundary_facets()
     mid = mesh.p[:, mesh.facets[:, boundary]].mean(1).T

@@ -80,3 +80,11 @@ def mesh_with_gmsh(build: Callable[..., None], *args: Any, timeout: float = 60.0
     if message[0] != "ok":
         raise MeshingError(f"gmsh failed: {message[1].strip().splitlines()[-1]}")
     return message[1], message[2]
+
+
+def drop_unused_nodes(points: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep only the points that `cells (C, k)` use (gmsh also returns geometry-only nodes) and renumber."""
+    used = np.unique(cells)
+    remap = np.full(len(points), -1)
+    remap[used] = np.arange(len(used))
+    return points[used], remap[cells]

@@ -10,7 +10,7 @@ import numpy as np
 
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
-from geoop.data.meshing import mesh_with_gmsh
+from geoop.data.meshing import drop_unused_nodes, mesh_with_gmsh
 from geoop.geometry.geometry import Geometry
 
 YOUNG, POISSON = 1.0, 0.3
@@ -102,10 +102,7 @@ def make(rng: np.random.Generator, h: float = 0.03, mesh_timeout: float = 60.0) 
     theta, radius = void_radius(rng)
     outline = 0.5 + radius[:, None] * np.stack([np.cos(theta), np.sin(theta)], 1)
     pts, cells = mesh_with_gmsh(build_domain, outline, h, timeout=mesh_timeout)
-    used = np.unique(cells["triangle"])
-    remap = np.full(len(pts), -1)
-    remap[used] = np.arange(len(used))
-    points, triangles = pts[used, :2], remap[cells["triangle"]]
+    points, triangles = drop_unused_nodes(pts[:, :2], cells["triangle"])
     mesh = skfem.MeshTri(points.T.copy(), triangles.T.copy())
     bottom = mesh.facets_satisfying(lambda x: x[1] < 1e-9, boundaries_only=True)
     top = mesh.facets_satisfying(lambda x: x[1] > 1 - 1e-9, boundaries_only=True)

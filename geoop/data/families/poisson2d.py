@@ -7,7 +7,7 @@ import numpy as np
 
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
-from geoop.data.meshing import mesh_with_gmsh
+from geoop.data.meshing import drop_unused_nodes, mesh_with_gmsh
 from geoop.data.random_fields import FourierField
 from geoop.geometry.geometry import Geometry
 
@@ -82,11 +82,7 @@ def make(rng: np.random.Generator, h: float = 0.03, holes: tuple[int, int] = (1,
 
     disks = random_holes(rng, int(rng.integers(holes[0], holes[1] + 1)))
     pts, cells = mesh_with_gmsh(build_domain, disks, h, timeout=mesh_timeout)
-    points = pts[:, :2]
-    used = np.unique(cells["triangle"])  # gmsh may keep geometry-only nodes; drop them
-    remap = np.full(len(points), -1)
-    remap[used] = np.arange(len(used))
-    points, triangles = points[used], remap[cells["triangle"]]
+    points, triangles = drop_unused_nodes(pts[:, :2], cells["triangle"])
     mesh = skfem.MeshTri(points.T.copy(), triangles.T.copy())
     dirichlet, neumann = boundary_facets(mesh)
     k = np.exp(0.5 * FourierField(rng, 2)(points))

@@ -12,7 +12,7 @@ import numpy as np
 
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
-from geoop.data.meshing import MeshingError, mesh_with_gmsh
+from geoop.data.meshing import MeshingError, drop_unused_nodes, mesh_with_gmsh
 from geoop.geometry.geometry import Geometry
 
 BOX = np.array([[-2.0, -1.5, -1.5], [2.5, 1.5, 1.5]])  # body of size ~1 at the origin; 1.5 body lengths free
@@ -167,10 +167,7 @@ def flow_on_mesh(points: np.ndarray, tets: np.ndarray, direction: np.ndarray
     body's boundary triangles `(F, 3)`."""
     import skfem
 
-    used = np.unique(tets)
-    remap = np.full(len(points), -1)
-    remap[used] = np.arange(len(used))
-    points, tets = points[used], remap[tets]
+    points, tets = drop_unused_nodes(points, tets)
     mesh = skfem.MeshTet(points.T.copy(), tets.T.copy())
     boundary = mesh.boundary_facets()
     mid = mesh.p[:, mesh.facets[:, boundary]].mean(axis=1).T
