@@ -30,7 +30,7 @@ def _info(args: argparse.Namespace) -> None:
     for name, per_type in g.cell_data.items():
         rows.append((f"cell field {name}", ", ".join(f"{t}: {a.dtype} {list(a.shape)}" for t, a in per_type.items())))
     if g.normals is not None:
-        rows.append(("normals", "given" if g._normals is not None else "derived"))
+        rows.append(("normals", "given" if g.given_normals is not None else "derived"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

@@ -187,6 +187,11 @@ class Geometry:
                 mesh.invert()
         return mesh
 
+    @property
+    def given_normals(self) -> np.ndarray | None:
+        """`(N, d)` normals that came with the data (point clouds), or None; `normals` falls back to derived ones."""
+        return self._normals
+
     @cached_property
     def normals(self) -> np.ndarray | None:
         """`(N, d)` unit outward normals: given ones for point clouds; area-weighted facet normals on

@@ -71,8 +71,8 @@ def to_meshio(geometry: Geometry, split_vectors: bool = False) -> meshio.Mesh:
                 blocks.append(np.full((len(conn), *sample.shape[1:]), np.nan))
         cell_data[name] = blocks
     point_data = dict(geometry.point_data)
-    if geometry._normals is not None:
-        n = geometry._normals if geometry.dim == 3 else np.pad(geometry._normals, ((0, 0), (0, 1)))
+    if geometry.given_normals is not None:
+        n = geometry.given_normals if geometry.dim == 3 else np.pad(geometry.given_normals, ((0, 0), (0, 1)))
         if split_vectors:
             point_data.update(dict(zip(_PLY_NORMALS, n.T, strict=True)))
         else:
@@ -112,7 +112,7 @@ def write_ply(geometry: Geometry, path: Path, binary: bool = True) -> None:
     if len(keep) != len(geometry.cells) or geometry.cell_data:
         warnings.warn(f"{path.name}: PLY keeps points, faces and point fields; "
                       f"dropping {sorted(set(geometry.cells) - set(keep))} cells and all cell fields", stacklevel=2)
-    mesh = to_meshio(Geometry(geometry.points, keep, geometry.point_data, None, geometry._normals),
+    mesh = to_meshio(Geometry(geometry.points, keep, geometry.point_data, None, geometry.given_normals),
                      split_vectors=True)
     for block in mesh.cells:  # PLY has no 64-bit integers
         block.data = block.data.astype(np.int32)

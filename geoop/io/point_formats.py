@@ -35,7 +35,7 @@ def read_npy(path: Path) -> Geometry:
 
 def write_npy(geometry: Geometry, path: Path) -> None:
     _warn_dropped(geometry, path)
-    table = geometry.points if geometry._normals is None else np.hstack([geometry.points, geometry._normals])
+    table = geometry.points if geometry.given_normals is None else np.hstack([geometry.points, geometry.given_normals])
     with open(path, "wb") as f:
         np.save(f, table)
 
@@ -66,8 +66,8 @@ def read_npz(path: Path, points_key: str = "points") -> Geometry:
 
 def write_npz(geometry: Geometry, path: Path, compressed: bool = True) -> None:
     arrays = {"points": geometry.points}
-    if geometry._normals is not None:
-        arrays["normals"] = geometry._normals
+    if geometry.given_normals is not None:
+        arrays["normals"] = geometry.given_normals
     arrays.update({f"cells:{t}": c for t, c in geometry.cells.items()})
     arrays.update({f"point_data:{k}": v for k, v in geometry.point_data.items()})
     arrays.update({f"cell_data:{k}:{t}": a for k, v in geometry.cell_data.items() for t, a in v.items()})
@@ -109,9 +109,9 @@ def write_csv(geometry: Geometry, path: Path) -> None:
         warnings.warn(f"{path.name}: CSV keeps points, normals and point fields, not cells", stacklevel=2)
     names = ["x", "y", "z"][: geometry.dim]
     columns = list(geometry.points.T)
-    if geometry._normals is not None:
+    if geometry.given_normals is not None:
         names += [f"n{a}" for a in names]
-        columns += list(geometry._normals.T)
+        columns += list(geometry.given_normals.T)
     for name, value in split_columns(dict(geometry.point_data)).items():
         if name.lower() in names:
             raise FieldError(f"point field {name!r} clashes with a coordinate column name", path=path)
@@ -132,5 +132,5 @@ def read_xyz(path: Path) -> Geometry:
 
 def write_xyz(geometry: Geometry, path: Path) -> None:
     _warn_dropped(geometry, path)
-    table = geometry.points if geometry._normals is None else np.hstack([geometry.points, geometry._normals])
+    table = geometry.points if geometry.given_normals is None else np.hstack([geometry.points, geometry.given_normals])
     np.savetxt(path, table, fmt=_FLOAT_FORMAT)
