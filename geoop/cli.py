@@ -1,4 +1,4 @@
-"""The `geoop` command: `info`, `convert`, `demo`."""
+"""The `geoop` command: `info`, `convert`, `demo`, `gallery`, `data`, `train`, `evaluate`, `predict`."""
 from __future__ import annotations
 
 import argparse
@@ -42,24 +42,68 @@ def _convert(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from geoop.workflow.demo import run_demo
+    from geoop.workflow.main_job import run_main_job
 
-    run_demo(Path(args.out), Path(args.meshes) if args.meshes else None)
+    run_main_job(args.out, n=args.n, epochs=args.epochs, overrides=args.set)
 
 
-def _option_value(text: str):
-    import yaml
+def _gallery(args: argparse.Namespace) -> None:
+    from geoop.workflow.gallery import run_gallery
 
-    return yaml.safe_load(text)
+    run_gallery(Path(args.out), Path(args.meshes) if args.meshes else None)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from geoop.training.run import load_config, train
+
+    overrides = list(args.set or []) + ([f"out={args.out}"] if args.out else [])
+    result = train(load_config(args.config, overrides))
+    _print_metrics(result["test"], f"test split of {result['out']}")
+    print(f"model: {result['out']}/model.safetensors (+ .json), curve data: {result['out']}/metrics.jsonl")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from geoop.data.manifest import write_json_atomic
+    from geoop.training.run import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split)
+    _print_metrics(metrics, f"{args.split} split of {args.data}")
+    out = Path(args.json) if args.json else Path(args.checkpoint).parent / f"evaluate_{args.split}.json"
+    write_json_atomic(out, metrics)
+    print(f"wrote {out}")
+
+
+def _print_metrics(metrics: dict, what: str) -> None:
+    print(f"{what}: {metrics['samples']} samples")
+    print(f"{'field':16s} {'rel L2 (mean)':>14s} {'rel L2 (median)':>16s} {'max error':>12s}")
+    for name, m in metrics["fields"].items():
+        print(f"{name:16s} {m['rel_l2']:14.4f} {m['rel_l2_median']:16.4f} {m['max_error']:12.4g}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from geoop.training.run import parse_value
+    from geoop.workflow.predict import predict_file
+
+    constants = {}
+    for item in args.constant or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GeoopError(f"--constant {item!r} is not NAME=VALUE", fix="e.g. --constant freestream=[1,0,0]")
+        constants[key.strip()] = parse_value(value)
+    result, written, picture = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants,
+                                            args.chunk)
+    print(f"predicted {', '.join(n for n in result.point_data)} at {result.n_points} points")
+    print(f"wrote {written} and {picture}")
 
 
 def _data_make(args: argparse.Namespace) -> None:
     from geoop.data import generate
+    from geoop.training.run import parse_value
 
     options = {}
     for item in args.set or []:
         key, _, value = item.partition("=")
-        options[key.strip()] = _option_value(value)
+        options[key.strip()] = parse_value(value)
     if args.shapes:
         from geoop.data.families.potential3d import SHAPES
         from geoop.io import FORMATS
@@ -129,10 +173,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("output", help="target file; its extension picks the format (.vtu .vtk .ply .npz ...)")
     p.set_defaults(run=_convert)
-    p = sub.add_parser("demo", help="the main job on the embedded example geometries")
-    p.add_argument("--out", default="out/demo", help="output folder (PNG, VTU, summary.json)")
-    p.add_argument("--meshes", default=None, help="folder of geometries (default: the repository's meshes/)")
+    p = sub.add_parser("demo", help="the main job: make data, train, evaluate, predict at unseen points")
+    p.add_argument("--out", default="out/demo", help="output folder (data, run, metrics.json, VTU, PNG)")
+    p.add_argument("--n", type=int, default=240, help="samples to generate")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. model.hidden=64")
     p.set_defaults(run=_demo)
+    p = sub.add_parser("gallery", help="load every example geometry, derive boundaries/SDF/graphs, draw them")
+    p.add_argument("--out", default="out/gallery", help="output folder (PNG, VTU, summary.json)")
+    p.add_argument("--meshes", default=None, help="folder of geometries (default: the repository's meshes/)")
+    p.set_defaults(run=_gallery)
+    p = sub.add_parser("train", help="train a model from a YAML config (resumes an interrupted run)")
+    p.add_argument("--config", default=None, help="YAML file (see configs/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.epochs=20")
+    p.add_argument("--out", default=None, help="run folder (overrides the config's `out`)")
+    p.set_defaults(run=_train)
+    p = sub.add_parser("evaluate", help="per-field errors of a trained model on a dataset split")
+    p.add_argument("--checkpoint", required=True, help="model.safetensors of a run")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="test", help="train, val, test or all")
+    p.add_argument("--json", default=None, help="where to write the metrics (default: beside the checkpoint)")
+    p.set_defaults(run=_evaluate)
+    p = sub.add_parser("predict", help="predict fields on a geometry file; writes VTU (or any format) + PNG")
+    p.add_argument("--checkpoint", required=True, help="model.safetensors of a run")
+    p.add_argument("--geometry", required=True, help="geometry file carrying the model's input fields")
+    p.add_argument("--query", default=None, help="file whose points to predict at (default: the geometry's)")
+    p.add_argument("--out", required=True, help="output file, e.g. prediction.vtu")
+    p.add_argument("--constant", action="append", metavar="NAME=VALUE",
+                   help="an input field that is the same everywhere, e.g. freestream=[1,0,0]")
+    p.add_argument("--chunk", type=int, default=200_000, help="query points per pass (bounds memory)")
+    p.set_defaults(run=_predict)
 
     data = sub.add_parser("data", help="make, import and inspect datasets").add_subparsers(dest="data_command",
                                                                                            required=True)

@@ -41,15 +41,30 @@ def test_bad_input_is_a_message_and_exit_code_2(tmp_path, capsys):
     assert "missing.stl" in err and "no such file" in err and "Traceback" not in err
 
 
-def test_demo_writes_a_picture_a_vtu_and_a_summary_per_geometry(tmp_path):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+def test_gallery_writes_a_picture_a_vtu_and_a_summary_per_geometry(tmp_path):
+    out = tmp_path / "gallery"
+    assert main(["gallery", "--out", str(out)]) == 0
     rows = json.loads((out / "summary.json").read_text())
     names = {Path(r["source"]).name for r in rows}
     assert names == {p.name for p in MESHES.iterdir() if p.suffix != ".py"}
     for r in rows:
         assert Path(r["png"]).stat().st_size > 10_000
         assert geoop.load(r["vtu"]).n_points == r["points"]
+
+
+def test_main_job_makes_data_trains_and_predicts_at_unseen_points(tmp_path):
+    """The README's first command, shrunk (24 samples, 2 epochs): every output it promises is written."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n", "24", "--epochs", "2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["held_out"]["query_points"] == 5000 and np.isfinite(metrics["held_out"]["rel_l2_at_queries"])
+    assert metrics["test"]["fields"]["u"]["rel_l2"] > 0
+    cloud = geoop.load(out / "held_out_queries.vtu")
+    assert {"u", "u_predicted", "error"} <= set(cloud.point_data) and cloud.n_points == 5000
+    assert geoop.load(out / "held_out_mesh.vtu").kind == "volume"
+    for png in ("held_out.png", "training.png"):
+        assert (out / png).stat().st_size > 10_000
+    assert geoop.load_model(out / "run").fields["targets"] == ["u"]
 
 
 def test_module_entry_point_runs():

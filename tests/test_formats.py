@@ -10,7 +10,7 @@ from geoop import Geometry
 from geoop.io import FORMATS
 
 MESH_FORMATS = [".vtu", ".vtk", ".msh", ".xdmf", ".npz"]
-SURFACE_ONLY = [".stl", ".obj", ".off", ".glb"]
+SURFACE_ONLY = [".stl", ".obj", ".off", ".glb", ".gltf"]
 
 
 def assert_same_fields(a: Geometry, b: Geometry) -> None:

@@ -6,23 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
+from geoop.data.pyg import Data
 
+from geoop.data.features import sample_features
 from geoop.data.manifest import read_manifest
 from geoop.errors import FieldError, GeoopError, MissingFileError
 from geoop.geometry.geometry import Geometry
-from geoop.geometry.quadrature import quadrature_weights
 from geoop.io import load
-
-
-def geometry_descriptors(geometry: Geometry) -> np.ndarray:
-    """`(2 + 3d,)` global descriptors of a geometry: log measure, boundary fraction, bounding-box corners,
-    and the measure-weighted centroid."""
-    w = quadrature_weights(geometry)
-    measure = float(w.sum())
-    centroid = (w[:, None] * geometry.points).sum(0) / max(measure, 1e-300)
-    lo, hi = geometry.bounds
-    return np.concatenate([[np.log(max(measure, 1e-300)), geometry.boundary_mask.mean()], lo, hi, centroid])
 
 
 class SimulationDataset(torch.utils.data.Dataset):
@@ -91,38 +81,9 @@ class SimulationDataset(torch.utils.data.Dataset):
         return load(path)
 
     def _build(self, i: int) -> Data:
-        g = self.geometry(i)
-        path = self.files[i]
-
-        def field(name: str) -> np.ndarray:
-            if name not in g.point_data:
-                raise FieldError(f"field {name!r} missing (present: {sorted(g.point_data)})", path=path)
-            v = g.point_data[name].reshape(g.n_points, -1).astype(np.float64)
-            if not np.isfinite(v).all():
-                raise FieldError(f"field {name!r} has {int((~np.isfinite(v)).sum())} NaN/inf values", path=path,
-                                 fix="regenerate or repair this sample")
-            return v
-
-        def mask(name: str) -> np.ndarray:
-            m = self.specs[name].get("mask")
-            return np.ones(g.n_points, dtype=bool) if m is None else g.point_data[m].astype(bool)
-
-        x_parts = []
-        for name in self.inputs:
-            value, m = field(name), mask(name)
-            x_parts.append(value * m[:, None])
-            if self.specs[name].get("mask"):
-                x_parts.append(m[:, None].astype(np.float64))
-        y = np.concatenate([field(t) for t in self.targets], axis=1)
-        y_mask = np.concatenate([np.repeat(mask(t)[:, None], self.specs[t]["components"], 1) for t in self.targets],
-                                axis=1)
-        normals = g.normals if g.normals is not None else np.zeros_like(g.points)
-        f32 = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
-        return Data(pos=f32(g.points),
-                    x=f32(np.concatenate(x_parts, axis=1)) if x_parts else torch.zeros(g.n_points, 0),
-                    y=f32(y), y_mask=torch.as_tensor(y_mask), weight=f32(quadrature_weights(g)),
-                    boundary=torch.from_numpy(g.boundary_mask.copy()), normal=f32(normals),
-                    globals=f32(geometry_descriptors(g))[None], index=torch.tensor([self.ids[i]]))
+        data = sample_features(self.geometry(i), self.inputs, self.specs, self.targets, path=self.files[i])
+        data.index = torch.tensor([self.ids[i]])
+        return data
 
     def __getitem__(self, i: int) -> Data:
         data = self._cache.get(i)

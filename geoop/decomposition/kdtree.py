@@ -161,15 +161,14 @@ class KDTreeDecomposition:
 
     def plot(self, path: str | Path, points: np.ndarray | None = None) -> Path:
         """PNG of the leaf boxes (the x-y projection in 3D), with `points` colored by leaf if given."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib import colormaps
+        from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
 
         self._check()
-        fig, ax = plt.subplots(figsize=(6, 5))
-        colors = plt.cm.tab20(np.arange(self.n_leaves) % 20)
+        fig = Figure(figsize=(6, 5))
+        ax = fig.add_subplot()
+        colors = colormaps["tab20"](np.arange(self.n_leaves) % 20)
         if points is not None:
             ax.scatter(points[:, 0], points[:, 1], s=1, c=colors[self.assign(points)])
         for k, (lo, hi) in enumerate(zip(self.leaf_lower_, self.leaf_upper_, strict=True)):
@@ -178,5 +177,4 @@ class KDTreeDecomposition:
         ax.autoscale_view()
         ax.set_title(f"{self.n_leaves} subdomains")
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         return Path(path)

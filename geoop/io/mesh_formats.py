@@ -70,7 +70,8 @@ def to_meshio(geometry: Geometry, split_vectors: bool = False) -> meshio.Mesh:
                                      "needs one value per cell of every type", path=geometry.source)
                 blocks.append(np.full((len(conn), *sample.shape[1:]), np.nan))
         cell_data[name] = blocks
-    point_data = dict(geometry.point_data)
+    point_data = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in geometry.point_data.items()}
+    cell_data = {k: [b.astype(np.uint8) if b.dtype == bool else b for b in blocks] for k, blocks in cell_data.items()}
     if geometry.given_normals is not None:
         n = geometry.given_normals if geometry.dim == 3 else np.pad(geometry.given_normals, ((0, 0), (0, 1)))
         if split_vectors:

@@ -33,4 +33,7 @@ def write_surface(geometry: Geometry, path: Path) -> None:
                             f"{geometry.kind}", path=path, fix="write .vtu, .ply or .npz instead")
     if geometry.point_data or geometry.cell_data:
         warnings.warn(f"{path.name}: {path.suffix} stores no fields; use .vtu, .ply or .npz to keep them", stacklevel=2)
-    geometry.trimesh.export(path, file_type=path.suffix.lower().lstrip("."))
+    kind = path.suffix.lower().lstrip(".")
+    # a .gltf is one self-contained file only with its buffers embedded (else it points at a .bin beside it)
+    options = {"embed_buffers": True} if kind == "gltf" else {}
+    geometry.trimesh.export(path, file_type=kind, **options)

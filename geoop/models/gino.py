@@ -135,6 +135,8 @@ class GINO(nn.Module):
                                       chunk_edges=chunk_edges)
         self.projection = MLP(hidden, [projection_hidden], out_channels)
         self._sync_radii()
+        # the radii live in a buffer: loading a state dict (also as part of a larger module) must update the GNOs
+        self.register_load_state_dict_post_hook(lambda module, _: module._sync_radii())
 
     def _sync_radii(self) -> None:
         r_in, r_out = (float(r) for r in self.radii)
@@ -143,10 +145,6 @@ class GINO(nn.Module):
         if r_out > 0:
             self.out_gno.radius = r_out
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # radii live in a buffer
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self._sync_radii()
-        return result
 
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,

@@ -1,6 +1,7 @@
 """KD-FNO: a K-D tree decomposition feeds one FNO with per-leaf uniform grids (NUNO's NU-FNO)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,13 +32,17 @@ class KDTransfers:
     query_batch: torch.Tensor
     n_samples: int
 
+    def to(self, device: torch.device | str) -> KDTransfers:
+        return KDTransfers(self.to_grid.to(device), self.to_points.to(device), self.query_batch.to(device),
+                           self.n_samples)
+
     @staticmethod
     def collate(parts: list[KDTransfers]) -> KDTransfers:
         def block(mats: list[torch.Tensor]) -> torch.Tensor:
             rows = cols = 0
             index, values = [], []
             for m in mats:
-                index.append(m.indices() + torch.tensor([[rows], [cols]]))
+                index.append(m.indices() + torch.tensor([[rows], [cols]], device=m.device))
                 values.append(m.values())
                 rows, cols = rows + m.shape[0], cols + m.shape[1]
             return torch.sparse_coo_tensor(torch.cat(index, 1), torch.cat(values), (rows, cols),
@@ -81,19 +86,25 @@ class KDFNO(nn.Module):
                        n_layers=n_layers, padding=padding)
 
     @torch.no_grad()
-    def prepare(self, points: np.ndarray, queries: np.ndarray | None = None) -> KDTransfers:
-        """Interpolation matrices of one geometry (once per geometry; reused every epoch)."""
-        points = np.asarray(points, dtype=np.float64)
-        queries = points if queries is None else np.asarray(queries, dtype=np.float64)
+    def prepare(self, points: np.ndarray, weights: torch.Tensor | None = None, queries: np.ndarray | None = None,
+                sdf_fn: Callable | None = None) -> KDTransfers:
+        """Interpolation matrices of one geometry `points (N, d)` to its queries `(M, d)` (default: the points),
+        once per geometry and reused every epoch. `weights` and `sdf_fn` are accepted for a common interface
+        with the other models and not used (the Delaunay interpolation weighs the points itself)."""
+        points = np.asarray(torch.as_tensor(points).cpu(), dtype=np.float64)
+        queries = points if queries is None else np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
         to_grid = point_to_grid_matrix(points, self.grids.nodes())
         to_points = grid_to_point_matrix(self.tree, self.grids, queries)
         return KDTransfers(_torch_sparse(to_grid), _torch_sparse(to_points),
                            torch.zeros(len(queries), dtype=torch.int64), 1)
 
-    def forward(self, f: torch.Tensor, transfers: KDTransfers) -> torch.Tensor:
+    def forward(self, f: torch.Tensor | None, transfers: KDTransfers) -> torch.Tensor:
         b, n_leaves, shape = transfers.n_samples, self.grids.n_leaves, self.grids.shape
         g = self.grids.nodes_per_leaf
-        values = torch.sparse.mm(transfers.to_grid, f)  # (B * L * G, C)
+        if f is None:
+            f = torch.zeros((transfers.to_grid.shape[1], 0), device=transfers.to_grid.device)  # geometry only
+        with torch.autocast(f.device.type, enabled=False):  # sparse products stay in float32
+            values = torch.sparse.mm(transfers.to_grid, f.float())  # (B * L * G, C)
         coords = self.node_coords.repeat(b, 1)
         h = torch.cat([values, coords], dim=1).reshape(b, n_leaves, g, -1).permute(0, 1, 3, 2)  # (B, L, C', G)
         if self.leaves_as == "channels":
@@ -101,4 +112,5 @@ class KDFNO(nn.Module):
         else:
             out = self.fno(h.reshape(b * n_leaves, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
         grid_values = out.permute(0, 1, 3, 2).reshape(b * n_leaves * g, self.out_channels)
-        return torch.sparse.mm(transfers.to_points, grid_values)
+        with torch.autocast(grid_values.device.type, enabled=False):
+            return torch.sparse.mm(transfers.to_points, grid_values.float())

@@ -1,17 +1,18 @@
 """PNG pictures: 2D meshes as shaded triangles, 3D surfaces as lit polygons, point clouds as dots."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # noqa: E402
-
-from geoop.geometry.geometry import Geometry  # noqa: E402
+from geoop.geometry.geometry import Geometry
 
 _MAX_POINTS = 30_000  # scatter plots beyond this are subsampled (evenly, deterministically)
 _MAX_FACES = 60_000
@@ -24,26 +25,29 @@ def _scalar(geometry: Geometry, field: str | None) -> np.ndarray | None:
     return value if value.ndim == 1 else np.linalg.norm(value.reshape(len(value), -1), axis=1)
 
 
-def _plot_2d(ax, geometry: Geometry, values: np.ndarray | None):
+def _plot_2d(ax, geometry: Geometry, values: np.ndarray | None, limits: tuple[float, float] | None = None):
     p = geometry.points
     tris = geometry.simplices if geometry.cell_dim == 2 else None
     mappable = None
     if tris is not None and len(tris):
         if values is not None:
-            mappable = ax.tripcolor(p[:, 0], p[:, 1], tris, values, shading="gouraud", cmap="viridis")
+            lo, hi = limits or (None, None)
+            mappable = ax.tripcolor(p[:, 0], p[:, 1], tris, values, shading="gouraud", cmap="viridis",
+                                    vmin=lo, vmax=hi)
         else:
             ax.triplot(p[:, 0], p[:, 1], tris, lw=0.3, color="0.6")
         ax.add_collection(LineCollection(p[geometry.boundary_facets], colors="k", linewidths=0.8))
     else:
         step = max(1, len(p) // _MAX_POINTS)
-        colors = {} if values is None else {"c": values[::step], "cmap": "viridis"}
+        colors = {} if values is None else {"c": values[::step], "cmap": "viridis", "vmin": (limits or (None,))[0],
+                                            "vmax": (limits or (None, None))[1]}
         dots = ax.scatter(p[::step, 0], p[::step, 1], s=2, **colors)
         mappable = dots if values is not None else None
     ax.set_aspect("equal")
     return mappable
 
 
-def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None):
+def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None, limits: tuple[float, float] | None = None):
     p = geometry.points
     mappable = None
     if geometry.kind in ("surface", "volume"):
@@ -55,9 +59,9 @@ def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None):
         light = np.clip(normal @ np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8]), 0, 1)
         if values is not None:
             v = values[faces].mean(1)
-            norm = plt.Normalize(v.min(), v.max())
-            colors = plt.cm.viridis(norm(v))
-            mappable = plt.cm.ScalarMappable(norm=norm, cmap="viridis")
+            norm = Normalize(*(limits or (v.min(), v.max())))
+            colors = colormaps["viridis"](norm(v))
+            mappable = ScalarMappable(norm=norm, cmap="viridis")
             mappable.set_array(v)
         else:
             colors = np.ones((len(faces), 4)) * [0.55, 0.65, 0.8, 1.0]
@@ -65,7 +69,9 @@ def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None):
         ax.add_collection3d(Poly3DCollection(tri, facecolors=colors, edgecolors="none"))
     else:
         step = max(1, len(p) // _MAX_POINTS)
-        colors = {"c": "tab:blue"} if values is None else {"c": values[::step], "cmap": "viridis"}
+        colors = {"c": "tab:blue"} if values is None else {"c": values[::step], "cmap": "viridis",
+                                                           "vmin": (limits or (None,))[0],
+                                                           "vmax": (limits or (None, None))[1]}
         dots = ax.scatter(*p[::step].T, s=1, **colors)
         mappable = dots if values is not None else None
     lo, hi = geometry.bounds
@@ -77,19 +83,33 @@ def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None):
     return mappable
 
 
+def plot_fields(geometry: Geometry, fields: Sequence[str | None], path: str | Path,
+                titles: Sequence[str] | None = None, shared: Sequence[str] = (), suptitle: str | None = None,
+                dpi: int = 120) -> Path:
+    """Write a PNG with one panel per point field of `geometry` (None: the bare geometry; vectors by magnitude).
+    Fields named in `shared` use one color scale (e.g. truth and prediction)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = [_scalar(geometry, f) for f in fields]
+    common = [v for f, v in zip(fields, values, strict=True) if f in shared and v is not None]
+    limits = (min(v.min() for v in common), max(v.max() for v in common)) if common else None
+    fig = Figure(figsize=(5.5 * len(fields), 5))  # no pyplot: works headless and leaves notebooks' backend alone
+    for k, (name, v) in enumerate(zip(fields, values, strict=True)):
+        ax = fig.add_subplot(1, len(fields), k + 1, projection=None if geometry.dim == 2 else "3d")
+        lim = limits if name in shared else None
+        mappable = (_plot_2d if geometry.dim == 2 else _plot_3d)(ax, geometry, v, lim)
+        if mappable is not None:
+            fig.colorbar(mappable, ax=ax, shrink=0.7, label=name)
+        default = name or (Path(geometry.source).name if geometry.source else geometry.kind)
+        ax.set_title(titles[k] if titles else default)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
 def plot_geometry(geometry: Geometry, path: str | Path, field: str | None = None, title: str | None = None,
                   dpi: int = 120) -> Path:
     """Write a PNG of `geometry` (colored by point field `field`, its magnitude for vectors) to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = plt.figure(figsize=(6, 5))
-    ax = fig.add_subplot(projection=None if geometry.dim == 2 else "3d")
-    values = _scalar(geometry, field)
-    mappable = (_plot_2d if geometry.dim == 2 else _plot_3d)(ax, geometry, values)
-    if mappable is not None:
-        fig.colorbar(mappable, ax=ax, shrink=0.7, label=field)
-    ax.set_title(title or (Path(geometry.source).name if geometry.source else geometry.kind))
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return plot_fields(geometry, [field], path, titles=[title] if title else None, dpi=dpi)

@@ -1,1 +1,1 @@
-"""What a user runs end to end: the main job (`geoop demo`) and, later, train / evaluate / predict."""
+"""What a user runs end to end: the main job (`geoop demo`), prediction on files, the mesh gallery."""

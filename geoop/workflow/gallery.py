@@ -1,4 +1,4 @@
-"""The main job on the embedded default: load every geometry in `meshes/`, derive what geoop derives
+"""The gallery (`geoop gallery`): load every geometry in `meshes/`, derive what geoop derives
 (boundaries, normals, quadrature weights, signed distance, a radius graph), print a table, and write one PNG
 and one VTU per geometry plus `summary.json`."""
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _describe(path: Path, out: Path) -> dict:
     return info
 
 
-def run_demo(out: Path, meshes: Path | None = None) -> list[dict]:
+def run_gallery(out: Path, meshes: Path | None = None) -> list[dict]:
     """Describe every readable file in `meshes` into `out`; returns the rows of `summary.json`."""
     meshes = meshes or default_meshes()
     out.mkdir(parents=True, exist_ok=True)

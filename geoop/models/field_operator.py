@@ -1,0 +1,142 @@
+"""`FieldOperator`: a registered model plus everything that turns a user's geometry and physical fields into
+its inputs and its outputs back into physical fields. It is what training optimises, what a checkpoint holds and
+what `geoop.load_model` returns."""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from geoop.data.pyg import Data
+
+from geoop.data.features import sample_features
+from geoop.errors import GeometryError
+from geoop.geometry.geometry import Geometry
+from geoop.geometry.sdf import distance_function
+from geoop.models.registry import model_from_config
+
+
+class FieldOperator(nn.Module):
+    """Physical fields at a geometry's points -> physical fields at any query points.
+
+    Coordinates are mapped isotropically into the training data's `[-1, 1]^d` box (`center`, `scale`); input
+    channels and targets are standardised with statistics of the training split. All of these are buffers, so
+    the state dict (and a checkpoint) carries them with the weights.
+
+    Args:
+        model: a registry model (see `geoop.models.registry`). model_config: its `build_model` config.
+        fields: {"inputs": [names], "targets": [names], "specs": {name: {"components", "mask", ...}}}.
+        center `(d,)`, scale: the coordinate map. x_mean, x_std `(C_in,)`, y_mean, y_std `(C_out,)`.
+    Shapes: forward(x `(N, C_in)`, prepared) -> `(M, C_out)` physical values at the prepared queries.
+    """
+
+    def __init__(self, model: nn.Module, model_config: dict[str, Any], fields: dict[str, Any],
+                 center: Sequence[float], scale: float, x_mean: Sequence[float], x_std: Sequence[float],
+                 y_mean: Sequence[float], y_std: Sequence[float]):
+        super().__init__()
+        self.model, self.model_config, self.fields = model, model_config, fields
+        self.dim = len(center)
+        as_t = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float32).reshape(-1))  # noqa: E731
+        self.register_buffer("center", as_t(center))
+        self.register_buffer("scale", as_t([scale]))
+        for name, value in (("x_mean", x_mean), ("x_std", x_std), ("y_mean", y_mean), ("y_std", y_std)):
+            self.register_buffer(name, as_t(value))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> FieldOperator:
+        """An untrained operator shaped like `config` (see `config`); load a state dict into it."""
+        n = config["normalization"]
+        return cls(model_from_config(config["model"]), config["model"], config["fields"], n["center"], n["scale"],
+                   n["x_mean"], n["x_std"], n["y_mean"], n["y_std"])
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description: model class and options, fields, normalization statistics."""
+        lists = {k: getattr(self, k).tolist() for k in ("center", "x_mean", "x_std", "y_mean", "y_std")}
+        return {"model": self.model_config, "fields": self.fields,
+                "normalization": {**lists, "scale": float(self.scale)}}
+
+    @property
+    def target_slices(self) -> dict[str, slice]:
+        """Output channels of each target field."""
+        out, start = {}, 0
+        for name in self.fields["targets"]:
+            c = self.fields["specs"][name]["components"]
+            out[name] = slice(start, start + c)
+            start += c
+        return out
+
+    def to_model_coordinates(self, points: torch.Tensor) -> torch.Tensor:
+        """`(N, d)` physical -> `(N, d)` model coordinates."""
+        return (points.float().to(self.center.device) - self.center) / self.scale
+
+    @torch.no_grad()
+    def prepare(self, data: Data, geometry: Geometry | None = None, queries: torch.Tensor | None = None) -> Any:
+        """The model's per-geometry structures (graphs, grids, interpolation weights) for one sample `data`
+        (see `sample_features`), at `queries (M, d)` in physical coordinates (default: its points). `geometry`
+        supplies the distance function for models that use one."""
+        pos = self.to_model_coordinates(data.pos).cpu()
+        q = None if queries is None else self.to_model_coordinates(torch.as_tensor(queries)).cpu()
+        sdf_fn = None
+        if getattr(self.model, "use_sdf", False):
+            if geometry is None:
+                raise GeometryError("this model feeds a distance function and needs the sample's geometry")
+            distance = distance_function(geometry)
+            center, scale = self.center.double().cpu().numpy(), float(self.scale)
+            sdf_fn = lambda p: distance(p * scale + center) / scale  # noqa: E731
+        return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn)
+
+    def forward(self, x: torch.Tensor, prepared: Any) -> torch.Tensor:
+        out = self.model((x - self.x_mean) / self.x_std if x.shape[1] else None, prepared)
+        return out.float() * self.y_std + self.y_mean
+
+    @torch.no_grad()
+    def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
+                constants: Mapping[str, Sequence[float] | float] | None = None,
+                chunk: int = 200_000) -> Geometry:
+        """Predicted target fields of `geometry` (which carries the model's input fields as point data) at
+        `queries`: `(M, d)` points, a `Geometry` (its cells are kept, for ParaView), or None for the
+        geometry's own points. `constants` fills input fields that are the same at every point (e.g.
+        `{"freestream": [1, 0, 0]}`). Queries run in chunks of `chunk` points, so memory stays bounded."""
+        if geometry.dim != self.dim:
+            raise GeometryError(f"this model was trained on {self.dim}D data; the geometry is {geometry.dim}D",
+                                path=geometry.source)
+        if constants:
+            filled = {}
+            for name, value in constants.items():
+                row = np.asarray(value, dtype=np.float64).reshape(1, -1)
+                column = np.repeat(row, geometry.n_points, axis=0)
+                filled[name] = column[:, 0] if row.shape[1] == 1 else column
+            geometry = geometry.with_point_data(**filled)
+        data = sample_features(geometry, self.fields["inputs"], self.fields["specs"])
+        target = queries if isinstance(queries, Geometry) else None
+        q = geometry.points if queries is None else (target.points if target is not None else np.asarray(queries))
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise GeometryError(f"queries must have shape (M, {self.dim}), got {q.shape}", path=geometry.source)
+        self._warn_outside(geometry.points, q, geometry.source)
+        device = self.center.device
+        x = data.x.to(device)
+        parts = []
+        for start in range(0, len(q), chunk):
+            prepared = self.prepare(data, geometry, torch.tensor(q[start:start + chunk], dtype=torch.float64))
+            prepared = prepared.to(device) if hasattr(prepared, "to") else prepared
+            parts.append(self(x, prepared).cpu())
+        values = torch.cat(parts).double().numpy() if parts else np.zeros((0, int(self.y_mean.numel())))
+        fields = {name: values[:, s].squeeze(1) if s.stop - s.start == 1 else values[:, s]
+                  for name, s in self.target_slices.items()}
+        if target is not None:
+            return Geometry(target.points, target.cells, point_data={**target.point_data, **fields},
+                            source=target.source)
+        return Geometry(q, geometry.cells if queries is None else None, point_data=fields, source=geometry.source)
+
+    def _warn_outside(self, points: np.ndarray, queries: np.ndarray, source: Any) -> None:
+        """Warn (once per call) when the geometry or queries leave the training box by more than 10%."""
+        center, scale = self.center.double().cpu().numpy(), float(self.scale)
+        reach = max(float(np.abs((points - center) / scale).max(initial=0)),
+                    float(np.abs((queries - center) / scale).max(initial=0)))
+        if reach > 1.1:
+            warnings.warn(f"{source or 'geometry'}: points reach {reach:.2f} in the model's coordinates, where the "
+                          "training data filled [-1, 1]; predictions out there are extrapolation",
+                          stacklevel=3)

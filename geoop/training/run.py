@@ -1,0 +1,170 @@
+"""A training run from a config (YAML file + `key=value` overrides): datasets, normalization, model, Trainer,
+and the test-split evaluation; plus loading a trained model back."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from geoop.data.dataset import SimulationDataset
+from geoop.data.manifest import write_json_atomic
+from geoop.errors import GeoopError
+from geoop.geometry.normalize import UnitBoxTransform
+from geoop.models.field_operator import FieldOperator
+from geoop.models.registry import build_model
+from geoop.training.checkpoint import file_hash, load_checkpoint
+from geoop.training.trainer import Evaluator, TrainConfig, Trainer
+
+SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None},
+            "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML, with numbers like `3e-3` (a string to YAML 1.1) read as floats."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The run config: defaults, then the YAML file, then `section.key=value` overrides (values parsed as YAML)."""
+    config = json.loads(json.dumps(SECTIONS))
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise GeoopError("no such config file", path=path, fix="see configs/ for examples")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        unknown = set(loaded) - set(SECTIONS)
+        if unknown:
+            raise GeoopError(f"unknown config sections {sorted(unknown)}", path=path,
+                             fix=f"use only {sorted(SECTIONS)}")
+        for key, value in loaded.items():
+            config[key] = {**config[key], **value} if isinstance(config[key], dict) else value
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise GeoopError(f"override {item!r} is not key=value", fix="e.g. --set train.epochs=20")
+        *parents, leaf = key.strip().split(".")
+        node = config
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise GeoopError(f"override {item!r}: {p!r} is not a config section",
+                                 fix=f"sections are {sorted(SECTIONS)}")
+            node = node[p]
+        node[leaf] = parse_value(text)
+    unknown = set(config["train"]) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise GeoopError(f"unknown train options {sorted(unknown)}",
+                         fix=f"use {sorted(f.name for f in dataclasses.fields(TrainConfig))}")
+    if not config["data"]["root"]:
+        raise GeoopError("the config names no dataset", fix="set data.root (e.g. --set data.root=out/data)")
+    return config
+
+
+def _safe_std(s: torch.Tensor) -> torch.Tensor:
+    """Standard deviations with constant channels (std ~ 0) mapped to 1, so they pass through unscaled."""
+    if not len(s):
+        return s
+    return torch.where(s > 1e-12 * s.max().clamp_min(1e-300), s, torch.ones_like(s))
+
+
+def fit_normalization(dataset: SimulationDataset) -> dict[str, Any]:
+    """Coordinate box and per-channel mean/std of inputs and (where defined) targets over `dataset`."""
+    corners, xs, ys, masks = [], [], [], []
+    for i in range(len(dataset)):
+        d = dataset[i]
+        corners += [d.pos.min(0).values, d.pos.max(0).values]
+        xs.append(d.x.double())
+        ys.append(d.y.double())
+        masks.append(d.y_mask)
+    box = UnitBoxTransform().fit(torch.stack(corners).double().numpy())
+    x, y, m = torch.cat(xs), torch.cat(ys), torch.cat(masks).double()
+    count = m.sum(0).clamp_min(1)
+    y_mean = (y * m).sum(0) / count
+    y_std = (((y - y_mean) ** 2 * m).sum(0) / count).sqrt()
+    x_std = x.std(0, unbiased=False) if x.shape[1] else x.new_zeros(0)
+    return {"center": box.center_.tolist(), "scale": float(box.scale_), "x_mean": x.mean(0).tolist(),
+            "x_std": _safe_std(x_std).tolist(), "y_mean": y_mean.tolist(),
+            "y_std": _safe_std(y_std).tolist()}
+
+
+def _datasets(config: dict[str, Any]) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset]:
+    d = config["data"]
+    kwargs = {"inputs": d["inputs"], "targets": d["targets"]}
+    train = SimulationDataset(d["root"], "train", subsample=d["subsample"], seed=config["train"].get("seed", 0),
+                              **kwargs)
+    splits = train.manifest["splits"]
+    val = SimulationDataset(d["root"], "val", **kwargs) if splits.get("val") else None
+    test = SimulationDataset(d["root"], "test" if splits.get("test") else "train", **kwargs)
+    return train, val, test
+
+
+def build_operator(train: SimulationDataset, model: dict[str, Any]) -> FieldOperator:
+    """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model` ({"name", ...})."""
+    stats = fit_normalization(train)
+    options = {k: v for k, v in model.items() if k != "name"}
+    center, scale = np.asarray(stats["center"]), stats["scale"]
+    points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
+    net, model_config = build_model(model["name"], train.manifest["dim"], train.input_channels,
+                                    train.target_channels, points, **options)
+    fields = {"inputs": train.inputs, "targets": train.targets,
+              "specs": {n: train.specs[n] for n in train.inputs + train.targets}}
+    return FieldOperator(net, model_config, fields, **stats)
+
+
+def train(config: dict[str, Any]) -> dict[str, Any]:
+    """Run (or resume) the training `config` describes; returns {"out", "history", "test"} and writes
+    `config.yaml`, the checkpoints, `metrics.jsonl` and `test_metrics.json` into `config["out"]`."""
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+    out = Path(config["out"])
+    train_set, val_set, test_set = _datasets(config)
+    data_hash = file_hash(Path(config["data"]["root"]) / "manifest.json")
+    torch.manual_seed(config["train"].get("seed", 0))
+    last = out / "last.safetensors"
+    if last.is_file():
+        operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
+    else:
+        operator = build_operator(train_set, config["model"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    trainer = Trainer(operator, train_set, val_set, TrainConfig(**config["train"]), out, data_hash)
+    history = trainer.fit()
+    best = Evaluator(load_model(out / "model.safetensors"), trainer.config.device, trainer.config.amp,
+                     trainer.config.batch_size)
+    test = best.evaluate(test_set)
+    write_json_atomic(out / "test_metrics.json", test)
+    return {"out": out, "history": history, "test": test}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> FieldOperator:
+    """A trained `FieldOperator` (eval mode) from a checkpoint file or a run folder; nothing is unpickled."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    weights, meta, _ = load_checkpoint(path)
+    operator = FieldOperator.from_config(meta["operator"])
+    operator.load_state_dict(weights)
+    return operator.to(device).eval()
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test",
+                        batch_size: int = 4) -> dict[str, Any]:
+    """Per-field errors of a trained model on a split of a dataset folder."""
+    operator = load_model(checkpoint)
+    dataset = SimulationDataset(data, split, inputs=operator.fields["inputs"], targets=operator.fields["targets"])
+    if dataset.manifest["dim"] != operator.dim:
+        raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest['dim']}D", path=data)
+    return Evaluator(operator, batch_size=batch_size).evaluate(dataset)

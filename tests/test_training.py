@@ -1,0 +1,237 @@
+"""Train, evaluate, predict: checkpoints without pickle, exact resume after a kill, prediction from every
+file format, and clear errors for geometries the model cannot take."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import geoop
+from geoop import Geometry
+from geoop.cli import main
+from geoop.data import generate
+from geoop.data.importer import import_folder
+from geoop.errors import CorruptFileError, FieldError, GeometryError
+from geoop.io import FORMATS
+from geoop.training import load_config, load_model, train
+from geoop.training.batching import make_batches
+from geoop.training.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from geoop.training.losses import field_errors
+from tests.conftest import box_tets
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.resolution=16", "model.hidden=16", "model.modes=6", "model.n_layers=2", "model.in_gno_hidden=[16]",
+        "model.out_gno_hidden=[32]", "model.projection_hidden=32", "train.batch_size=4", "train.lr=3e-3",
+        "train.progress=false", "threads=1"]
+
+
+@pytest.fixture(scope="module")
+def poisson(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("poisson") / "data"
+    generate("poisson2d", root, n=32, seed=3, workers=2, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(poisson, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("run") / "gino"
+    return train(load_config(None, TINY + [f"data.root={poisson}", f"out={out}", "train.epochs=20", "train.lr=5e-3"]))
+
+
+@pytest.fixture(scope="module")
+def model3d(tmp_path_factory) -> Path:
+    """A tiny 3D GINO without input fields (target: a smooth function of position) on imported VTU files."""
+    base = tmp_path_factory.mktemp("boxes")
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        g = box_tets(4, size=tuple(rng.uniform(0.6, 1.4, 3)))
+        g.with_point_data(t=np.sin(2 * g.points[:, 0]) + g.points[:, 1] * g.points[:, 2]).save(base / f"b{i}.vtu")
+    import_folder(base, base / "data", inputs=[], targets=["t"], progress=False)
+    out = base / "run"
+    train(load_config(None, TINY + [f"data.root={base / 'data'}", f"out={out}", "train.epochs=2",
+                                    "model.resolution=8", "model.modes=3"]))
+    return out / "model.safetensors"
+
+
+def test_state_flattening_keeps_types_and_values():
+    state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4, 2)}},
+             "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0], "name": None}]}
+    tensors: dict = {}
+    skeleton = json.loads(json.dumps(flatten_state(state, tensors)))
+    back = unflatten_state(skeleton, tensors)
+    assert list(back["state"]) == [0] and back["param_groups"][0]["betas"] == (0.9, 0.999)
+    torch.testing.assert_close(back["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
+
+
+def test_checkpoints_load_without_unpickling(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "m.safetensors", {"w": torch.ones(3)}, {"note": "x"},
+                           {"opt": {1: torch.zeros(2)}})
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))
+    monkeypatch.setattr(pickle, "Unpickler", lambda *a, **k: pytest.fail("unpickled"))
+    weights, meta, extra = load_checkpoint(path)
+    assert meta["note"] == "x" and meta["geoop_version"] == geoop.__version__
+    torch.testing.assert_close(weights["w"], torch.ones(3))
+    assert json.loads((tmp_path / "m.json").read_text())["note"] == "x"
+    assert list(extra["opt"]) == [1]
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "m.safetensors", {"w": torch.ones(3)}, {"epoch": 1})
+    import geoop.training.checkpoint as ckpt
+
+    def crash(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt, "save_file", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"w": torch.zeros(3)}, {"epoch": 2})
+    assert load_checkpoint(path)[1]["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_damaged_checkpoint_is_a_typed_error(tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(CorruptFileError, match="model.safetensors"):
+        load_model(bad)
+
+
+def test_relative_l2_is_quadrature_weighted_and_masked():
+    y = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    pred = y + torch.tensor([[1.0], [0.0], [0.0], [100.0]])
+    mask = torch.tensor([[True], [True], [True], [False]])
+    w = torch.tensor([2.0, 1.0, 1.0, 1.0])
+    err = field_errors(pred, y, mask, w, torch.zeros(4, dtype=torch.long), 1, {"u": slice(0, 1)})["u"]
+    assert float(err) == pytest.approx(np.sqrt(2.0 / (2 + 4 + 9)))
+
+
+def test_point_budget_batches_cover_every_sample_and_replay_from_the_seed():
+    sizes = np.random.default_rng(0).integers(100, 1000, 50).tolist()
+    batches = make_batches(sizes, batch_size=8, max_points=2000, seed=1, epoch=3)
+    assert sorted(i for b in batches for i in b) == list(range(50))
+    assert all(sum(sizes[i] for i in b) <= 2000 or len(b) == 1 for b in batches)
+    assert batches == make_batches(sizes, batch_size=8, max_points=2000, seed=1, epoch=3)
+    assert batches != make_batches(sizes, batch_size=8, max_points=2000, seed=1, epoch=4)
+
+
+def test_a_small_gino_learns_poisson_and_its_checkpoint_predicts_the_same(trained, poisson):
+    history = trained["history"]
+    assert history[-1]["val_rel_l2"] < 0.5 * history[0]["val_rel_l2"]
+    assert trained["test"]["fields"]["u"]["rel_l2"] < 0.6  # ~0.35-0.45 measured with 25 training samples
+    model = load_model(trained["out"])
+    assert model.config()["normalization"]["scale"] > 0
+    g = geoop.load(poisson / "samples" / "sample_000000.npz")
+    pred = model.predict(g)
+    assert pred.n_points == g.n_points and np.isfinite(pred.point_data["u"]).all()
+    chunked = model.predict(g, g.points, chunk=200)
+    np.testing.assert_allclose(chunked.point_data["u"], pred.point_data["u"], atol=1e-5)
+
+
+def test_cli_evaluate_prints_a_table_and_writes_json(trained, poisson, capsys, tmp_path):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(trained["out"] / "model.safetensors"), "--data", str(poisson),
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "rel L2" in text and "u " in text
+    metrics = json.loads(out.read_text())
+    assert metrics["fields"]["u"]["rel_l2"] == pytest.approx(trained["test"]["fields"]["u"]["rel_l2"], rel=1e-5)
+
+
+def test_predict_names_missing_inputs_and_refuses_another_dimension(trained, poisson):
+    model = load_model(trained["out"])
+    g = geoop.load(poisson / "samples" / "sample_000001.npz")
+    bare = Geometry(g.points, g.cells, {"k": g.point_data["k"]})
+    with pytest.raises(FieldError, match="'f'"):
+        model.predict(bare)
+    with pytest.raises(GeometryError, match="2D"):
+        model.predict(box_tets(2))
+    far = Geometry(g.points * 5, g.cells, dict(g.point_data))
+    with pytest.warns(UserWarning, match="extrapolation"):
+        model.predict(far)
+
+
+def _files_of_every_format(tmp_path: Path) -> list[Path]:
+    volume = box_tets(3, size=(1.0, 1.2, 0.8))
+    surface = Geometry(volume.points, {"triangle": volume.boundary_facets})
+    surface = Geometry(*_compact(surface))
+    cloud = Geometry(volume.points)
+    files = []
+    for ext, fmt in sorted(FORMATS.items()):
+        holds = fmt.holds
+        g = volume if "mesh" in holds or holds == "everything" else surface if "surface" in holds or \
+            "faces" in holds else cloud
+        files.append(g.save(tmp_path / f"shape{ext}"))
+    return files
+
+
+def _compact(surface: Geometry) -> tuple[np.ndarray, dict]:
+    tri = surface.cells["triangle"]
+    used, inverse = np.unique(tri, return_inverse=True)
+    return surface.points[used], {"triangle": inverse.reshape(tri.shape)}
+
+
+def test_geoop_predict_works_on_every_supported_format(model3d, tmp_path, capsys):
+    for path in _files_of_every_format(tmp_path):
+        out = tmp_path / f"pred_{path.suffix[1:]}.vtu"
+        assert main(["predict", "--checkpoint", str(model3d), "--geometry", str(path), "--out", str(out)]) == 0, \
+            capsys.readouterr().err
+        result = geoop.load(out)
+        assert np.isfinite(result.point_data["t"]).all(), path.name
+        assert out.with_suffix(".png").stat().st_size > 5000
+    query = tmp_path / "queries.csv"
+    Geometry(np.random.default_rng(0).uniform(0, 0.8, (500, 3))).save(query)
+    assert main(["predict", "--checkpoint", str(model3d), "--geometry", str(tmp_path / "shape.stl"),
+                 "--query", str(query), "--out", str(tmp_path / "q.vtu")]) == 0
+    assert geoop.load(tmp_path / "q.vtu").n_points == 500
+
+
+def _history(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_killed_run_resumes_on_the_same_trajectory(poisson, tmp_path):
+    args = [sys.executable, "-m", "geoop", "train", "--set", f"data.root={poisson}", "--set", "train.epochs=6"]
+    for item in TINY:
+        args += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((killed / "metrics.jsonl").exists() and len(_history(killed)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(_history(killed))
+    assert 2 <= done_before < 6
+    subprocess.run(args + ["--out", str(killed)], check=True, env=env, capture_output=True)
+    full, resumed = _history(tmp_path / "full"), _history(killed)
+    assert [h["epoch"] for h in resumed] == list(range(1, 7))
+    np.testing.assert_allclose([h["train_loss"] for h in resumed], [h["train_loss"] for h in full], rtol=1e-5)
+    np.testing.assert_allclose([h["val_rel_l2"] for h in resumed], [h["val_rel_l2"] for h in full], rtol=1e-5)
+
+
+def test_every_shipped_config_builds_its_model(tmp_path):
+    from geoop.models.registry import build_model
+
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert len(configs) >= 4
+    rng = np.random.default_rng(0)
+    for path in configs:
+        config = load_config(path, [f"data.root={tmp_path}"])
+        model = dict(config["model"])
+        dim = 3 if "3d" in path.stem else 2
+        points = [rng.uniform(-1, 1, (400, dim))]
+        net, described = build_model(model.pop("name"), dim, 2, 1, points, **model)
+        assert sum(p.numel() for p in net.parameters()) > 0 and json.dumps(described)
