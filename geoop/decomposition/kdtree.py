@@ -70,9 +70,11 @@ class KDTreeDecomposition:
         self.n_subdomains, self.n_blocks, self.max_depth = n_subdomains, n_blocks, max_depth
         self.min_points = min_points if min_points is not None else n_blocks
 
-    def fit(self, points: np.ndarray) -> KDTreeDecomposition:
-        """Grow the tree on `points (N, d)`: one geometry, or the union of many samples' points."""
+    def fit(self, points: np.ndarray, n_samples: int = 1) -> KDTreeDecomposition:
+        """Grow the tree on `points (N, d)`: one geometry, or the union of `n_samples` samples' points (leaf
+        grids are then sized to the points one sample has in each leaf, `leaf_count_ / n_samples_`)."""
         points = np.asarray(points, dtype=np.float64)
+        self.n_samples_ = np.asarray(n_samples)
         if len(points) < 2 * self.min_points:
             raise GeoopError(f"{len(points)} points are too few to decompose (min_points={self.min_points})")
         axis, threshold, left, right, depth = [-1], [0.0], [-1], [-1], [0]
@@ -141,6 +143,7 @@ class KDTreeDecomposition:
     @classmethod
     def from_state_dict(cls, state: dict) -> KDTreeDecomposition:
         tree = cls(state["n_subdomains"], state["n_blocks"], state["min_points"], state["max_depth"])
+        tree.n_samples_ = np.asarray(1)
         for k, v in state.items():
             if k.endswith("_"):
                 setattr(tree, k, np.asarray(v))

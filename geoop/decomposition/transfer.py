@@ -44,15 +44,17 @@ class LeafGrids:
 
 
 def leaf_grids(tree: KDTreeDecomposition, oversample: float = 1.5) -> LeafGrids:
-    """Grids with about `oversample x points` nodes per leaf, per-axis counts proportional to the leaf's box
-    extents (at least 2), aligned longest axis first; the common shape is the elementwise maximum."""
+    """Grids with about `oversample x points` nodes per leaf (points of one sample when the tree was fitted on
+    several), per-axis counts proportional to the leaf's box extents (at least 2), aligned longest axis first;
+    the common shape is the elementwise maximum."""
     extents = np.maximum(tree.leaf_upper_ - tree.leaf_lower_, 1e-12)
     d = extents.shape[1]
     axes = np.argsort(-extents, axis=1, kind="stable")
     shapes = []
     for k in range(len(extents)):
         e = extents[k, axes[k]]
-        n1 = (oversample * tree.leaf_count_[k] * np.prod(e[0] / e[1:])) ** (1 / d)
+        per_sample = tree.leaf_count_[k] / float(tree.n_samples_)
+        n1 = (oversample * per_sample * np.prod(e[0] / e[1:])) ** (1 / d)
         shapes.append(np.maximum(2, np.round(n1 * e / e[0])).astype(int))
     return LeafGrids(tuple(int(s) for s in np.max(shapes, axis=0)), tree.leaf_lower_.copy(),
                      tree.leaf_upper_.copy(), axes)

@@ -33,7 +33,8 @@ def _kdfno(dim: int, in_channels: int, out_channels: int, train_points: Sequence
     if state is None:
         if not train_points:
             raise GeoopError("KD-FNO fits its K-D tree on training points; none were given")
-        tree = KDTreeDecomposition(**tree_options).fit(np.concatenate(list(train_points)))
+        tree = KDTreeDecomposition(**tree_options).fit(np.concatenate(list(train_points)),
+                                                       n_samples=len(train_points))
     else:
         tree = KDTreeDecomposition.from_state_dict(state)
     if tree.leaf_lower_.shape[1] != dim:
