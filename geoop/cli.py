@@ -54,12 +54,31 @@ def _gallery(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from geoop.training.distributed import launched_by_torchrun
     from geoop.training.run import load_config, train
 
     overrides = list(args.set or []) + ([f"out={args.out}"] if args.out else [])
-    result = train(load_config(args.config, overrides))
+    config = load_config(args.config, overrides)  # a bad config fails here, before any process is started
+    if args.nproc > 1 and not launched_by_torchrun():
+        _launch(args.nproc, args.argv)
+        return
+    result = train(config)
+    if result["rank"] != 0:
+        return
     _print_metrics(result["test"], f"test split of {result['out']}")
     print(f"model: {result['out']}/model.safetensors (+ .json), curve data: {result['out']}/metrics.jsonl")
+
+
+def _launch(nproc: int, argv: list[str]) -> None:
+    """Run `geoop train` again under torchrun with `nproc` processes on this machine (loopback rendezvous)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "geoop", *argv]
+    code = subprocess.call(cmd)
+    if code != 0:
+        raise GeoopError(f"distributed training failed (exit code {code}); the failing rank's error is above",
+                         fix="fix that error and rerun the same command: the run resumes from its last epoch")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -187,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML file (see configs/)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.epochs=20")
     p.add_argument("--out", default=None, help="run folder (overrides the config's `out`)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
     p.set_defaults(run=_train)
     p = sub.add_parser("evaluate", help="per-field errors of a trained model on a dataset split")
     p.add_argument("--checkpoint", required=True, help="model.safetensors of a run")
@@ -233,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = _without_nproc(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         args.run(args)
@@ -241,6 +264,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"geoop: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line minus `--nproc N` (what each torchrun worker runs)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 if __name__ == "__main__":

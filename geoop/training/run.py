@@ -19,6 +19,7 @@ from geoop.geometry.normalize import UnitBoxTransform
 from geoop.models.field_operator import FieldOperator
 from geoop.models.registry import build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
+from geoop.training.distributed import setup, teardown
 from geoop.training.trainer import Evaluator, TrainConfig, Trainer
 
 SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None},
@@ -119,32 +120,44 @@ def build_operator(train: SimulationDataset, model: dict[str, Any]) -> FieldOper
                                     train.target_channels, points, **options)
     fields = {"inputs": train.inputs, "targets": train.targets,
               "specs": {n: train.specs[n] for n in train.inputs + train.targets}}
-    return FieldOperator(net, model_config, fields, **stats)
+    operator = FieldOperator(net, model_config, fields, **stats)
+    # data-sized buffers (GINO's radii) are fixed here, on the first training sample, so that every process
+    # of a distributed run, and a resumed run, holds the same ones
+    operator.prepare(train[0], train.geometry(0) if getattr(net, "use_sdf", False) else None)
+    return operator
 
 
 def train(config: dict[str, Any]) -> dict[str, Any]:
-    """Run (or resume) the training `config` describes; returns {"out", "history", "test"} and writes
-    `config.yaml`, the checkpoints, `metrics.jsonl` and `test_metrics.json` into `config["out"]`."""
+    """Run (or resume) the training `config` describes; returns {"out", "history", "test", "rank", "world"}
+    and writes `config.yaml`, the checkpoints, `metrics.jsonl` and `test_metrics.json` into `config["out"]`.
+    Under torchrun (WORLD_SIZE > 1) each process calls this and they train data-parallel."""
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
-    out = Path(config["out"])
-    train_set, val_set, test_set = _datasets(config)
-    data_hash = file_hash(Path(config["data"]["root"]) / "manifest.json")
-    torch.manual_seed(config["train"].get("seed", 0))
-    last = out / "last.safetensors"
-    if last.is_file():
-        operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
-    else:
-        operator = build_operator(train_set, config["model"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    trainer = Trainer(operator, train_set, val_set, TrainConfig(**config["train"]), out, data_hash)
-    history = trainer.fit()
-    best = Evaluator(load_model(out / "model.safetensors"), trainer.config.device, trainer.config.amp,
-                     trainer.config.batch_size)
-    test = best.evaluate(test_set)
-    write_json_atomic(out / "test_metrics.json", test)
-    return {"out": out, "history": history, "test": test}
+    settings = TrainConfig(**config["train"])
+    context = setup(settings.device, settings.dist_timeout)
+    try:
+        out = Path(config["out"])
+        train_set, val_set, test_set = _datasets(config)
+        data_hash = file_hash(Path(config["data"]["root"]) / "manifest.json")
+        torch.manual_seed(settings.seed)
+        last = out / "last.safetensors"
+        if last.is_file():
+            operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
+        else:
+            operator = build_operator(train_set, config["model"])
+        if context.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        trainer = Trainer(operator, train_set, val_set, settings, out, data_hash, context)
+        history = trainer.fit()
+        best = Evaluator(load_model(out / "model.safetensors"), settings.device, settings.amp, settings.batch_size,
+                         context=context)
+        test = best.evaluate(test_set)
+        if context.is_main:
+            write_json_atomic(out / "test_metrics.json", test)
+        return {"out": out, "history": history, "test": test, "rank": context.rank, "world": context.world}
+    finally:
+        teardown()
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FieldOperator:

@@ -17,8 +17,9 @@ from tqdm import tqdm
 from geoop.data.dataset import SimulationDataset
 from geoop.errors import GeoopError
 from geoop.models.field_operator import FieldOperator
-from geoop.training.batching import make_batches
+from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
+from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_sum, barrier
 from geoop.training.losses import field_errors, max_errors
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,10 @@ class TrainConfig:
     """How to train. `max_points` packs batches by point count (up to `batch_size` samples each);
     `schedule`: "onecycle", "cosine" or "constant" (stepped per batch); `patience`: epochs without a better
     validation error before stopping early (None: never); `amp`: bf16 autocast on CUDA; `compile`:
-    `torch.compile` the model; `device`: "auto" (CUDA when available), "cpu", "cuda", ..."""
+    `torch.compile` the model; `device`: "auto" (CUDA when available), "cpu", "cuda", ...
+    `shards`: how the training set is dealt for data parallelism (default: one shard per process; batch_size
+    and max_points are per shard); fix it to replay a run on another number of processes. `dist_timeout`:
+    seconds a collective may wait for a lost rank before the job fails."""
 
     epochs: int = 50
     batch_size: int = 4
@@ -44,6 +48,8 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     progress: bool = True
+    shards: int | None = None
+    dist_timeout: float = 300.0
 
     def __post_init__(self):  # YAML reads 1e-3 (no dot) as a string
         self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
@@ -56,9 +62,11 @@ class Evaluator:
     anew each epoch; `evaluate` gives per-field errors."""
 
     def __init__(self, operator: FieldOperator, device: str = "auto", amp: bool = True, batch_size: int = 4,
-                 compile: bool = False):
+                 compile: bool = False, context: Context = SINGLE_PROCESS):
         name = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device, self.amp, self.batch_size = torch.device(name), amp, batch_size
+        if name == "cuda" and context.world > 1:
+            name = f"cuda:{context.local_rank}"
+        self.device, self.amp, self.batch_size, self.context = torch.device(name), amp, batch_size, context
         self.operator = operator.to(self.device)
         self.forward = torch.compile(operator, dynamic=True) if compile else operator
         self._cache: dict[tuple[int, int], tuple[Any, Any]] = {}
@@ -86,11 +94,11 @@ class Evaluator:
         prepared = prepared.to(self.device) if hasattr(prepared, "to") else prepared
         return Batch.from_data_list([d for d, _ in pairs]).to(self.device), prepared
 
-    def predict(self, data: Batch, prepared: Any) -> torch.Tensor:
-        """`(N, C_out)` float32 physical predictions for a batch."""
+    def predict(self, data: Batch, prepared: Any, module: Any = None) -> torch.Tensor:
+        """`(N, C_out)` float32 physical predictions for a batch (through `module`, default the operator)."""
         amp = self.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            return self.forward(data.x, prepared).float()
+            return (module or self.forward)(data.x, prepared).float()
 
     def errors(self, pred: torch.Tensor, data: Batch) -> dict[str, torch.Tensor]:
         """`{field: (B,)}` relative L2 errors of each sample of the batch."""
@@ -99,17 +107,23 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, dataset: SimulationDataset) -> dict[str, Any]:
-        """Per-field relative L2 (mean, median over samples) and max error over `dataset`."""
+        """Per-field relative L2 (mean, median over samples) and max error over `dataset` (in distributed runs
+        each rank evaluates its shard and the results are gathered)."""
         self.operator.eval()
+        sizes = self.sizes(dataset)
+        mine = shard_samples(sizes, self.context.world)[self.context.rank]
         rel: dict[str, list[float]] = {n: [] for n in self.operator.target_slices}
         worst: dict[str, float] = {n: 0.0 for n in self.operator.target_slices}
-        for positions in make_batches(self.sizes(dataset), self.batch_size, shuffle=False):
-            data, prepared = self.batch(dataset, positions)
+        for local in make_batches([sizes[i] for i in mine], self.batch_size, shuffle=False):
+            data, prepared = self.batch(dataset, [mine[j] for j in local])
             pred = self.predict(data, prepared)
             for name, e in self.errors(pred, data).items():
                 rel[name] += e.tolist()
             for name, e in max_errors(pred, data.y, data.y_mask, self.operator.target_slices).items():
                 worst[name] = max(worst[name], e)
+        gathered = all_gather((rel, worst), self.context)
+        rel = {n: [v for r, _ in gathered for v in r[n]] for n in rel}
+        worst = {n: max(w[n] for _, w in gathered) for n in worst}
         fields = {n: {"rel_l2": float(np.mean(v)), "rel_l2_median": float(np.median(v)), "max_error": worst[n]}
                   for n, v in rel.items()}
         return {"rel_l2": float(np.mean([f["rel_l2"] for f in fields.values()])), "fields": fields,
@@ -128,22 +142,51 @@ class Trainer(Evaluator):
     have seen."""
 
     def __init__(self, operator: FieldOperator, train_set: SimulationDataset, val_set: SimulationDataset | None,
-                 config: TrainConfig, out: str | Path, data_hash: str = ""):
+                 config: TrainConfig, out: str | Path, data_hash: str = "", context: Context = SINGLE_PROCESS):
         if config.schedule not in ("onecycle", "cosine", "constant"):
             raise GeoopError(f"unknown schedule {config.schedule!r}", fix="use onecycle, cosine or constant")
-        super().__init__(operator, config.device, config.amp, config.batch_size, config.compile)
+        super().__init__(operator, config.device, config.amp, config.batch_size, config.compile, context)
         self.train_set, self.val_set = train_set, val_set
         self.config, self.out, self.data_hash = config, Path(out), data_hash
+        self.n_shards = config.shards or context.world
+        if self.n_shards < context.world:
+            raise GeoopError(f"train.shards={self.n_shards} is fewer than the {context.world} processes",
+                             fix="leave train.shards unset, or make it at least the number of processes")
+        self.my_shards = [k for k in range(self.n_shards) if k % context.world == context.rank]
+        self.train_forward = self.forward
+        if context.world > 1:  # gradients are averaged across ranks; parameters start from rank 0's
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            ddp = DistributedDataParallel(operator, device_ids=ids, broadcast_buffers=False)
+            self.train_forward = torch.compile(ddp, dynamic=True) if config.compile else ddp
 
     # -- training ----------------------------------------------------------------------------------------
-    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+    def _epoch_plan(self, epoch: int) -> list[list[list[int]]]:
         c = self.config
-        return make_batches(self.sizes(self.train_set), c.batch_size, c.max_points, c.seed, epoch)
+        return batch_plan(self.sizes(self.train_set), c.batch_size, c.max_points, c.seed, epoch, self.n_shards)
+
+    def _step_loss(self, step: list[list[int]]) -> tuple[torch.Tensor, float]:
+        """This rank's share of the step's loss, scaled so that the gradients averaged over ranks are those of
+        the mean relative L2 over every sample and field of the global batch; and the global loss value."""
+        mine = [i for k in self.my_shards for i in step[k]]
+        count = sum(len(p) for p in step) * len(self.operator.target_slices)
+        idle = not mine
+        if idle:  # a rank whose shard ran out still joins the gradient all-reduce, contributing zero
+            mine = [next(i for k in self.my_shards for i in self.train_set_shards[k])]
+        data, prepared = self.batch(self.train_set, mine)
+        errors = self.errors(self.predict(data, prepared, self.train_forward), data)
+        local = torch.stack(list(errors.values())).sum() * (0.0 if idle else 1.0)
+        value = all_sum(float(local.detach()), self.context) / count
+        if not math.isfinite(value):
+            raise GeoopError(f"the loss became {value}",
+                             fix="lower train.lr or raise train.grad_clip; check the data for outliers")
+        return local * (self.context.world / count), value
 
     def _optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         c = self.config
         opt = torch.optim.AdamW(self.operator.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        total = max(1, sum(len(self._epoch_batches(e)) for e in range(c.epochs)))
+        total = max(1, sum(len(self._epoch_plan(e)) for e in range(c.epochs)))
         if c.schedule == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=total)
         elif c.schedule == "cosine":
@@ -170,6 +213,16 @@ class Trainer(Evaluator):
         log.info("resuming %s after epoch %d", self.out, meta["epoch"])
         return meta["epoch"], meta["history"], meta["best_val"], meta["bad_epochs"]
 
+    def _save(self, opt, sched, epoch: int, history: list[dict], best: float, bad_epochs: int,
+              improved: bool) -> None:
+        meta = self._meta(epoch, history, best, bad_epochs)
+        if improved or self.val_set is None:
+            save_checkpoint(self.out / "model.safetensors", self.operator.state_dict(),
+                            {k: meta[k] for k in ("operator", "data_hash", "epoch")} | {"metrics": history[-1]})
+        save_checkpoint(self.out / "last.safetensors", self.operator.state_dict(), meta,
+                        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, json_twin=False)
+        self._log(history)
+
     def _log(self, history: list[dict]) -> None:
         lines = "".join(json.dumps(h) + "\n" for h in history)
         tmp = self.out / ".metrics.jsonl.tmp"
@@ -177,16 +230,18 @@ class Trainer(Evaluator):
         tmp.replace(self.out / "metrics.jsonl")
 
     def fit(self) -> list[dict]:
-        """Train for `config.epochs` (resuming from `out/last.safetensors` when present); returns the history."""
-        c = self.config
+        """Train for `config.epochs` (resuming from `out/last.safetensors` when present); returns the history.
+        In a distributed run every rank calls this; rank 0 alone writes checkpoints and logs."""
+        c, main = self.config, self.context.is_main
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(c.seed)
+        self.train_set_shards = shard_samples(self.sizes(self.train_set), self.n_shards)
         opt, sched = self._optimizer()
         start, history, best, bad_epochs = self._resume(opt, sched)
         steps_done = sum(h["steps"] for h in history)
-        total = steps_done + sum(len(self._epoch_batches(e)) for e in range(start, c.epochs))
-        writer = _tensorboard(self.out)
-        bar = tqdm(total=total, initial=steps_done, desc="train", unit="step", disable=not c.progress)
+        total = steps_done + sum(len(self._epoch_plan(e)) for e in range(start, c.epochs))
+        writer = _tensorboard(self.out) if main else None
+        bar = tqdm(total=total, initial=steps_done, desc="train", unit="step", disable=not (c.progress and main))
         for epoch in range(start, c.epochs):
             if c.patience is not None and bad_epochs >= c.patience:
                 log.info("early stop: no better validation error for %d epochs", bad_epochs)
@@ -195,22 +250,17 @@ class Trainer(Evaluator):
             self.train_set.set_epoch(epoch)
             self.operator.train()
             losses = []
-            for positions in self._epoch_batches(epoch):
-                data, prepared = self.batch(self.train_set, positions)
-                errors = self.errors(self.predict(data, prepared), data)
-                loss = torch.stack(list(errors.values())).mean()
-                if not torch.isfinite(loss):
-                    raise GeoopError(f"the loss became {float(loss)} at epoch {epoch}",
-                                     fix="lower train.lr or raise train.grad_clip; check the data for outliers")
+            for step in self._epoch_plan(epoch):
+                loss, value = self._step_loss(step)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if c.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.operator.parameters(), c.grad_clip)
                 opt.step()
                 sched.step()
-                losses.append(float(loss.detach()))
+                losses.append(value)
                 bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses),
                       "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
             if self.val_set is not None and len(self.val_set):
@@ -222,13 +272,8 @@ class Trainer(Evaluator):
             score = record.get("val_rel_l2", record["train_loss"])
             improved = score < best
             best, bad_epochs = (score, 0) if improved else (best, bad_epochs + 1)
-            meta = self._meta(epoch + 1, history, best, bad_epochs)
-            if improved or self.val_set is None:
-                save_checkpoint(self.out / "model.safetensors", self.operator.state_dict(),
-                                {k: meta[k] for k in ("operator", "data_hash", "epoch")} | {"metrics": record})
-            save_checkpoint(self.out / "last.safetensors", self.operator.state_dict(), meta,
-                            {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, json_twin=False)
-            self._log(history)
+            if main:
+                self._save(opt, sched, epoch + 1, history, best, bad_epochs, improved)
             if writer is not None:
                 for k, v in record.items():
                     if isinstance(v, float):
@@ -236,6 +281,7 @@ class Trainer(Evaluator):
         bar.close()
         if writer is not None:
             writer.close()
+        barrier(self.context)  # the others wait until rank 0's checkpoints are on disk
         return history
 
 
