@@ -112,7 +112,7 @@ def test_kdfno_batches_geometries_and_backpropagates(leaves_as):
     clouds = [clustered_cloud(seed, n) for seed, n in ((4, 500), (5, 350))]
     tree = KDTreeDecomposition(n_subdomains=6).fit(np.concatenate(clouds))
     torch.manual_seed(0)
-    model = KDFNO(tree, 1, 2, hidden=8, modes=6, n_layers=2, leaves_as=leaves_as)
+    model = KDFNO(tree, 1, 2, hidden=8, modes=6, n_layers=2, leaves_as=leaves_as, use_sdf=False)
     transfers = [model.prepare(c) for c in clouds]
     fields = [torch.tensor(np.sin(5 * c[:, :1]), dtype=torch.float32) for c in clouds]
     together = model(torch.cat(fields), KDTransfers.collate(transfers))
@@ -126,7 +126,7 @@ def test_a_small_kdfno_learns_the_antiderivative_operator():
     samples = antiderivative_samples()
     torch.manual_seed(0)
     tree = KDTreeDecomposition(n_subdomains=4).fit(np.concatenate([s[0].numpy() for s in samples[:64]]))
-    model = KDFNO(tree, 1, 1, oversample=0.05, hidden=24, modes=8, n_layers=3)
+    model = KDFNO(tree, 1, 1, oversample=0.05, hidden=24, modes=8, n_layers=3, use_sdf=False)
     transfers = [model.prepare(s[0].numpy()) for s in samples]
     test = train_and_test(model, samples, transfers, KDTransfers.collate, epochs=30)
     assert test < 0.25, test  # ~0.16 measured; predicting zero scores 1.0

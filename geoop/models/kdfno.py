@@ -25,16 +25,17 @@ def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
 class KDTransfers:
     """Precomputed linear maps of one or more geometries: `to_grid (B * L * G, N)` from input points to the leaf
     grids and `to_points (M, B * L * G)` from the grids to the queries (block-diagonal over samples);
-    `query_batch (M,)`."""
+    `query_batch (M,)`; `grid_sdf (B * L * G, 1)` the signed distance at the grid nodes, or None."""
 
     to_grid: torch.Tensor
     to_points: torch.Tensor
     query_batch: torch.Tensor
     n_samples: int
+    grid_sdf: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> KDTransfers:
         return KDTransfers(self.to_grid.to(device), self.to_points.to(device), self.query_batch.to(device),
-                           self.n_samples)
+                           self.n_samples, None if self.grid_sdf is None else self.grid_sdf.to(device))
 
     @staticmethod
     def collate(parts: list[KDTransfers]) -> KDTransfers:
@@ -49,28 +50,32 @@ class KDTransfers:
                                            check_invariants=True).coalesce()
 
         offsets = np.cumsum([0] + [p.n_samples for p in parts])
+        sdf = None if any(p.grid_sdf is None for p in parts) else torch.cat([p.grid_sdf for p in parts])
         return KDTransfers(block([p.to_grid for p in parts]), block([p.to_points for p in parts]),
                            torch.cat([p.query_batch + int(o) for p, o in zip(parts, offsets, strict=False)]),
-                           int(offsets[-1]))
+                           int(offsets[-1]), sdf)
 
 
 class KDFNO(nn.Module):
     """Fields at points -> per-leaf grids (piecewise-linear interpolation) -> one FNO -> back to any queries
     (multilinear interpolation), with the leaves stacked as channels (NUNO) or as a batch.
 
-    Each grid node also carries its coordinates in the tree's root box (scaled to [-1, 1]).
+    Each grid node also carries its coordinates in the tree's root box (scaled to [-1, 1]) and, with `use_sdf`,
+    the geometry's signed distance there: without it a model with no input fields would not see the shape.
 
     Args:
         tree: a fitted `KDTreeDecomposition` (one leaf gives the single-grid interpolation baseline).
         in_channels, out_channels: fields in and out. oversample: grid nodes per point in each leaf.
-        hidden, modes, n_layers, padding: the FNO. leaves_as: "channels" or "batch".
+        hidden, modes, n_layers, padding: the FNO. leaves_as: "channels" or "batch". use_sdf: feed the signed
+        distance at the grid nodes (needs `sdf_fn` in `prepare`).
     Shapes: forward(f `(N, C_in)`, transfers) -> `(M, C_out)`.
     """
 
     def __init__(self, tree: KDTreeDecomposition, in_channels: int, out_channels: int, oversample: float = 1.5,
                  hidden: int = 32, modes: int = 12, n_layers: int = 4, padding: float = 0.1,
-                 leaves_as: str = "channels"):
+                 leaves_as: str = "channels", use_sdf: bool = True):
         super().__init__()
+        self.use_sdf = use_sdf
         if leaves_as not in ("channels", "batch"):
             raise ValueError(f"leaves_as must be 'channels' or 'batch', got {leaves_as!r}")
         self.tree, self.grids, self.leaves_as = tree, leaf_grids(tree, oversample), leaves_as
@@ -82,21 +87,29 @@ class KDFNO(nn.Module):
         shape, n_leaves, dim = self.grids.shape, self.grids.n_leaves, nodes.shape[1]
         modes_per_axis = tuple(min(modes, s) for s in shape)
         width = n_leaves if leaves_as == "channels" else 1
-        self.fno = FNO(width * (in_channels + dim), width * out_channels, modes_per_axis, hidden=hidden,
+        self.fno = FNO(width * (in_channels + int(use_sdf) + dim), width * out_channels, modes_per_axis,
+                       hidden=hidden,
                        n_layers=n_layers, padding=padding)
 
     @torch.no_grad()
     def prepare(self, points: np.ndarray, weights: torch.Tensor | None = None, queries: np.ndarray | None = None,
                 sdf_fn: Callable | None = None) -> KDTransfers:
         """Interpolation matrices of one geometry `points (N, d)` to its queries `(M, d)` (default: the points),
-        once per geometry and reused every epoch. `weights` and `sdf_fn` are accepted for a common interface
-        with the other models and not used (the Delaunay interpolation weighs the points itself)."""
+        once per geometry and reused every epoch. `sdf_fn`: signed distance at `(K, d)` numpy points (needed
+        with `use_sdf`). `weights` is accepted for a common interface with the other models and not used (the
+        Delaunay interpolation weighs the points itself)."""
         points = np.asarray(torch.as_tensor(points).cpu(), dtype=np.float64)
         queries = points if queries is None else np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
-        to_grid = point_to_grid_matrix(points, self.grids.nodes())
+        nodes = self.grids.nodes()
+        to_grid = point_to_grid_matrix(points, nodes)
         to_points = grid_to_point_matrix(self.tree, self.grids, queries)
+        sdf = None
+        if self.use_sdf:
+            if sdf_fn is None:
+                raise ValueError("this KDFNO uses the SDF on its grids: pass sdf_fn, or build it with use_sdf=False")
+            sdf = torch.as_tensor(np.asarray(sdf_fn(nodes)), dtype=torch.float32)[:, None]
         return KDTransfers(_torch_sparse(to_grid), _torch_sparse(to_points),
-                           torch.zeros(len(queries), dtype=torch.int64), 1)
+                           torch.zeros(len(queries), dtype=torch.int64), 1, sdf)
 
     def forward(self, f: torch.Tensor | None, transfers: KDTransfers) -> torch.Tensor:
         b, n_leaves, shape = transfers.n_samples, self.grids.n_leaves, self.grids.shape
@@ -106,7 +119,8 @@ class KDFNO(nn.Module):
         with torch.autocast(f.device.type, enabled=False):  # sparse products stay in float32
             values = torch.sparse.mm(transfers.to_grid, f.float())  # (B * L * G, C)
         coords = self.node_coords.repeat(b, 1)
-        h = torch.cat([values, coords], dim=1).reshape(b, n_leaves, g, -1).permute(0, 1, 3, 2)  # (B, L, C', G)
+        extra = [transfers.grid_sdf] if self.use_sdf else []
+        h = torch.cat([values, *extra, coords], dim=1).reshape(b, n_leaves, g, -1).permute(0, 1, 3, 2)  # (B, L, C', G)
         if self.leaves_as == "channels":
             out = self.fno(h.reshape(b, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
         else:
