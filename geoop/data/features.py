@@ -24,6 +24,21 @@ def geometry_descriptors(geometry: Geometry) -> np.ndarray:
     return np.concatenate([[np.log(max(measure, 1e-300)), geometry.boundary_mask.mean()], lo, hi, centroid])
 
 
+def input_channel_roles(inputs: Sequence[str], specs: Mapping[str, dict]) -> tuple[list[int], list[int]]:
+    """Channels of `sample_features`'s x that hold boundary data (the values of masked fields, such as a
+    Dirichlet value on its boundary part) and boundary-condition types (their 0/1 masks)."""
+    values, types, c = [], [], 0
+    for name in inputs:
+        n = specs[name]["components"]
+        if specs[name].get("mask"):
+            values += list(range(c, c + n))
+            types.append(c + n)
+            c += n + 1
+        else:
+            c += n
+    return values, types
+
+
 def sample_features(geometry: Geometry, inputs: Sequence[str], specs: Mapping[str, dict],
                     targets: Sequence[str] = (), path: str | Path | None = None) -> Data:
     """`Data` with pos `(N, d)`, x `(N, C_in)` (a masked input is zero off its mask and followed by its 0/1 mask

@@ -16,6 +16,7 @@ from geoop.data.features import sample_features
 from geoop.errors import GeometryError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.sdf import distance_function
+from geoop.graph.graphs import mesh_edge_index
 from geoop.models.registry import model_from_config
 
 
@@ -72,21 +73,29 @@ class FieldOperator(nn.Module):
         """`(N, d)` physical -> `(N, d)` model coordinates."""
         return (points.float().to(self.center.device) - self.center) / self.scale
 
+    @property
+    def needs_geometry(self) -> bool:
+        """Whether `prepare` needs the sample's `Geometry` (for a distance function or mesh edges)."""
+        return bool(getattr(self.model, "use_sdf", False) or getattr(self.model, "uses_mesh_edges", False))
+
     @torch.no_grad()
     def prepare(self, data: Data, geometry: Geometry | None = None, queries: torch.Tensor | None = None) -> Any:
         """The model's per-geometry structures (graphs, grids, interpolation weights) for one sample `data`
         (see `sample_features`), at `queries (M, d)` in physical coordinates (default: its points). `geometry`
-        supplies the distance function for models that use one."""
+        supplies the distance function and mesh edges for models that use them."""
         pos = self.to_model_coordinates(data.pos).cpu()
         q = None if queries is None else self.to_model_coordinates(torch.as_tensor(queries)).cpu()
-        sdf_fn = None
+        if self.needs_geometry and geometry is None:
+            raise GeometryError("this model uses the sample's geometry (distance function or mesh edges)")
+        sdf_fn = mesh_edges = None
         if getattr(self.model, "use_sdf", False):
-            if geometry is None:
-                raise GeometryError("this model feeds a distance function and needs the sample's geometry")
             distance = distance_function(geometry)
             center, scale = self.center.double().cpu().numpy(), float(self.scale)
             sdf_fn = lambda p: distance(p * scale + center) / scale  # noqa: E731
-        return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn)
+        if getattr(self.model, "uses_mesh_edges", False) and geometry.cells:
+            mesh_edges = mesh_edge_index(geometry)
+        return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn, boundary=data.boundary,
+                                  normals=data.normal, mesh_edges=mesh_edges)
 
     def forward(self, x: torch.Tensor, prepared: Any) -> torch.Tensor:
         out = self.model((x - self.x_mean) / self.x_std if x.shape[1] else None, prepared)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,11 +149,13 @@ class GINO(nn.Module):
 
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
-                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, backend: str = "auto") -> GINOGraphs:
+                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, backend: str = "auto",
+                **unused: Any) -> GINOGraphs:
         """Grid, SDF and neighbor graphs of ONE geometry `pos (N, d)` (queries default to pos).
 
         `weights (N,)`: quadrature weights (default: equal, summing to 1). `sdf_fn`: signed distance at
-        `(K, d)` numpy points, in the model's coordinates; required when `use_sdf`."""
+        `(K, d)` numpy points, in the model's coordinates; required when `use_sdf`. Other per-geometry inputs
+        of the common model interface (boundary flags, normals, mesh edges) are not used."""
         pos = torch.as_tensor(pos, dtype=torch.float32)
         queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
         if pos.shape[1] != self.dim or queries.shape[1] != self.dim:

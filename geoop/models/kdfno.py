@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,11 +94,11 @@ class KDFNO(nn.Module):
 
     @torch.no_grad()
     def prepare(self, points: np.ndarray, weights: torch.Tensor | None = None, queries: np.ndarray | None = None,
-                sdf_fn: Callable | None = None) -> KDTransfers:
+                sdf_fn: Callable | None = None, **unused: Any) -> KDTransfers:
         """Interpolation matrices of one geometry `points (N, d)` to its queries `(M, d)` (default: the points),
         once per geometry and reused every epoch. `sdf_fn`: signed distance at `(K, d)` numpy points (needed
-        with `use_sdf`). `weights` is accepted for a common interface with the other models and not used (the
-        Delaunay interpolation weighs the points itself)."""
+        with `use_sdf`). `weights` and the other per-geometry inputs of the common interface (boundary flags,
+        normals, mesh edges) are not used (the Delaunay interpolation weighs the points itself)."""
         points = np.asarray(torch.as_tensor(points).cpu(), dtype=np.float64)
         queries = points if queries is None else np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
         nodes = self.grids.nodes()

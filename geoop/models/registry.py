@@ -1,14 +1,16 @@
 """Models by name, so a config file can swap one for another. Every registered model shares one interface:
 
-    prepared = model.prepare(pos (N, d), weights (N,), queries (M, d), sdf_fn)   # once per geometry
-    batch = type(prepared).collate([prepared, ...])                              # several geometries
-    model(f (N_total, C_in), batch) -> (M_total, C_out)                          # differentiable
+    prepared = model.prepare(pos (N, d), weights (N,), queries (M, d), sdf_fn,       # once per geometry
+                             boundary (N,), normals (N, d), mesh_edges (2, E))       # (each model takes what it uses)
+    batch = type(prepared).collate([prepared, ...])                                  # several geometries
+    model(f (N_total, C_in) or None, batch) -> (M_total, C_out)                      # differentiable
 
-Models whose structure depends on the data (the K-D tree of KD-FNO) are fitted on the training points here,
-and their fitted state is part of the returned config, so `model_from_config` rebuilds them exactly."""
+Models whose structure depends on the data (the K-D tree of KD-FNO, BENO's boundary channels) are fitted here,
+and what was fitted is part of the returned config, so `model_from_config` rebuilds them exactly."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,25 +18,51 @@ from torch import nn
 
 from geoop.decomposition.kdtree import KDTreeDecomposition
 from geoop.errors import GeoopError
+from geoop.models.attention_operators import GNOT, MINO
+from geoop.models.beno import BENO
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
 
 
-def _gino(dim: int, in_channels: int, out_channels: int, train_points: Sequence[np.ndarray],
+@dataclass(frozen=True)
+class DataFacts:
+    """What data-dependent models learn from the training set: its geometries' points `(N_i, d)` in model
+    coordinates, and which input channels are boundary data (values of masked fields) and boundary-condition
+    types (their 0/1 masks)."""
+
+    train_points: Sequence[np.ndarray] = ()
+    boundary_channels: Sequence[int] = ()
+    type_channels: Sequence[int] = ()
+
+
+Builder = Callable[[int, int, int, DataFacts, dict[str, Any]], tuple[nn.Module, dict[str, Any]]]
+
+
+def _plain(cls: type[nn.Module]) -> Builder:
+    def build(dim: int, in_channels: int, out_channels: int, data: DataFacts,
+              options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        return cls(dim, in_channels, out_channels, **options), options
+
+    return build
+
+
+def _beno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
           options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    return GINO(dim, in_channels, out_channels, **options), options
+    options = {"boundary_channels": list(data.boundary_channels), "type_channels": list(data.type_channels),
+               **options}
+    return BENO(dim, in_channels, out_channels, **options), options
 
 
-def _kdfno(dim: int, in_channels: int, out_channels: int, train_points: Sequence[np.ndarray],
+def _kdfno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
            options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     options = dict(options)
     state = options.pop("tree", None)
     tree_options = {k: options.pop(k) for k in ("n_subdomains", "n_blocks", "min_points") if k in options}
     if state is None:
-        if not train_points:
+        if not data.train_points:
             raise GeoopError("KD-FNO fits its K-D tree on training points; none were given")
-        tree = KDTreeDecomposition(**tree_options).fit(np.concatenate(list(train_points)),
-                                                       n_samples=len(train_points))
+        tree = KDTreeDecomposition(**tree_options).fit(np.concatenate(list(data.train_points)),
+                                                       n_samples=len(data.train_points))
     else:
         tree = KDTreeDecomposition.from_state_dict(state)
     if tree.leaf_lower_.shape[1] != dim:
@@ -42,20 +70,20 @@ def _kdfno(dim: int, in_channels: int, out_channels: int, train_points: Sequence
     return KDFNO(tree, in_channels, out_channels, **options), {**options, "tree": tree.state_dict()}
 
 
-Builder = Callable[[int, int, int, Sequence[np.ndarray], dict[str, Any]], tuple[nn.Module, dict[str, Any]]]
-MODELS: dict[str, Builder] = {"gino": _gino, "kdfno": _kdfno}
+MODELS: dict[str, Builder] = {"gino": _plain(GINO), "kdfno": _kdfno, "beno": _beno, "mino": _plain(MINO),
+                               "gnot": _plain(GNOT)}
 
 
-def build_model(name: str, dim: int, in_channels: int, out_channels: int,
-                train_points: Sequence[np.ndarray] = (), **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+def build_model(name: str, dim: int, in_channels: int, out_channels: int, data: DataFacts | None = None,
+                **options: Any) -> tuple[nn.Module, dict[str, Any]]:
     """A model by registry name and its complete config (JSON-serialisable; fitted parts included).
 
-    `train_points`: the training geometries' points `(N_i, d)` in model coordinates (used by data-dependent
-    models). `options`: the model class's keyword arguments."""
+    `data`: what data-dependent models need to know about the training set. `options`: the model class's
+    keyword arguments."""
     if name not in MODELS:
         raise GeoopError(f"unknown model {name!r}", fix=f"choose one of {sorted(MODELS)}")
     try:
-        model, config = MODELS[name](dim, in_channels, out_channels, train_points, options)
+        model, config = MODELS[name](dim, in_channels, out_channels, data or DataFacts(), options)
     except TypeError as e:
         raise GeoopError(f"bad options for model {name!r}: {e}",
                          fix="see the model's docstring for its arguments") from None

@@ -13,11 +13,12 @@ import torch
 import yaml
 
 from geoop.data.dataset import SimulationDataset
+from geoop.data.features import input_channel_roles
 from geoop.data.manifest import write_json_atomic
 from geoop.errors import GeoopError
 from geoop.geometry.normalize import UnitBoxTransform
 from geoop.models.field_operator import FieldOperator
-from geoop.models.registry import build_model
+from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
 from geoop.training.distributed import setup, teardown
 from geoop.training.trainer import Evaluator, TrainConfig, Trainer
@@ -80,7 +81,9 @@ def _safe_std(s: torch.Tensor) -> torch.Tensor:
 
 
 def fit_normalization(dataset: SimulationDataset) -> dict[str, Any]:
-    """Coordinate box and per-channel mean/std of inputs and (where defined) targets over `dataset`."""
+    """Coordinate box and per-channel mean/std of inputs and (where defined) targets over `dataset`. Boundary
+    data and their masks are only scaled (mean 0, root mean square 1 where defined), so that "no boundary
+    data" stays exactly zero for the models."""
     corners, xs, ys, masks = [], [], [], []
     for i in range(len(dataset)):
         d = dataset[i]
@@ -93,8 +96,15 @@ def fit_normalization(dataset: SimulationDataset) -> dict[str, Any]:
     count = m.sum(0).clamp_min(1)
     y_mean = (y * m).sum(0) / count
     y_std = (((y - y_mean) ** 2 * m).sum(0) / count).sqrt()
+    x_mean = x.mean(0)
     x_std = x.std(0, unbiased=False) if x.shape[1] else x.new_zeros(0)
-    return {"center": box.center_.tolist(), "scale": float(box.scale_), "x_mean": x.mean(0).tolist(),
+    values, types = input_channel_roles(dataset.inputs, dataset.specs)
+    for c in values:
+        on = x[:, c] != 0
+        x_mean[c], x_std[c] = 0.0, x[on, c].pow(2).mean().sqrt() if bool(on.any()) else 1.0
+    for c in types:
+        x_mean[c], x_std[c] = 0.0, 1.0
+    return {"center": box.center_.tolist(), "scale": float(box.scale_), "x_mean": x_mean.tolist(),
             "x_std": _safe_std(x_std).tolist(), "y_mean": y_mean.tolist(),
             "y_std": _safe_std(y_std).tolist()}
 
@@ -116,14 +126,15 @@ def build_operator(train: SimulationDataset, model: dict[str, Any]) -> FieldOper
     options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
+    values, types = input_channel_roles(train.inputs, train.specs)
     net, model_config = build_model(model["name"], train.manifest["dim"], train.input_channels,
-                                    train.target_channels, points, **options)
+                                    train.target_channels, DataFacts(points, values, types), **options)
     fields = {"inputs": train.inputs, "targets": train.targets,
               "specs": {n: train.specs[n] for n in train.inputs + train.targets}}
     operator = FieldOperator(net, model_config, fields, **stats)
     # data-sized buffers (GINO's radii) are fixed here, on the first training sample, so that every process
     # of a distributed run, and a resumed run, holds the same ones
-    operator.prepare(train[0], train.geometry(0) if getattr(net, "use_sdf", False) else None)
+    operator.prepare(train[0], train.geometry(0) if operator.needs_geometry else None)
     return operator
 
 

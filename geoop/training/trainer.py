@@ -81,8 +81,7 @@ class Evaluator:
         if key in self._cache:
             return self._cache[key]
         data = dataset[i]
-        needs_geometry = bool(getattr(self.operator.model, "use_sdf", False))
-        prepared = self.operator.prepare(data, dataset.geometry(i) if needs_geometry else None)
+        prepared = self.operator.prepare(data, dataset.geometry(i) if self.operator.needs_geometry else None)
         if dataset.subsample is None:
             self._cache[key] = (data, prepared)
         return data, prepared

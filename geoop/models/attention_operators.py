@@ -1,0 +1,220 @@
+"""Attention operators with cross-attention decoders: MINO-style (GNO pooling onto fixed latent tokens ->
+transformer -> cross-attention at the queries) and GNOT-style (each input function a token set of its own,
+heterogeneous normalised cross-attention, geometric gating). Queries never attend to each other, so the output
+at a query does not depend on which other queries are asked for (predicting in chunks is exact)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geoop.graph.graphs import bipartite_graph
+from geoop.layers.attention import AttentionBlock, GatedExperts, MultiHeadAttention, from_padded, to_padded
+from geoop.layers.embeddings import SinusoidalEmbedding
+from geoop.layers.kernel_integral import KernelIntegral
+from geoop.layers.mlp import MLP
+
+
+@dataclass
+class TokenInputs:
+    """Per-geometry inputs of the attention operators, for one or more samples: pos `(N, d)`, batch `(N,)`,
+    weights `(N,)`, boundary `(N,)` bool, normals `(N, d)`, queries `(M, d)`, query_batch `(M,)`; for MINO the
+    edges points -> latent tokens `(2, E)` (token ids offset by sample) and token_sdf `(B * T, 1)` or None."""
+
+    pos: torch.Tensor
+    batch: torch.Tensor
+    weights: torch.Tensor
+    boundary: torch.Tensor
+    normals: torch.Tensor
+    queries: torch.Tensor
+    query_batch: torch.Tensor
+    n_samples: int
+    token_edges: torch.Tensor | None = None
+    token_sdf: torch.Tensor | None = None
+    tokens_per_sample: int = 0
+
+    def to(self, device: torch.device | str) -> TokenInputs:
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return TokenInputs(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
+
+    @staticmethod
+    def collate(parts: Sequence[TokenInputs]) -> TokenInputs:
+        n_pos = n_samples = 0
+        edges, batches, query_batches = [], [], []
+        for p in parts:
+            if p.token_edges is not None:
+                shift = torch.tensor([[n_pos], [n_samples * p.tokens_per_sample]], device=p.token_edges.device)
+                edges.append(p.token_edges + shift)
+            batches.append(p.batch + n_samples)
+            query_batches.append(p.query_batch + n_samples)
+            n_pos, n_samples = n_pos + len(p.pos), n_samples + p.n_samples
+        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+        sdf = None if any(p.token_sdf is None for p in parts) else cat("token_sdf")
+        return TokenInputs(cat("pos"), torch.cat(batches), cat("weights"), cat("boundary"), cat("normals"),
+                           cat("queries"), torch.cat(query_batches), n_samples,
+                           torch.cat(edges, 1) if edges else None, sdf, parts[0].tokens_per_sample)
+
+
+def _token_inputs(pos: torch.Tensor, weights: torch.Tensor | None, queries: torch.Tensor | None,
+                  boundary: torch.Tensor | None, normals: torch.Tensor | None) -> TokenInputs:
+    pos = torch.as_tensor(pos, dtype=torch.float32)
+    queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
+    n = len(pos)
+    return TokenInputs(pos, torch.zeros(n, dtype=torch.int64),
+                       torch.full((n,), 1.0 / n) if weights is None else torch.as_tensor(weights).float(),
+                       torch.zeros(n, dtype=torch.bool) if boundary is None else torch.as_tensor(boundary).bool(),
+                       torch.zeros_like(pos) if normals is None else torch.as_tensor(normals).float(),
+                       queries, torch.zeros(len(queries), dtype=torch.int64), 1)
+
+
+class QueryDecoder(nn.Module):
+    """Cross-attention decoder: query coordinates (sinusoidal embedding -> MLP) attend to latent tokens in
+    `depth` blocks; LayerNorm + Linear head. Shapes: forward(q `(B, M, d)`, tokens `(B, T, C)`, token_mask) ->
+    `(B, M, out)`."""
+
+    def __init__(self, dim: int, channels: int, out_channels: int, heads: int, kind: str, depth: int = 2,
+                 frequencies: int = 6):
+        super().__init__()
+        self.embed = SinusoidalEmbedding(dim, frequencies)
+        self.lift = MLP(self.embed.out_channels + dim, [channels], channels)
+        self.blocks = nn.ModuleList(AttentionBlock(channels, channels, heads, kind) for _ in range(depth))
+        self.head = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, out_channels))
+
+    def forward(self, q: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.lift(torch.cat([self.embed(q), q], dim=-1))
+        for block in self.blocks:
+            x = block(x, tokens, token_mask)
+        return self.head(x)
+
+
+class MINO(nn.Module):
+    """GNO encoder onto fixed latent tokens -> transformer -> cross-attention decoder at any queries.
+
+    The latent tokens sit on a `tokens_per_axis^d` grid over the model's [-1, 1]^d box (fixed, independent of
+    the input discretization); each pools the input points within `radius` (a kernel integral weighted by the
+    quadrature weights; a token with no point in reach takes its nearest point, never an empty mean).
+
+    Args:
+        dim, in_channels, out_channels. tokens_per_axis: latent grid size. hidden: token width. heads, layers:
+        the transformer over tokens; decoder_layers: cross-attention blocks at the queries; attention: "softmax",
+        "linear" or "galerkin". radius: pooling radius (default 1.5 token spacings). use_sdf: tokens also carry
+        the signed distance at their position (needs `sdf_fn`).
+    Shapes: forward(f `(N, C_in)` or None, inputs) -> `(M, C_out)`.
+    """
+
+    def __init__(self, dim: int, in_channels: int, out_channels: int, tokens_per_axis: int = 8, hidden: int = 64,
+                 heads: int = 4, layers: int = 3, decoder_layers: int = 2, attention: str = "softmax",
+                 radius: float | None = None, gno_hidden: Sequence[int] = (64, 64), use_sdf: bool = True,
+                 frequencies: int = 6, geometry_channels: int = 8):
+        super().__init__()
+        self.dim, self.use_sdf = dim, use_sdf
+        axes = [torch.linspace(-1, 1, tokens_per_axis)] * dim
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, dim)
+        self.register_buffer("token_pos", grid)
+        self.radius = radius or 1.5 * 2.0 / (tokens_per_axis - 1)
+        gno_out = in_channels if in_channels else geometry_channels
+        self.gno = KernelIntegral(dim, in_channels, gno_out, self.radius, gno_hidden,
+                                  transform="linear" if in_channels else "linear_kernelonly", reduction="average",
+                                  frequencies=frequencies)
+        self.token_embed = SinusoidalEmbedding(dim, frequencies)
+        self.lift = MLP(gno_out + int(use_sdf) + self.token_embed.out_channels, [hidden], hidden)
+        self.encoder = nn.ModuleList(AttentionBlock(hidden, hidden, heads, attention) for _ in range(layers))
+        self.decoder = QueryDecoder(dim, hidden, out_channels, heads, attention, decoder_layers, frequencies)
+
+    @torch.no_grad()
+    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
+                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, boundary: torch.Tensor | None = None,
+                normals: torch.Tensor | None = None, **unused: Any) -> TokenInputs:
+        """Token edges and SDF of ONE geometry `pos (N, d)` in model coordinates (queries default to pos)."""
+        inputs = _token_inputs(pos, weights, queries, boundary, normals)
+        if inputs.pos.shape[1] != self.dim or inputs.queries.shape[1] != self.dim:
+            raise ValueError(f"this MINO is {self.dim}D; got points {tuple(inputs.pos.shape)}")
+        graph, _ = bipartite_graph(inputs.pos, self.token_pos, self.radius, fill_empty="nearest")
+        inputs.token_edges, inputs.tokens_per_sample = graph.edge_index, len(self.token_pos)
+        if self.use_sdf:
+            if sdf_fn is None:
+                raise ValueError("this MINO feeds the SDF at its tokens: pass sdf_fn, or build it with use_sdf=False")
+            sdf = np.asarray(sdf_fn(self.token_pos.double().cpu().numpy()))
+            inputs.token_sdf = torch.as_tensor(sdf, dtype=torch.float32)[:, None]
+        return inputs
+
+    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
+        b, t = inputs.n_samples, len(self.token_pos)
+        token_pos = self.token_pos.repeat(b, 1)
+        pooled = self.gno(inputs.pos, token_pos, inputs.token_edges, f_y=f, weights=inputs.weights)
+        parts = [pooled] + ([inputs.token_sdf] if self.use_sdf else []) + [self.token_embed(token_pos)]
+        tokens = self.lift(torch.cat(parts, dim=1)).view(b, t, -1)
+        for block in self.encoder:
+            tokens = block(tokens)
+        q, q_mask = to_padded(inputs.queries, inputs.query_batch, b)
+        return from_padded(self.decoder(q, tokens), q_mask)
+
+
+class GNOT(nn.Module):
+    """GNOT-style operator transformer with query-independent outputs.
+
+    Input functions are token sets of their own: all points `(pos, f)` and the boundary points
+    `(pos, normal, f)`, each through its own branch MLP. Every layer: the point tokens self-attend (masked); the
+    queries cross-attend to every token set with separate keys, values and normalisation per set, summed
+    (heterogeneous attention); then a geometric-gating mixture of experts. Unlike the reference code, padded
+    tokens are masked out of every sum, and queries do not self-attend (so a query's output is its own).
+
+    Args:
+        dim, in_channels, out_channels. hidden, heads, layers. attention: "linear" (GNOT), "galerkin" or
+        "softmax". experts: gated FFNs. frequencies: query embedding octaves.
+    Shapes: forward(f `(N, C_in)` or None, inputs) -> `(M, C_out)`.
+    """
+
+    def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int = 64, heads: int = 4,
+                 layers: int = 3, attention: str = "linear", experts: int = 3, frequencies: int = 6):
+        super().__init__()
+        self.dim, self.in_channels = dim, in_channels
+        embed = SinusoidalEmbedding(dim, frequencies)
+        self.point_branch = nn.Sequential(embed, MLP(embed.out_channels, [hidden], hidden))
+        self.point_values = MLP(dim + in_channels, [hidden], hidden)
+        self.boundary_branch = MLP(2 * dim + in_channels, [hidden, hidden], hidden)
+        self.query_embed = SinusoidalEmbedding(dim, frequencies)
+        self.trunk = MLP(self.query_embed.out_channels + dim, [hidden, hidden], hidden)
+        self.self_blocks = nn.ModuleList(AttentionBlock(hidden, hidden, heads, attention) for _ in range(layers))
+        self.cross = nn.ModuleList(nn.ModuleList(MultiHeadAttention(hidden, hidden, hidden, heads, attention)
+                                                 for _ in range(2)) for _ in range(layers))
+        self.cross_norms = nn.ModuleList(nn.ModuleList(nn.LayerNorm(hidden) for _ in range(3))
+                                         for _ in range(layers))
+        self.experts = nn.ModuleList(GatedExperts(hidden, dim, experts) for _ in range(layers))
+        self.expert_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
+        self.head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, out_channels))
+
+    @torch.no_grad()
+    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
+                sdf_fn: Callable | None = None, boundary: torch.Tensor | None = None,
+                normals: torch.Tensor | None = None, **unused: Any) -> TokenInputs:
+        """Token sets of ONE geometry (nothing to precompute beyond grouping; `sdf_fn` is not used)."""
+        inputs = _token_inputs(pos, weights, queries, boundary, normals)
+        if inputs.pos.shape[1] != self.dim or inputs.queries.shape[1] != self.dim:
+            raise ValueError(f"this GNOT is {self.dim}D; got points {tuple(inputs.pos.shape)}")
+        return inputs
+
+    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
+        b = inputs.n_samples
+        f = inputs.pos.new_zeros((len(inputs.pos), 0)) if f is None else f
+        points = self.point_branch(inputs.pos) + self.point_values(torch.cat([inputs.pos, f], dim=1))
+        tokens, token_mask = to_padded(points, inputs.batch, b)
+        on = inputs.boundary
+        bnd_rows = torch.cat([inputs.pos[on], inputs.normals[on], f[on]], dim=1)
+        bnd, bnd_mask = to_padded(self.boundary_branch(bnd_rows), inputs.batch[on], b)
+        q_pos, q_mask = to_padded(inputs.queries, inputs.query_batch, b)
+        x = self.trunk(torch.cat([self.query_embed(q_pos), q_pos], dim=-1))
+        for layer in range(len(self.self_blocks)):
+            tokens = self.self_blocks[layer](tokens, None, token_mask)
+            norm_x, norm_t, norm_b = self.cross_norms[layer]
+            attend_points, attend_boundary = self.cross[layer]
+            update = attend_points(norm_x(x), norm_t(tokens), token_mask)
+            if bnd.shape[1]:
+                update = update + attend_boundary(norm_x(x), norm_b(bnd), bnd_mask)
+            x = x + update
+            x = x + self.expert_norms[layer](self.experts[layer](x, q_pos))
+        return from_padded(self.head(x), q_mask)

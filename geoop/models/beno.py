@@ -1,0 +1,189 @@
+"""BENO-style boundary-embedded GNN: two message-passing branches over the same graph (kNN plus mesh edges),
+one for the interior source, one for the boundary data, each layer conditioned on a transformer encoding of the
+boundary nodes, so a boundary's shape and values reach every interior node at every step."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geoop.graph.neighbors import knn_search
+from geoop.graph.scatter import scatter_sum
+from geoop.layers.attention import AttentionBlock, MultiHeadAttention, to_padded
+from geoop.layers.mlp import MLP
+
+
+@dataclass
+class BoundaryGraphs:
+    """Per-geometry structures of `BENO`, for one or more samples: pos `(N, d)`, batch `(N,)`, node_geo
+    `(N, 1 + d)` (signed distance to the boundary and unit direction to its nearest boundary node), edges
+    `(2, E)` (source, target), boundary_index `(N_b,)` into the nodes, boundary_normals `(N_b, d)`, to_queries
+    `(M, N)` sparse interpolation from nodes to queries, query_batch `(M,)`."""
+
+    pos: torch.Tensor
+    batch: torch.Tensor
+    node_geo: torch.Tensor
+    edges: torch.Tensor
+    boundary_index: torch.Tensor
+    boundary_normals: torch.Tensor
+    to_queries: torch.Tensor
+    query_batch: torch.Tensor
+    n_samples: int
+
+    def to(self, device: torch.device | str) -> BoundaryGraphs:
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return BoundaryGraphs(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
+
+    @staticmethod
+    def collate(parts: Sequence[BoundaryGraphs]) -> BoundaryGraphs:
+        n_nodes = n_queries = n_samples = 0
+        edges, bidx, batch, qbatch, q_index, q_values = [], [], [], [], [], []
+        for p in parts:
+            edges.append(p.edges + n_nodes)
+            bidx.append(p.boundary_index + n_nodes)
+            batch.append(p.batch + n_samples)
+            qbatch.append(p.query_batch + n_samples)
+            q_index.append(p.to_queries.indices() + torch.tensor([[n_queries], [n_nodes]], device=p.edges.device))
+            q_values.append(p.to_queries.values())
+            n_nodes, n_queries, n_samples = n_nodes + len(p.pos), n_queries + p.to_queries.shape[0], \
+                n_samples + p.n_samples
+        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+        to_queries = torch.sparse_coo_tensor(torch.cat(q_index, 1), torch.cat(q_values), (n_queries, n_nodes),
+                                             check_invariants=True)
+        return BoundaryGraphs(cat("pos"), torch.cat(batch), cat("node_geo"), torch.cat(edges, 1), torch.cat(bidx),
+                              cat("boundary_normals"), to_queries.coalesce(), torch.cat(qbatch), n_samples)
+
+
+def _interpolation(pos: torch.Tensor, queries: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """`(M, N)` inverse-distance weights of each query's k nearest nodes (a query on a node takes its value)."""
+    k = min(k, len(pos))
+    nb = knn_search(pos, k, queries=queries)
+    src, dst = nb.edge_index
+    d = nb.distance.double()
+    hit = d <= 1e-9
+    on_node = torch.zeros(len(queries), dtype=torch.bool)
+    on_node[dst[hit]] = True
+    w = torch.where(on_node[dst], hit.double(), 1.0 / d.clamp_min(1e-12) ** 2)
+    w = w / scatter_sum(w[:, None], dst, len(queries))[dst, 0]
+    return torch.sparse_coo_tensor(torch.stack([dst, src]), w.float(), (len(queries), len(pos)),
+                                   check_invariants=True).coalesce()
+
+
+class _Branch(nn.Module):
+    """One branch: node/edge encoders, boundary transformer with one pooled vector per layer, message passing
+    `e' = LN(MLP[h_i, h_j, e]); m_i = mean_j e'; h' = LN(MLP[m_i, h_i, z])` with residuals, and a decoder."""
+
+    def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int, layers: int, heads: int,
+                 boundary_layers: int):
+        super().__init__()
+        self.node_encoder = nn.Sequential(MLP(2 * dim + 1 + in_channels, [hidden], hidden), nn.LayerNorm(hidden))
+        self.edge_encoder = nn.Sequential(MLP(dim + 1, [hidden], hidden), nn.LayerNorm(hidden))
+        self.boundary_encoder = MLP(2 * dim + in_channels, [hidden], hidden)
+        self.boundary_blocks = nn.ModuleList(AttentionBlock(hidden, hidden, heads) for _ in range(boundary_layers))
+        self.layer_queries = nn.Parameter(torch.randn(layers, hidden) / hidden ** 0.5)
+        self.pool = MultiHeadAttention(hidden, hidden, hidden, heads)
+        self.edge_mlps = nn.ModuleList(nn.Sequential(MLP(3 * hidden, [hidden], hidden), nn.LayerNorm(hidden))
+                                       for _ in range(layers))
+        self.node_mlps = nn.ModuleList(nn.Sequential(MLP(3 * hidden, [hidden], hidden), nn.LayerNorm(hidden))
+                                       for _ in range(layers))
+        self.decoder = MLP(hidden, [hidden], out_channels)
+
+    def forward(self, x: torch.Tensor, g: BoundaryGraphs) -> torch.Tensor:
+        src, dst = g.edges
+        h = self.node_encoder(torch.cat([g.pos, g.node_geo, x], dim=1))
+        rel = g.pos[dst] - g.pos[src]
+        e = self.edge_encoder(torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1))
+        b = g.boundary_index
+        rows = self.boundary_encoder(torch.cat([g.pos[b], g.boundary_normals, x[b]], dim=1))
+        tokens, mask = to_padded(rows, g.batch[b], g.n_samples)
+        for block in self.boundary_blocks:
+            tokens = block(tokens, None, mask)
+        z = self.pool(self.layer_queries.expand(g.n_samples, -1, -1), tokens, mask)  # (B, L, C)
+        degree = scatter_sum(torch.ones_like(dst, dtype=h.dtype)[:, None], dst, len(h)).clamp_min(1)
+        for layer, (edge_mlp, node_mlp) in enumerate(zip(self.edge_mlps, self.node_mlps, strict=True)):
+            e = e + edge_mlp(torch.cat([h[dst], h[src], e], dim=1))
+            m = scatter_sum(e, dst, len(h)) / degree
+            h = h + node_mlp(torch.cat([m, h, z[g.batch, layer]], dim=1))
+        return self.decoder(h)
+
+
+class BENO(nn.Module):
+    """Boundary-embedded neural operator for boundary-value problems on any geometry.
+
+        u = Branch_1(source, boundary values := 0) + Branch_2(boundary values) - Branch_2(boundary values := 0)
+
+    Two branches with separate weights over the same graph; the second enters as a difference, so zero boundary
+    data gives exactly the source branch's solution (the Green's-function split u = u_f + u_g). Node features
+    work on any geometry: position, signed distance to the boundary (from `sdf_fn`, else the distance to the
+    nearest boundary node) and the unit direction to that node; no grid-aligned distances. Each message-passing
+    layer gets its own pooled vector of a transformer over the boundary nodes (position, normal, boundary
+    values, and their type channels, e.g. Dirichlet/Neumann masks). Predictions at queries off the nodes are
+    inverse-distance interpolations of the node values (exact at nodes).
+
+    Args:
+        dim, in_channels, out_channels. boundary_channels: input channels holding boundary data (values);
+        type_channels: channels saying which kind of boundary condition applies (kept in both branches); the
+        rest are interior data (the source). hidden, layers, heads, boundary_layers, k: kNN neighbors.
+    Shapes: forward(f `(N, C_in)` or None, graphs) -> `(M, C_out)`.
+    """
+
+    uses_mesh_edges = True
+
+    def __init__(self, dim: int, in_channels: int, out_channels: int, boundary_channels: Sequence[int] = (),
+                 type_channels: Sequence[int] = (), hidden: int = 64, layers: int = 6, heads: int = 4,
+                 boundary_layers: int = 2, k: int = 8):
+        super().__init__()
+        self.dim, self.in_channels, self.k = dim, in_channels, k
+        roles = torch.zeros(in_channels, dtype=torch.long)  # 0 interior, 1 boundary values, 2 condition type
+        roles[list(boundary_channels)] = 1
+        roles[list(type_channels)] = 2
+        self.register_buffer("roles", roles, persistent=False)
+        self.source_branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads, boundary_layers)
+        self.boundary_branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads, boundary_layers)
+
+    @torch.no_grad()
+    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
+                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, boundary: torch.Tensor | None = None,
+                normals: torch.Tensor | None = None, mesh_edges: torch.Tensor | None = None,
+                **unused: Any) -> BoundaryGraphs:
+        """Graph, boundary set, geometric node features and query interpolation of ONE geometry."""
+        pos = torch.as_tensor(pos, dtype=torch.float32)
+        queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
+        if pos.shape[1] != self.dim or queries.shape[1] != self.dim:
+            raise ValueError(f"this BENO is {self.dim}D; got points {tuple(pos.shape)}")
+        if boundary is None or not bool(torch.as_tensor(boundary).any()):
+            raise ValueError("BENO needs the boundary nodes of each geometry (a mesh or boundary flags)")
+        boundary = torch.as_tensor(boundary, dtype=torch.bool)
+        knn = knn_search(pos, min(self.k, len(pos) - 1)).edge_index
+        parts = [knn, knn.flip(0)] + ([torch.as_tensor(mesh_edges)] if mesh_edges is not None else [])
+        edges = torch.unique(torch.cat(parts, 1), dim=1)
+        b_index = torch.nonzero(boundary).flatten()
+        near = knn_search(pos[b_index], 1, queries=pos)
+        order = torch.argsort(near.edge_index[1])
+        closest = pos[b_index][near.edge_index[0][order]]
+        gap = closest - pos
+        dist = gap.norm(dim=1, keepdim=True)
+        direction = torch.where(dist > 0, gap / dist.clamp_min(1e-12), torch.zeros_like(gap))
+        signed = -dist if sdf_fn is None else torch.as_tensor(np.asarray(sdf_fn(pos.double().numpy())),
+                                                               dtype=torch.float32)[:, None]
+        normals = torch.zeros_like(pos) if normals is None else torch.as_tensor(normals, dtype=torch.float32)
+        return BoundaryGraphs(pos, torch.zeros(len(pos), dtype=torch.int64), torch.cat([signed, direction], 1), edges,
+                              b_index, normals[b_index], _interpolation(pos, queries),
+                              torch.zeros(len(queries), dtype=torch.int64), 1)
+
+    def branches(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node values `(N, C_out)` of the source branch and of the boundary-data branch."""
+        f = graphs.pos.new_zeros((len(graphs.pos), self.in_channels)) if f is None else f
+        keep = lambda *roles: f * torch.isin(self.roles, torch.tensor(roles, device=f.device)).to(f.dtype)  # noqa: E731
+        source = self.source_branch(keep(0, 2), graphs)
+        boundary = self.boundary_branch(keep(1, 2), graphs) - self.boundary_branch(keep(2), graphs)
+        return source, boundary
+
+    def forward(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
+        source, boundary = self.branches(f, graphs)
+        with torch.autocast(graphs.pos.device.type, enabled=False):
+            return torch.sparse.mm(graphs.to_queries, (source + boundary).float())

@@ -1,0 +1,109 @@
+"""Attention layers and operators: padding masks are exact, queries are independent of each other, outputs
+follow permutations, and the models learn."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geoop.layers.attention import KINDS, MultiHeadAttention, from_padded, to_padded
+from geoop.models import GNOT, MINO, TokenInputs
+from tests.conftest import antiderivative_samples, train_and_test
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_padding_changes_no_output(kind):
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(5, 7, 16, heads=4, kind=kind)
+    q = torch.randn(1, 9, 5)
+    short, long = torch.randn(1, 6, 7), torch.randn(1, 11, 7)
+    alone = attention(q, short)
+    kv, mask = to_padded(torch.cat([short[0], long[0]]), torch.tensor([0] * 6 + [1] * 11), 2)
+    with_padding = attention(torch.cat([q, torch.randn(1, 9, 5)]), kv, mask)
+    torch.testing.assert_close(with_padding[:1], alone, rtol=1e-5, atol=1e-6)
+    garbage = kv.clone()
+    garbage[0, 6:] = 1e3  # what sits in padded slots must not matter
+    torch.testing.assert_close(attention(q, garbage[:1], mask[:1]), alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_sample_without_keys_attends_to_nothing_not_nan(kind):
+    attention = MultiHeadAttention(4, 4, 8, heads=2, kind=kind)
+    out = attention(torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.tensor([[True] * 5, [False] * 5]))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[1], attention.out.bias.expand(3, 8))  # the projection of an empty sum
+
+
+def test_padded_round_trip_keeps_rows_in_order():
+    values = torch.arange(12.0).view(6, 2)
+    batch = torch.tensor([0, 0, 0, 1, 2, 2])
+    padded, mask = to_padded(values, batch, 3)
+    assert padded.shape == (3, 3, 2) and mask.sum() == 6
+    torch.testing.assert_close(from_padded(padded, mask), values)
+
+
+def _cloud(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.rand(n, 2, generator=g) * 2 - 1
+    return pos, torch.sin(3 * pos[:, :1]) * pos[:, 1:]
+
+
+MODELS = {"mino": lambda: MINO(2, 1, 2, tokens_per_axis=6, hidden=16, layers=1, use_sdf=False),
+          "gnot_linear": lambda: GNOT(2, 1, 2, hidden=16, layers=2),
+          "gnot_softmax": lambda: GNOT(2, 1, 2, hidden=16, layers=2, attention="softmax")}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_queries_are_independent_and_follow_permutations(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    pos, f = _cloud(300, 1)
+    boundary = pos.abs().max(dim=1).values > 0.9
+    queries = torch.rand(50, 2) * 2 - 1
+    prepare = lambda q: model.prepare(pos, queries=q, boundary=boundary, normals=torch.sign(pos))  # noqa: E731
+    with torch.no_grad():
+        full = model(f, prepare(queries))
+        few = model(f, prepare(queries[:7]))
+        perm = torch.randperm(50)
+        permuted = model(f, prepare(queries[perm]))
+    torch.testing.assert_close(few, full[:7], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(permuted, full[perm], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_mixed_batch_equals_each_sample_alone(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    clouds = [_cloud(n, s) for n, s in ((200, 2), (350, 3), (120, 4))]
+    parts = [model.prepare(p, boundary=p[:, 0] > 0.8, normals=torch.ones_like(p)) for p, _ in clouds]
+    with torch.no_grad():
+        alone = [model(f, part) for (_, f), part in zip(clouds, parts, strict=True)]
+        together = model(torch.cat([f for _, f in clouds]), TokenInputs.collate(parts))
+    torch.testing.assert_close(together, torch.cat(alone), rtol=1e-4, atol=1e-5)
+
+
+def test_point_order_does_not_matter_to_gnot():
+    torch.manual_seed(0)
+    model = GNOT(2, 1, 1, hidden=16, layers=2).eval()
+    pos, f = _cloud(250, 5)
+    q = torch.rand(30, 2) * 2 - 1
+    perm = torch.randperm(250)
+    with torch.no_grad():
+        a = model(f, model.prepare(pos, queries=q))
+        b = model(f[perm], model.prepare(pos[perm], queries=q))
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,epochs,bound", [("mino", 30, 0.8), ("gnot", 20, 0.8)])
+def test_attention_operators_learn_the_antiderivative(name, epochs, bound):
+    """64 training clouds: the error on 16 unseen clouds falls well below the trivial 1.0 (measured after 30
+    epochs: MINO 0.65, GNOT 0.58; GNOT 0.43 after 60). GINO reaches 0.09 on the same budget: attention
+    operators need far more steps."""
+    torch.manual_seed(0)
+    model = (MINO(2, 1, 1, tokens_per_axis=8, hidden=32, layers=2, use_sdf=False, attention="galerkin")
+             if name == "mino" else GNOT(2, 1, 1, hidden=32, layers=2, attention="galerkin"))
+    samples = antiderivative_samples(80)
+    prepared = [model.prepare(p * 2 - 1) for p, _, _ in samples]
+    error = train_and_test(model, samples, prepared, TokenInputs.collate, epochs=epochs, lr=3e-3)
+    assert error < bound, error
+    assert np.isfinite(error)
