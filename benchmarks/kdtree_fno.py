@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import in_fresh_process, train_and_measure
 
 BACKBONE_2D = ["model.hidden=32", "model.modes=8", "model.n_layers=4"]
 BACKBONE_3D = ["model.hidden=24", "model.modes=4", "model.n_layers=4"]
@@ -23,6 +23,8 @@ MODELS = {
     "elasticity2d": {
         "kdfno": ["model.name=kdfno", "model.n_subdomains=8", "model.oversample=1.5"] + BACKBONE_2D,
         "single_grid_fno": ["model.name=kdfno", "model.n_subdomains=1", "model.oversample=1.5"] + BACKBONE_2D,
+        "kdfno_leaves_as_batch": ["model.name=kdfno", "model.n_subdomains=8", "model.oversample=1.5",
+                                  "model.leaves_as=batch"] + BACKBONE_2D,
         "gino": ["model.name=gino", "model.resolution=32", "model.hidden=32", "model.modes=12", "model.n_layers=4",
                  "model.in_gno_hidden=[32,32]", "model.out_gno_hidden=[64,64]", "model.projection_hidden=64"],
     },
@@ -37,27 +39,9 @@ MODELS = {
 
 def run_one(dataset: str, model: str, data: Path, out: Path, epochs: int) -> dict:
     """Train one model in this process; returns its figures."""
-    import torch
-
-    torch.set_num_threads(1)
-    from geoop.training import load_config, train
-
-    settings = MODELS[dataset][model] + [f"data.root={data}", f"out={out}", f"train.epochs={epochs}",
-                                         "train.batch_size=4", "train.lr=3e-3", "train.progress=false",
-                                         "train.device=cpu"]
-    t0 = time.perf_counter()
-    result = train(load_config(None, settings))
-    from geoop.training import load_model
-
-    params = sum(p.numel() for p in load_model(out).parameters())
-    seconds = [h["seconds"] for h in result["history"]]
-    return {"dataset": dataset, "model": model,
-            "test_rel_l2": {k: v["rel_l2"] for k, v in result["test"]["fields"].items()},
-            "test_rel_l2_mean": result["test"]["rel_l2"],
-            "seconds_per_epoch": sum(seconds[1:]) / max(1, len(seconds) - 1),  # epoch 1 also builds the caches
-            "first_epoch_seconds": seconds[0], "total_seconds": time.perf_counter() - t0,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "parameters": params,
-            "epochs": len(seconds)}
+    settings = MODELS[dataset][model] + [f"data.root={data}", f"train.epochs={epochs}", "train.batch_size=4",
+                                         "train.lr=3e-3"]
+    return {"dataset": dataset, "model": model, **train_and_measure(settings, out)}
 
 
 def main() -> None:
@@ -85,11 +69,8 @@ def main() -> None:
         manifest = generate(dataset, out / "data" / dataset, n=sizes[dataset], seed=0, workers=2, progress=False)
         print(f"{dataset}: {len(manifest['samples'])} samples in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         for model in args.models:
-            done = subprocess.run([sys.executable, __file__, "--out", str(out), "--epochs", str(args.epochs),
-                                   "--run", dataset, model], capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"{dataset}/{model} failed:\n{done.stderr[-3000:]}")
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results.append(in_fresh_process(__file__, ["--out", str(out), "--epochs", str(args.epochs),
+                                                       "--run", dataset, model]))
             print(json.dumps(results[-1]), file=sys.stderr)
     summary = {}
     for dataset in args.datasets:

@@ -224,6 +224,7 @@ def test_a_killed_run_resumes_on_the_same_trajectory(poisson, tmp_path):
 
 SWAPS = {"gino": [], "kdfno": ["model.n_subdomains=4", "model.hidden=8", "model.modes=4"],
          "beno": ["model.hidden=16", "model.layers=2", "model.boundary_layers=1"],
+         "gnn": ["model.hidden=16", "model.layers=2"],
          "mino": ["model.tokens_per_axis=6", "model.hidden=16", "model.layers=1", "model.decoder_layers=1"],
          "gnot": ["model.hidden=16", "model.layers=1"]}
 

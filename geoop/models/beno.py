@@ -78,31 +78,39 @@ class _Branch(nn.Module):
     `e' = LN(MLP[h_i, h_j, e]); m_i = mean_j e'; h' = LN(MLP[m_i, h_i, z])` with residuals, and a decoder."""
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int, layers: int, heads: int,
-                 boundary_layers: int):
+                 boundary_layers: int, conditioned: bool = True):
         super().__init__()
+        self.conditioned = conditioned
         self.node_encoder = nn.Sequential(MLP(2 * dim + 1 + in_channels, [hidden], hidden), nn.LayerNorm(hidden))
         self.edge_encoder = nn.Sequential(MLP(dim + 1, [hidden], hidden), nn.LayerNorm(hidden))
-        self.boundary_encoder = MLP(2 * dim + in_channels, [hidden], hidden)
-        self.boundary_blocks = nn.ModuleList(AttentionBlock(hidden, hidden, heads) for _ in range(boundary_layers))
-        self.layer_queries = nn.Parameter(torch.randn(layers, hidden) / hidden ** 0.5)
-        self.pool = MultiHeadAttention(hidden, hidden, hidden, heads)
+        if conditioned:
+            self.boundary_encoder = MLP(2 * dim + in_channels, [hidden], hidden)
+            self.boundary_blocks = nn.ModuleList(AttentionBlock(hidden, hidden, heads)
+                                                 for _ in range(boundary_layers))
+            self.layer_queries = nn.Parameter(torch.randn(layers, hidden) / hidden ** 0.5)
+            self.pool = MultiHeadAttention(hidden, hidden, hidden, heads)
         self.edge_mlps = nn.ModuleList(nn.Sequential(MLP(3 * hidden, [hidden], hidden), nn.LayerNorm(hidden))
                                        for _ in range(layers))
         self.node_mlps = nn.ModuleList(nn.Sequential(MLP(3 * hidden, [hidden], hidden), nn.LayerNorm(hidden))
                                        for _ in range(layers))
         self.decoder = MLP(hidden, [hidden], out_channels)
 
-    def forward(self, x: torch.Tensor, g: BoundaryGraphs) -> torch.Tensor:
-        src, dst = g.edges
-        h = self.node_encoder(torch.cat([g.pos, g.node_geo, x], dim=1))
-        rel = g.pos[dst] - g.pos[src]
-        e = self.edge_encoder(torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1))
+    def _boundary_vectors(self, x: torch.Tensor, g: BoundaryGraphs) -> torch.Tensor:
+        """`(B, L, C)`: one vector per message-passing layer, pooled from a transformer over boundary nodes."""
         b = g.boundary_index
         rows = self.boundary_encoder(torch.cat([g.pos[b], g.boundary_normals, x[b]], dim=1))
         tokens, mask = to_padded(rows, g.batch[b], g.n_samples)
         for block in self.boundary_blocks:
             tokens = block(tokens, None, mask)
-        z = self.pool(self.layer_queries.expand(g.n_samples, -1, -1), tokens, mask)  # (B, L, C)
+        return self.pool(self.layer_queries.expand(g.n_samples, -1, -1), tokens, mask)
+
+    def forward(self, x: torch.Tensor, g: BoundaryGraphs) -> torch.Tensor:
+        src, dst = g.edges
+        h = self.node_encoder(torch.cat([g.pos, g.node_geo, x], dim=1))
+        rel = g.pos[dst] - g.pos[src]
+        e = self.edge_encoder(torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1))
+        z = self._boundary_vectors(x, g) if self.conditioned else h.new_zeros((g.n_samples, len(self.edge_mlps),
+                                                                                h.shape[1]))
         degree = scatter_sum(torch.ones_like(dst, dtype=h.dtype)[:, None], dst, len(h)).clamp_min(1)
         for layer, (edge_mlp, node_mlp) in enumerate(zip(self.edge_mlps, self.node_mlps, strict=True)):
             e = e + edge_mlp(torch.cat([h[dst], h[src], e], dim=1))
@@ -187,3 +195,20 @@ class BENO(nn.Module):
         source, boundary = self.branches(f, graphs)
         with torch.autocast(graphs.pos.device.type, enabled=False):
             return torch.sparse.mm(graphs.to_queries, (source + boundary).float())
+
+
+class MeshGNN(BENO):
+    """The plain baseline of BENO: one message-passing branch over the same graph and node features, fed all
+    input channels, without the boundary transformer. Shapes: forward(f `(N, C_in)` or None, graphs) ->
+    `(M, C_out)`."""
+
+    def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int = 64, layers: int = 6, k: int = 8):
+        nn.Module.__init__(self)
+        self.dim, self.in_channels, self.k = dim, in_channels, k
+        self.branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads=1, boundary_layers=0,
+                              conditioned=False)
+
+    def forward(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
+        f = graphs.pos.new_zeros((len(graphs.pos), self.in_channels)) if f is None else f
+        with torch.autocast(graphs.pos.device.type, enabled=False):
+            return torch.sparse.mm(graphs.to_queries, self.branch(f, graphs).float())

@@ -19,7 +19,7 @@ from torch import nn
 from geoop.decomposition.kdtree import KDTreeDecomposition
 from geoop.errors import GeoopError
 from geoop.models.attention_operators import GNOT, MINO
-from geoop.models.beno import BENO
+from geoop.models.beno import BENO, MeshGNN
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
 
@@ -70,8 +70,8 @@ def _kdfno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
     return KDFNO(tree, in_channels, out_channels, **options), {**options, "tree": tree.state_dict()}
 
 
-MODELS: dict[str, Builder] = {"gino": _plain(GINO), "kdfno": _kdfno, "beno": _beno, "mino": _plain(MINO),
-                               "gnot": _plain(GNOT)}
+MODELS: dict[str, Builder] = {"gino": _plain(GINO), "kdfno": _kdfno, "beno": _beno, "gnn": _plain(MeshGNN),
+                               "mino": _plain(MINO), "gnot": _plain(GNOT)}
 
 
 def build_model(name: str, dim: int, in_channels: int, out_channels: int, data: DataFacts | None = None,
