@@ -97,7 +97,7 @@ class Evaluator:
         """`(N, C_out)` float32 physical predictions for a batch (through `module`, default the operator)."""
         amp = self.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            return (module or self.forward)(data.x, prepared).float()
+            return (self.forward if module is None else module)(data.x, prepared).float()
 
     def errors(self, pred: torch.Tensor, data: Batch) -> dict[str, torch.Tensor]:
         """`{field: (B,)}` relative L2 errors of each sample of the batch."""
