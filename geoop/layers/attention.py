@@ -78,23 +78,25 @@ class MultiHeadAttention(nn.Module):
 
 class AttentionBlock(nn.Module):
     """Pre-norm transformer block: `x + Attn(LN(x), LN(kv))`, then `x + FFN(LN(x))` (the FFN may be replaced,
-    e.g. by a gated mixture of experts). With `kv=None` it is self-attention over x (masked by `x_mask`).
+    e.g. by a gated mixture of experts). Built with `kv_channels=None` it is a self-attention block over x
+    (called with kv=None; `kv_mask` then masks x's padding), and has no parameters it does not use.
 
     Shapes: forward(x `(B, M, C)`, kv `(B, S, C_kv)` or None, kv_mask `(B, S)`, ffn_input) -> `(B, M, C)`."""
 
     def __init__(self, channels: int, kv_channels: int | None = None, heads: int = 4, kind: str = "softmax",
                  ffn: nn.Module | None = None, expansion: int = 2):
         super().__init__()
-        kv_channels = kv_channels or channels
         self.norm_q = nn.LayerNorm(channels)
-        self.norm_kv = nn.LayerNorm(kv_channels)
-        self.attention = MultiHeadAttention(channels, kv_channels, channels, heads, kind)
+        self.norm_kv = None if kv_channels is None else nn.LayerNorm(kv_channels)
+        self.attention = MultiHeadAttention(channels, kv_channels or channels, channels, heads, kind)
         self.norm_ffn = nn.LayerNorm(channels)
         self.ffn = ffn or nn.Sequential(nn.Linear(channels, expansion * channels), nn.GELU(),
                                         nn.Linear(expansion * channels, channels))
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None, kv_mask: torch.Tensor | None = None,
                 **ffn_inputs: torch.Tensor) -> torch.Tensor:
+        if (kv is None) != (self.norm_kv is None):
+            raise ValueError("a self-attention block takes no kv; a cross-attention block needs one")
         source = self.norm_q(x) if kv is None else self.norm_kv(kv)
         x = x + self.attention(self.norm_q(x), source, kv_mask)
         h = self.norm_ffn(x)

@@ -122,7 +122,7 @@ class MINO(nn.Module):
                                   frequencies=frequencies)
         self.token_embed = SinusoidalEmbedding(dim, frequencies)
         self.lift = MLP(gno_out + int(use_sdf) + self.token_embed.out_channels, [hidden], hidden)
-        self.encoder = nn.ModuleList(AttentionBlock(hidden, hidden, heads, attention) for _ in range(layers))
+        self.encoder = nn.ModuleList(AttentionBlock(hidden, None, heads, attention) for _ in range(layers))
         self.decoder = QueryDecoder(dim, hidden, out_channels, heads, attention, decoder_layers, frequencies)
 
     @torch.no_grad()
@@ -179,7 +179,7 @@ class GNOT(nn.Module):
         self.boundary_branch = MLP(2 * dim + in_channels, [hidden, hidden], hidden)
         self.query_embed = SinusoidalEmbedding(dim, frequencies)
         self.trunk = MLP(self.query_embed.out_channels + dim, [hidden, hidden], hidden)
-        self.self_blocks = nn.ModuleList(AttentionBlock(hidden, hidden, heads, attention) for _ in range(layers))
+        self.self_blocks = nn.ModuleList(AttentionBlock(hidden, None, heads, attention) for _ in range(layers))
         self.cross = nn.ModuleList(nn.ModuleList(MultiHeadAttention(hidden, hidden, hidden, heads, attention)
                                                  for _ in range(2)) for _ in range(layers))
         self.cross_norms = nn.ModuleList(nn.ModuleList(nn.LayerNorm(hidden) for _ in range(3))
@@ -212,9 +212,9 @@ class GNOT(nn.Module):
             tokens = self.self_blocks[layer](tokens, None, token_mask)
             norm_x, norm_t, norm_b = self.cross_norms[layer]
             attend_points, attend_boundary = self.cross[layer]
-            update = attend_points(norm_x(x), norm_t(tokens), token_mask)
-            if bnd.shape[1]:
-                update = update + attend_boundary(norm_x(x), norm_b(bnd), bnd_mask)
-            x = x + update
+            # always run (a geometry without boundary points gives an empty, masked set), so that every
+            # parameter takes part in every step, as DistributedDataParallel requires
+            x = x + attend_points(norm_x(x), norm_t(tokens), token_mask) + attend_boundary(norm_x(x), norm_b(bnd),
+                                                                                           bnd_mask)
             x = x + self.expert_norms[layer](self.experts[layer](x, q_pos))
         return from_padded(self.head(x), q_mask)

@@ -85,7 +85,7 @@ class _Branch(nn.Module):
         self.edge_encoder = nn.Sequential(MLP(dim + 1, [hidden], hidden), nn.LayerNorm(hidden))
         if conditioned:
             self.boundary_encoder = MLP(2 * dim + in_channels, [hidden], hidden)
-            self.boundary_blocks = nn.ModuleList(AttentionBlock(hidden, hidden, heads)
+            self.boundary_blocks = nn.ModuleList(AttentionBlock(hidden, None, heads)
                                                  for _ in range(boundary_layers))
             self.layer_queries = nn.Parameter(torch.randn(layers, hidden) / hidden ** 0.5)
             self.pool = MultiHeadAttention(hidden, hidden, hidden, heads)
