@@ -160,6 +160,20 @@ def test_predict_names_missing_inputs_and_refuses_another_dimension(trained, poi
         model.predict(far)
 
 
+def test_a_boundary_model_on_a_bare_point_cloud_is_a_clear_error(poisson, tmp_path, capsys):
+    run = tmp_path / "beno"
+    train(load_config(None, [t for t in TINY if not t.startswith("model.")] + [
+        "model.name=beno", "model.hidden=8", "model.layers=1", "model.boundary_layers=1", f"data.root={poisson}",
+        f"out={run}", "train.epochs=1"]))
+    g = geoop.load(poisson / "samples" / "sample_000000.npz")
+    cloud = tmp_path / "cloud.npz"
+    Geometry(g.points, point_data=dict(g.point_data)).save(cloud)  # the same fields, no cells: no boundary
+    assert main(["predict", "--checkpoint", str(run / "model.safetensors"), "--geometry", str(cloud),
+                 "--out", str(tmp_path / "p.vtu")]) == 2
+    err = capsys.readouterr().err
+    assert "cloud.npz" in err and "boundary" in err and "fix:" in err and "Traceback" not in err
+
+
 def _files_of_every_format(tmp_path: Path) -> list[Path]:
     volume = box_tets(3, size=(1.0, 1.2, 0.8))
     surface = Geometry(volume.points, {"triangle": volume.boundary_facets})

@@ -13,7 +13,7 @@ from torch import nn
 from geoop.data.pyg import Data
 
 from geoop.data.features import sample_features
-from geoop.errors import GeometryError
+from geoop.errors import GeoopError, GeometryError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.sdf import distance_function
 from geoop.graph.graphs import mesh_edge_index
@@ -94,8 +94,14 @@ class FieldOperator(nn.Module):
             sdf_fn = lambda p: distance(p * scale + center) / scale  # noqa: E731
         if getattr(self.model, "uses_mesh_edges", False) and geometry.cells:
             mesh_edges = mesh_edge_index(geometry)
-        return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn, boundary=data.boundary,
-                                  normals=data.normal, mesh_edges=mesh_edges)
+        try:
+            return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn, boundary=data.boundary,
+                                      normals=data.normal, mesh_edges=mesh_edges)
+        except GeoopError:
+            raise
+        except ValueError as e:  # what the model cannot take, said for this geometry
+            fix = "give a geometry of the kind the model was trained on (see its model.json)"
+            raise GeometryError(str(e), path=getattr(geometry, "source", None), fix=fix) from None
 
     def forward(self, x: torch.Tensor, prepared: Any) -> torch.Tensor:
         out = self.model((x - self.x_mean) / self.x_std if x.shape[1] else None, prepared)
