@@ -62,7 +62,7 @@ def test_main_job_makes_data_trains_and_predicts_at_unseen_points(tmp_path):
     cloud = geoop.load(out / "held_out_queries.vtu")
     assert {"u", "u_predicted", "error"} <= set(cloud.point_data) and cloud.n_points == 5000
     assert geoop.load(out / "held_out_mesh.vtu").kind == "volume"
-    for png in ("held_out.png", "training.png"):
+    for png in ("held_out.png", "run/training.png"):
         assert (out / png).stat().st_size > 10_000
     assert geoop.load_model(out / "run").fields["targets"] == ["u"]
 

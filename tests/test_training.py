@@ -20,7 +20,7 @@ from geoop import Geometry
 from geoop.cli import main
 from geoop.data import generate
 from geoop.data.importer import import_folder
-from geoop.errors import CorruptFileError, FieldError, GeometryError
+from geoop.errors import CorruptFileError, FieldError, GeometryError, GeoopError
 from geoop.io import FORMATS
 from geoop.training import load_config, load_model, train
 from geoop.training.batching import make_batches
@@ -172,6 +172,11 @@ def test_a_boundary_model_on_a_bare_point_cloud_is_a_clear_error(poisson, tmp_pa
                  "--out", str(tmp_path / "p.vtu")]) == 2
     err = capsys.readouterr().err
     assert "cloud.npz" in err and "boundary" in err and "fix:" in err and "Traceback" not in err
+
+
+def test_more_shards_than_training_samples_is_refused(poisson, tmp_path):
+    with pytest.raises(GeoopError, match="cannot fill 100 shards"):
+        train(load_config(None, TINY + [f"data.root={poisson}", f"out={tmp_path / 'r'}", "train.shards=100"]))
 
 
 def _files_of_every_format(tmp_path: Path) -> list[Path]:

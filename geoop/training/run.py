@@ -22,6 +22,7 @@ from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
 from geoop.training.distributed import setup, teardown
 from geoop.training.trainer import Evaluator, TrainConfig, Trainer
+from geoop.viz.curves import plot_history
 
 SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None},
             "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
@@ -140,7 +141,8 @@ def build_operator(train: SimulationDataset, model: dict[str, Any]) -> FieldOper
 
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """Run (or resume) the training `config` describes; returns {"out", "history", "test", "rank", "world"}
-    and writes `config.yaml`, the checkpoints, `metrics.jsonl` and `test_metrics.json` into `config["out"]`.
+    and writes `config.yaml`, the checkpoints, `metrics.jsonl`, `test_metrics.json` and `training.png` (loss
+    curves) into `config["out"]`.
     Under torchrun (WORLD_SIZE > 1) each process calls this and they train data-parallel."""
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
@@ -166,6 +168,8 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
         test = best.evaluate(test_set)
         if context.is_main:
             write_json_atomic(out / "test_metrics.json", test)
+            plot_history(history, out / "training.png",
+                         title=f"{config['model']['name']} on {train_set.manifest['family']}")
         return {"out": out, "history": history, "test": test, "rank": context.rank, "world": context.world}
     finally:
         teardown()

@@ -235,6 +235,9 @@ class Trainer(Evaluator):
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(c.seed)
         self.train_set_shards = shard_samples(self.sizes(self.train_set), self.n_shards)
+        if not all(self.train_set_shards):
+            raise GeoopError(f"{len(self.train_set)} training samples cannot fill {self.n_shards} shards",
+                             fix="use fewer processes (or a smaller train.shards), or more training samples")
         opt, sched = self._optimizer()
         start, history, best, bad_epochs = self._resume(opt, sched)
         steps_done = sum(h["steps"] for h in history)

@@ -15,7 +15,6 @@ from geoop.data.manifest import write_json_atomic
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.sampling import sample_volume
 from geoop.training.run import load_config, load_model, train
-from geoop.viz.curves import plot_history
 from geoop.viz.plot import plot_fields
 
 #: The embedded default: about 1 minute of data and 4-5 minutes of training on 2 CPU cores.
@@ -47,7 +46,6 @@ def run_main_job(out: str | Path, n: int = DEFAULT["n"], epochs: int | None = No
     settings += [f"train.epochs={epochs}"] if epochs is not None else []
     run = train(load_config(None, settings + list(overrides or [])))
     times["train"] = time.perf_counter() - t0
-    plot_history(run["history"], out / "training.png", title="GINO on poisson2d")
 
     t0 = time.perf_counter()
     model = load_model(out / "run" / "model.safetensors")
@@ -80,6 +78,6 @@ def run_main_job(out: str | Path, n: int = DEFAULT["n"], epochs: int | None = No
     print(f"held-out geometry, {len(unseen.points)} unseen query points: relative L2 = "
           f"{metrics['held_out']['rel_l2_at_queries']:.4f}")
     print(f"seconds: data {times['data']:.0f}, training {times['train']:.0f}, prediction {times['predict']:.1f}")
-    print(f"wrote {out}/metrics.json, held_out_mesh.vtu, held_out_queries.vtu, held_out.png, training.png, "
+    print(f"wrote {out}/metrics.json, held_out_mesh.vtu, held_out_queries.vtu, held_out.png, run/training.png, "
           f"run/model.safetensors")
     return metrics
