@@ -61,6 +61,15 @@ def all_sum(value: float, context: Context) -> float:
     return float(t)
 
 
+def all_max(value: float, context: Context) -> float:
+    """Largest value of a number over all ranks (so that every rank takes the same decision on it)."""
+    if context.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t)
+
+
 def all_gather(obj: Any, context: Context) -> list[Any]:
     """Every rank's `obj` (picklable; used for small metric lists), in rank order."""
     if context.world == 1:

@@ -1,4 +1,5 @@
-"""Relative L2 errors per sample and field, as integrals (quadrature-weighted), over where targets are defined."""
+"""Relative L2 errors per sample and field, as integrals (quadrature-weighted), over where targets are defined;
+and their Huber-robust variant for training on fields with spikes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,13 +10,26 @@ from geoop.graph.scatter import scatter_sum
 
 
 def field_errors(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
-                 batch: torch.Tensor, n_samples: int, fields: Mapping[str, slice]) -> dict[str, torch.Tensor]:
+                 batch: torch.Tensor, n_samples: int, fields: Mapping[str, slice],
+                 huber: float | None = None) -> dict[str, torch.Tensor]:
     """`{field: (B,)}` relative L2 errors `||pred - y|| / ||y||` with `||v||^2 = sum_i w_i m_i |v_i|^2`.
 
-    pred, y `(N, C)`; mask `(N, C)` bool; weight `(N,)`; batch `(N,)` sample ids; fields: channels per field."""
-    w = weight[:, None] * mask.to(pred.dtype)
-    diff = scatter_sum((pred - y) ** 2 * w, batch, n_samples)  # (B, C)
-    ref = scatter_sum(y.to(pred.dtype) ** 2 * w, batch, n_samples)
+    pred, y `(N, C)`; mask `(N, C)` bool; weight `(N,)` quadrature weights, or `(N, C)` per target channel
+    (e.g. surface-area weights for a field that lives on a boundary); batch `(N,)` sample ids; fields:
+    channels per field. `huber`: replace the squared residual r^2 by Huber's `r^2` for `|r| <= delta s` and
+    `2 delta s |r| - (delta s)^2` beyond, with delta = `huber` and s the sample's RMS of the channel, so that a
+    few large residuals (spikes) pull linearly, not quadratically; without spikes it equals the relative L2."""
+    w = (weight if weight.dim() == 2 else weight[:, None]) * mask.to(pred.dtype)
+    ref = scatter_sum(y.to(pred.dtype) ** 2 * w, batch, n_samples)  # (B, C)
+    residual = pred - y
+    if huber is None:
+        penalty = residual**2
+    else:
+        measure = scatter_sum(w, batch, n_samples).clamp_min(1e-30)
+        cut = huber * (ref / measure).sqrt().detach()[batch]  # (N, C): delta times the sample's RMS
+        size = residual.abs()
+        penalty = torch.where(size <= cut, residual**2, 2 * cut * size - cut**2)
+    diff = scatter_sum(penalty * w, batch, n_samples)
     out = {}
     for name, s in fields.items():
         num, den = diff[:, s].sum(1), ref[:, s].sum(1)

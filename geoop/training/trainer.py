@@ -1,10 +1,12 @@
 """`Trainer`: fits a `FieldOperator` on a `SimulationDataset`, with checkpoints it can resume from exactly."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,29 +21,40 @@ from geoop.errors import GeoopError
 from geoop.models.field_operator import FieldOperator
 from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
-from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_sum, barrier
+from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_max, all_sum, barrier
 from geoop.training.losses import field_errors, max_errors
+from geoop.training.schedule import KINDS, SchedulePlan, budget_steps, epoch_plan
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainConfig:
-    """How to train. `max_points` packs batches by point count (up to `batch_size` samples each);
+    """How to train. `epochs`: passes over the training set (default 50, or as many as fit a `budget`);
+    `budget`: seconds of training, on the `clock` "cpu" (CPU-seconds of the training process, all its threads)
+    or "wall"; the budget is the stopping rule, and the learning-rate schedule is sized to it (the first epoch
+    warms up and measures the seconds per step, then the plan is fixed; a resumed run keeps it). With both,
+    whichever ends first. `max_points` packs batches by point count (up to `batch_size` samples each);
     `schedule`: "onecycle", "cosine" or "constant" (stepped per batch); `patience`: epochs without a better
-    validation error before stopping early (None: never); `amp`: bf16 autocast on CUDA; `compile`:
+    validation error before stopping early (None: never); `loss`: "rel_l2" (relative L2 per sample and field,
+    quadrature-weighted) or "huber" (the same with residuals beyond `huber_delta` times the sample's RMS
+    counted linearly: robust to spikes such as suction peaks of Cp); `amp`: bf16 autocast on CUDA; `compile`:
     `torch.compile` the model; `device`: "auto" (CUDA when available), "cpu", "cuda", ...
     `shards`: how the training set is dealt for data parallelism (default: one shard per process; batch_size
     and max_points are per shard); fix it to replay a run on another number of processes. `dist_timeout`:
     seconds a collective may wait for a lost rank before the job fails."""
 
-    epochs: int = 50
+    epochs: int | None = None
+    budget: float | None = None
+    clock: str = "cpu"
     batch_size: int = 4
     max_points: int | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "onecycle"
     grad_clip: float | None = 1.0
+    loss: str = "rel_l2"
+    huber_delta: float = 1.0
     seed: int = 0
     patience: int | None = None
     amp: bool = True
@@ -51,9 +64,42 @@ class TrainConfig:
     shards: int | None = None
     dist_timeout: float = 300.0
 
+    #: settings that shape the run's trajectory: a resumed run must have the same ones
+    PLAN_KEYS = ("epochs", "budget", "clock", "batch_size", "max_points", "lr", "weight_decay", "schedule",
+                 "grad_clip", "loss", "huber_delta", "seed", "shards")
+
     def __post_init__(self):  # YAML reads 1e-3 (no dot) as a string
         self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
         self.grad_clip = None if self.grad_clip is None else float(self.grad_clip)
+        self.budget = None if self.budget is None else float(self.budget)
+        self.huber_delta = float(self.huber_delta)
+        if self.schedule not in KINDS:
+            raise GeoopError(f"unknown schedule {self.schedule!r}", fix=f"use one of {', '.join(KINDS)}")
+        if self.clock not in ("cpu", "wall"):
+            raise GeoopError(f"unknown clock {self.clock!r}", fix="use train.clock=cpu or train.clock=wall")
+        if self.loss not in ("rel_l2", "huber"):
+            raise GeoopError(f"unknown loss {self.loss!r}", fix="use train.loss=rel_l2 or train.loss=huber")
+        if self.budget is not None and self.budget <= 0:
+            raise GeoopError(f"train.budget must be positive seconds, got {self.budget}")
+
+    @property
+    def max_epochs(self) -> int | float:
+        """The epoch limit: `epochs`, else 50 without a budget, else none."""
+        if self.epochs is not None:
+            return int(self.epochs)
+        return math.inf if self.budget is not None else 50
+
+
+class Clock:
+    """Seconds of training so far on the chosen clock (CPU time of this process or wall time), counting the
+    seconds of earlier sittings of a resumed run (`offset`)."""
+
+    def __init__(self, kind: str, offset: float = 0.0):
+        self.read: Callable[[], float] = time.process_time if kind == "cpu" else time.perf_counter
+        self.start, self.offset = self.read(), offset
+
+    def __call__(self) -> float:
+        return self.offset + self.read() - self.start
 
 
 class Evaluator:
@@ -99,32 +145,41 @@ class Evaluator:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
             return (self.forward if module is None else module)(data.x, prepared).float()
 
-    def errors(self, pred: torch.Tensor, data: Batch) -> dict[str, torch.Tensor]:
-        """`{field: (B,)}` relative L2 errors of each sample of the batch."""
-        return field_errors(pred, data.y, data.y_mask, data.weight, data.batch, data.num_graphs,
-                            self.operator.target_slices)
+    def errors(self, pred: torch.Tensor, data: Batch, huber: float | None = None) -> dict[str, torch.Tensor]:
+        """`{field: (B,)}` relative L2 errors of each sample of the batch (Huber-robust with `huber`)."""
+        return field_errors(pred, data.y, data.y_mask, data.target_weight, data.batch, data.num_graphs,
+                            self.operator.target_slices, huber=huber)
 
     @torch.no_grad()
     def evaluate(self, dataset: SimulationDataset) -> dict[str, Any]:
-        """Per-field relative L2 (mean, median over samples) and max error over `dataset` (in distributed runs
-        each rank evaluates its shard and the results are gathered)."""
+        """Per-field relative L2 (mean, median over samples), the same with prediction and truth clipped to the
+        1st-99th percentile range of the training targets (`rel_l2_clipped`), and max error over `dataset`
+        (in distributed runs each rank evaluates its shard and the results are gathered)."""
         self.operator.eval()
         sizes = self.sizes(dataset)
         mine = shard_samples(sizes, self.context.world)[self.context.rank]
         rel: dict[str, list[float]] = {n: [] for n in self.operator.target_slices}
+        clipped: dict[str, list[float]] = {n: [] for n in self.operator.target_slices}
         worst: dict[str, float] = {n: 0.0 for n in self.operator.target_slices}
+        low, high = self.operator.y_low, self.operator.y_high
         for local in make_batches([sizes[i] for i in mine], self.batch_size, shuffle=False):
             data, prepared = self.batch(dataset, [mine[j] for j in local])
             pred = self.predict(data, prepared)
             for name, e in self.errors(pred, data).items():
                 rel[name] += e.tolist()
+            truth = data.y
+            data.y = torch.minimum(torch.maximum(truth, low), high)
+            for name, e in self.errors(torch.minimum(torch.maximum(pred, low), high), data).items():
+                clipped[name] += e.tolist()
+            data.y = truth
             for name, e in max_errors(pred, data.y, data.y_mask, self.operator.target_slices).items():
                 worst[name] = max(worst[name], e)
-        gathered = all_gather((rel, worst), self.context)
-        rel = {n: [v for r, _ in gathered for v in r[n]] for n in rel}
-        worst = {n: max(w[n] for _, w in gathered) for n in worst}
-        fields = {n: {"rel_l2": float(np.mean(v)), "rel_l2_median": float(np.median(v)), "max_error": worst[n]}
-                  for n, v in rel.items()}
+        gathered = all_gather((rel, clipped, worst), self.context)
+        rel = {n: [v for r, _, _ in gathered for v in r[n]] for n in rel}
+        clipped = {n: [v for _, c, _ in gathered for v in c[n]] for n in clipped}
+        worst = {n: max(w[n] for _, _, w in gathered) for n in worst}
+        fields = {n: {"rel_l2": float(np.mean(v)), "rel_l2_median": float(np.median(v)),
+                      "rel_l2_clipped": float(np.mean(clipped[n])), "max_error": worst[n]} for n, v in rel.items()}
         return {"rel_l2": float(np.mean([f["rel_l2"] for f in fields.values()])), "fields": fields,
                 "samples": len(dataset)}
 
@@ -142,8 +197,6 @@ class Trainer(Evaluator):
 
     def __init__(self, operator: FieldOperator, train_set: SimulationDataset, val_set: SimulationDataset | None,
                  config: TrainConfig, out: str | Path, data_hash: str = "", context: Context = SINGLE_PROCESS):
-        if config.schedule not in ("onecycle", "cosine", "constant"):
-            raise GeoopError(f"unknown schedule {config.schedule!r}", fix="use onecycle, cosine or constant")
         super().__init__(operator, config.device, config.amp, config.batch_size, config.compile, context)
         self.train_set, self.val_set = train_set, val_set
         self.config, self.out, self.data_hash = config, Path(out), data_hash
@@ -174,7 +227,8 @@ class Trainer(Evaluator):
         if idle:  # a rank whose shard ran out still joins the gradient all-reduce, contributing zero
             mine = [next(i for k in self.my_shards for i in self.train_set_shards[k])]
         data, prepared = self.batch(self.train_set, mine)
-        errors = self.errors(self.predict(data, prepared, self.train_forward), data)
+        huber = self.config.huber_delta if self.config.loss == "huber" else None
+        errors = self.errors(self.predict(data, prepared, self.train_forward), data, huber)
         local = torch.stack(list(errors.values())).sum() * (0.0 if idle else 1.0)
         value = all_sum(float(local.detach()), self.context) / count
         if not math.isfinite(value):
@@ -185,18 +239,18 @@ class Trainer(Evaluator):
     def _optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         c = self.config
         opt = torch.optim.AdamW(self.operator.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        total = max(1, sum(len(self._epoch_plan(e)) for e in range(c.epochs)))
-        if c.schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=total)
-        elif c.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        else:
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        if c.budget is None:
+            total = sum(len(self._epoch_plan(e)) for e in range(int(c.max_epochs)))
+            self.plan = epoch_plan(c.schedule, total)
+        else:  # the first epoch warms up; its speed fixes the rest of the plan (see `fit`)
+            self.plan = SchedulePlan(c.schedule, len(self._epoch_plan(0)), None)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: self.plan.factor(step))
         return opt, sched
 
     def _meta(self, epoch: int, history: list[dict], best: float, bad_epochs: int) -> dict[str, Any]:
         return {"operator": self.operator.config(), "train": asdict(self.config), "data_hash": self.data_hash,
-                "epoch": epoch, "history": history, "best_val": best, "bad_epochs": bad_epochs}
+                "epoch": epoch, "history": history, "best_val": best, "bad_epochs": bad_epochs,
+                "plan": self.plan.state()}
 
     def _resume(self, opt, sched) -> tuple[int, list[dict], float, int]:
         path = self.out / "last.safetensors"
@@ -206,7 +260,15 @@ class Trainer(Evaluator):
         if meta["operator"]["model"] != self.operator.model_config or meta["data_hash"] != self.data_hash:
             raise GeoopError("this folder holds a run of another model or dataset; not overwriting it",
                              path=self.out, fix="choose a new output folder, or delete this one to start over")
+        before, now = meta["train"], asdict(self.config)
+        changed = [k for k in TrainConfig.PLAN_KEYS if before.get(k) != now[k]]
+        if changed:
+            was = ", ".join(f"train.{k}={before.get(k)}" for k in changed)
+            raise GeoopError(f"this folder holds a run with other training settings ({was}); resuming it with "
+                             "new ones would not follow any one plan", path=self.out,
+                             fix=f"resume with {was}, or train into a new folder (--out) to use the new settings")
         self.operator.load_state_dict(weights)
+        self.plan = SchedulePlan(**meta["plan"])
         opt.load_state_dict(extra["optimizer"])
         sched.load_state_dict(extra["scheduler"])
         log.info("resuming %s after epoch %d", self.out, meta["epoch"])
@@ -228,9 +290,27 @@ class Trainer(Evaluator):
         tmp.write_text(lines)
         tmp.replace(self.out / "metrics.jsonl")
 
+    def _warm_caches(self) -> None:
+        """Build every cached sample structure (graphs, grids, interpolation weights) of this rank's training
+        shards and validation share before the first step, so the first epoch measures steady-state speed."""
+        if self.train_set.subsample is not None:
+            return
+        todo = [(self.train_set, i) for k in self.my_shards for i in self.train_set_shards[k]]
+        if self.val_set is not None and len(self.val_set):
+            mine = shard_samples(self.sizes(self.val_set), self.context.world)[self.context.rank]
+            todo += [(self.val_set, i) for i in mine]
+        show = self.config.progress and self.context.is_main
+        for dataset, i in tqdm(todo, desc="prepare", unit="sample", disable=not show, leave=False):
+            self.sample(dataset, i)
+
+    def _spent(self, clock: Clock) -> float:
+        """Seconds on the budget clock, the same on every rank (the slowest rank's)."""
+        return all_max(clock(), self.context)
+
     def fit(self) -> list[dict]:
-        """Train for `config.epochs` (resuming from `out/last.safetensors` when present); returns the history.
-        In a distributed run every rank calls this; rank 0 alone writes checkpoints and logs."""
+        """Train (resuming from `out/last.safetensors` when present) until `config.epochs` or
+        `config.budget` ends; returns the history. In a distributed run every rank calls this; rank 0 alone
+        writes checkpoints and logs."""
         c, main = self.config, self.context.is_main
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(c.seed)
@@ -240,29 +320,46 @@ class Trainer(Evaluator):
                              fix="use fewer processes (or a smaller train.shards), or more training samples")
         opt, sched = self._optimizer()
         start, history, best, bad_epochs = self._resume(opt, sched)
-        steps_done = sum(h["steps"] for h in history)
-        total = steps_done + sum(len(self._epoch_plan(e)) for e in range(start, c.epochs))
+        step = sum(h["steps"] for h in history)
+        last = history[-1] if history else {}
+        clocks = {"cpu": Clock("cpu", last.get("cpu_seconds", 0.0)),
+                  "wall": Clock("wall", last.get("wall_seconds", 0.0))}
+        budget_clock = clocks[c.clock]
         writer = _tensorboard(self.out) if main else None
-        bar = tqdm(total=total, initial=steps_done, desc="train", unit="step", disable=not (c.progress and main))
-        for epoch in range(start, c.epochs):
+        self._warm_caches()
+        planned = self.plan.total if c.budget is not None else \
+            step + sum(len(self._epoch_plan(e)) for e in range(start, int(c.max_epochs)))
+        bar = tqdm(total=planned, initial=step, desc="train", unit="step", disable=not (c.progress and main))
+        spent_out = False
+        for epoch in itertools.count(start):
+            if epoch >= c.max_epochs or spent_out or (self.plan.total is not None and step >= self.plan.total):
+                break
             if c.patience is not None and bad_epochs >= c.patience:
                 log.info("early stop: no better validation error for %d epochs", bad_epochs)
                 break
-            t0 = time.perf_counter()
+            t0, epoch_start = time.perf_counter(), budget_clock()
             self.train_set.set_epoch(epoch)
             self.operator.train()
             losses = []
-            for step in self._epoch_plan(epoch):
-                loss, value = self._step_loss(step)
+            for batch in self._epoch_plan(epoch):
+                if self.plan.total is not None and step >= self.plan.total:
+                    break
+                if c.budget is not None and self._spent(budget_clock) >= c.budget:
+                    spent_out = True
+                    break
+                loss, value = self._step_loss(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if c.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.operator.parameters(), c.grad_clip)
                 opt.step()
                 sched.step()
+                step += 1
                 losses.append(value)
                 bar.update()
                 bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
+            if not losses:
+                break
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses),
                       "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
             if self.val_set is not None and len(self.val_set):
@@ -270,6 +367,16 @@ class Trainer(Evaluator):
                 record["val_rel_l2"] = val["rel_l2"]
                 record["val"] = {n: f["rel_l2"] for n, f in val["fields"].items()}
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4f}", val=f"{val['rel_l2']:.4f}")
+            if c.budget is not None and self.plan.total is None:  # end of the warm-up epoch: fix the plan
+                spent = self._spent(budget_clock)
+                self.plan.total = budget_steps(step, spent, c.budget, (spent - epoch_start) / len(losses))
+                if c.epochs is not None:  # both limits: the plan ends with whichever comes first
+                    self.plan.total = min(self.plan.total, step + sum(len(self._epoch_plan(e))
+                                                                      for e in range(epoch + 1, c.epochs)))
+                bar.total = self.plan.total
+                log.info("budget %.0f s: %d steps planned (%.3f s each, measured in epoch 1)", c.budget,
+                         self.plan.total, (spent - epoch_start) / len(losses))
+            record.update(cpu_seconds=clocks["cpu"](), wall_seconds=clocks["wall"]())
             history.append(record)
             score = record.get("val_rel_l2", record["train_loss"])
             improved = score < best
@@ -283,6 +390,10 @@ class Trainer(Evaluator):
         bar.close()
         if writer is not None:
             writer.close()
+        if not history:
+            raise GeoopError(f"the budget of {c.budget:g} {c.clock} seconds was spent before the first training "
+                             f"step (preparing the samples took {self._spent(budget_clock):.0f} s)",
+                             fix="raise train.budget, or train on fewer samples")
         barrier(self.context)  # the others wait until rank 0's checkpoints are on disk
         return history
 
