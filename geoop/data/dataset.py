@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from geoop.data.pyg import Data
 
-from geoop.data.features import sample_features
+from geoop.data.features import EXTENSION_REACH, InputLayout, sample_features
 from geoop.data.manifest import read_manifest
 from geoop.errors import FieldError, GeoopError, MissingFileError
 from geoop.geometry.geometry import Geometry
@@ -19,21 +19,24 @@ class SimulationDataset(torch.utils.data.Dataset):
     """Samples of a geoop dataset folder as PyG `Data`.
 
     Each item has:
-        pos `(N, d)`; x `(N, C_in)` the input fields (a masked field is zero off its mask and followed by its
-        0/1 mask channel); y `(N, C_out)` the targets; y_mask `(N, C_out)` bool, where targets are defined;
-        weight `(N,)` quadrature weights; boundary `(N,)` bool; normal `(N, d)` (zero where undefined);
+        pos `(N, d)`; x `(N, C_in)` the input fields (laid out as `layout` says: a masked field is zero off its
+        mask, followed by its 0/1 mask channel and its extension inward); y `(N, C_out)` the targets; y_mask
+        `(N, C_out)` bool, where targets are defined; target_weight `(N, C_out)` the weights that integrate
+        each target where it is defined; weight `(N,)` quadrature weights; boundary_weight `(N,)` boundary
+        measure weights; boundary `(N,)` bool; normal `(N, d)` (zero where undefined);
         globals `(1, 2 + 3d)` geometry descriptors; index, the sample id. Floats are float32.
 
     Args:
         root: dataset folder (with manifest.json). split: "train", "val", "test" or "all".
         inputs, targets: field names (default: the manifest's). subsample: keep this many random points per
         item (a new draw each epoch, see `set_epoch`). cache: keep loaded samples in memory (up to
-        `cache_bytes`).
+        `cache_bytes`). extension: how far masked inputs are carried inward (0: not at all; see
+        `InputLayout`).
     """
 
     def __init__(self, root: str | Path, split: str = "train", inputs: list[str] | None = None,
                  targets: list[str] | None = None, subsample: int | None = None, cache: bool = True,
-                 cache_bytes: float = 2e9, seed: int = 0):
+                 cache_bytes: float = 2e9, seed: int = 0, extension: float = EXTENSION_REACH):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         fields = self.manifest["fields"]
@@ -54,7 +57,7 @@ class SimulationDataset(torch.utils.data.Dataset):
         files = {r["index"]: r["file"] for r in self.manifest["samples"]}
         self.ids = list(ids)
         self.files = [self.root / files[i] for i in self.ids]
-        self.subsample, self.seed, self.epoch = subsample, seed, 0
+        self.subsample, self.seed, self.epoch, self.extension = subsample, seed, 0, extension
         self.cache, self.cache_bytes, self._cache, self._cached_bytes = cache, cache_bytes, {}, 0
 
     def __len__(self) -> int:
@@ -65,8 +68,13 @@ class SimulationDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     @property
+    def layout(self) -> InputLayout:
+        """Where each input field sits in the items' x."""
+        return InputLayout(tuple(self.inputs), self.specs, self.extension)
+
+    @property
     def input_channels(self) -> int:
-        return sum(self.specs[f]["components"] + (1 if self.specs[f].get("mask") else 0) for f in self.inputs)
+        return self.layout.channels
 
     @property
     def target_channels(self) -> int:
@@ -81,7 +89,8 @@ class SimulationDataset(torch.utils.data.Dataset):
         return load(path)
 
     def _build(self, i: int) -> Data:
-        data = sample_features(self.geometry(i), self.inputs, self.specs, self.targets, path=self.files[i])
+        data = sample_features(self.geometry(i), self.inputs, self.specs, self.targets, path=self.files[i],
+                               extension=self.extension)
         data.index = torch.tensor([self.ids[i]])
         return data
 

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from scipy.spatial import cKDTree
 
+from geoop.geometry import cells as C
 from geoop.geometry.geometry import Geometry
 
 
@@ -40,3 +41,23 @@ def quadrature_weights(geometry: Geometry, k: int = 10, intrinsic_dim: int | Non
     if geometry.cell_dim > 0:
         return lumped_weights(geometry)
     return knn_weights(geometry.points, k=k, intrinsic_dim=intrinsic_dim)
+
+
+def facet_weights(geometry: Geometry, within: np.ndarray | None = None) -> np.ndarray:
+    """`(N,)` lumped weights of the boundary facets (arc length in 2D, area in 3D), so that `sum_i w_i f(x_i)`
+    approximates the integral of f over the boundary; 0 off it. `within (N,)` bool keeps only the facets whose
+    nodes all lie in it (e.g. the body surface of a flow domain, not the outer box). A surface mesh is its own
+    boundary: its lumped area weights. Bare clouds have no facets: zeros."""
+    if geometry.kind == "surface":
+        facets = geometry.simplices
+    elif geometry.kind == "volume":
+        facets = geometry.boundary_facets
+    else:
+        return np.zeros(geometry.n_points)
+    if within is not None:
+        facets = facets[np.asarray(within, dtype=bool)[facets].all(axis=1)]
+    w = np.zeros(geometry.n_points)
+    if len(facets):
+        measures = C.simplex_measures(geometry.points, facets)
+        np.add.at(w, facets.ravel(), np.repeat(measures / facets.shape[1], facets.shape[1]))
+    return w

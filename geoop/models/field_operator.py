@@ -12,11 +12,12 @@ import torch
 from torch import nn
 from geoop.data.pyg import Data
 
-from geoop.data.features import sample_features
+from geoop.data.features import InputLayout, sample_features
 from geoop.errors import GeoopError, GeometryError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.sdf import distance_function
 from geoop.graph.graphs import mesh_edge_index
+from geoop.graph.interpolation import idw_matrix
 from geoop.models.registry import model_from_config
 
 
@@ -29,45 +30,53 @@ class FieldOperator(nn.Module):
 
     Args:
         model: a registry model (see `geoop.models.registry`). model_config: its `build_model` config.
-        fields: {"inputs": [names], "targets": [names], "specs": {name: {"components", "mask", ...}}}.
+        fields: {"inputs": [names], "targets": [names], "specs": {name: {"components", "mask", ...}},
+        "extension": how far masked inputs were carried inward (see `InputLayout`), "lift": {target:
+        input} targets predicted as an input field plus the model's output (see `lift_channels`)}.
         center `(d,)`, scale: the coordinate map. x_mean, x_std `(C_in,)`, y_mean, y_std `(C_out,)`.
-    Shapes: forward(x `(N, C_in)`, prepared) -> `(M, C_out)` physical values at the prepared queries.
+        y_low, y_high `(C_out,)`: the 1st and 99th percentiles of the training targets (for clipped errors).
+    Shapes: forward(x `(N, C_in)`, prepared, x_at_queries `(M, C_in)` or None) -> `(M, C_out)` physical values
+    at the prepared queries (x_at_queries: the inputs there, needed by lifted targets when the queries are not
+    the points).
     """
 
     def __init__(self, model: nn.Module, model_config: dict[str, Any], fields: dict[str, Any],
                  center: Sequence[float], scale: float, x_mean: Sequence[float], x_std: Sequence[float],
-                 y_mean: Sequence[float], y_std: Sequence[float]):
+                 y_mean: Sequence[float], y_std: Sequence[float], y_low: Sequence[float] | None = None,
+                 y_high: Sequence[float] | None = None):
         super().__init__()
         self.model, self.model_config, self.fields = model, model_config, fields
         self.dim = len(center)
         as_t = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float32).reshape(-1))  # noqa: E731
         self.register_buffer("center", as_t(center))
         self.register_buffer("scale", as_t([scale]))
-        for name, value in (("x_mean", x_mean), ("x_std", x_std), ("y_mean", y_mean), ("y_std", y_std)):
+        inf = [float("inf")] * len(y_mean)
+        for name, value in (("x_mean", x_mean), ("x_std", x_std), ("y_mean", y_mean), ("y_std", y_std),
+                            ("y_low", [-v for v in inf] if y_low is None else y_low),
+                            ("y_high", inf if y_high is None else y_high)):
             self.register_buffer(name, as_t(value))
+        targets, sources = lift_channels(fields)
+        self.register_buffer("lift_targets", torch.tensor(targets, dtype=torch.int64), persistent=False)
+        self.register_buffer("lift_sources", torch.tensor(sources, dtype=torch.int64), persistent=False)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> FieldOperator:
         """An untrained operator shaped like `config` (see `config`); load a state dict into it."""
         n = config["normalization"]
         return cls(model_from_config(config["model"]), config["model"], config["fields"], n["center"], n["scale"],
-                   n["x_mean"], n["x_std"], n["y_mean"], n["y_std"])
+                   n["x_mean"], n["x_std"], n["y_mean"], n["y_std"], n.get("y_low"), n.get("y_high"))
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description: model class and options, fields, normalization statistics."""
-        lists = {k: getattr(self, k).tolist() for k in ("center", "x_mean", "x_std", "y_mean", "y_std")}
+        lists = {k: getattr(self, k).tolist() for k in ("center", "x_mean", "x_std", "y_mean", "y_std", "y_low",
+                                                         "y_high")}
         return {"model": self.model_config, "fields": self.fields,
                 "normalization": {**lists, "scale": float(self.scale)}}
 
     @property
     def target_slices(self) -> dict[str, slice]:
         """Output channels of each target field."""
-        out, start = {}, 0
-        for name in self.fields["targets"]:
-            c = self.fields["specs"][name]["components"]
-            out[name] = slice(start, start + c)
-            start += c
-        return out
+        return target_slices(self.fields)
 
     def to_model_coordinates(self, points: torch.Tensor) -> torch.Tensor:
         """`(N, d)` physical -> `(N, d)` model coordinates."""
@@ -96,16 +105,21 @@ class FieldOperator(nn.Module):
             mesh_edges = mesh_edge_index(geometry)
         try:
             return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn, boundary=data.boundary,
-                                      normals=data.normal, mesh_edges=mesh_edges)
+                                      normals=data.normal, mesh_edges=mesh_edges,
+                                      boundary_weights=data.boundary_weight)
         except GeoopError:
             raise
         except ValueError as e:  # what the model cannot take, said for this geometry
             fix = "give a geometry of the kind the model was trained on (see its model.json)"
             raise GeometryError(str(e), path=getattr(geometry, "source", None), fix=fix) from None
 
-    def forward(self, x: torch.Tensor, prepared: Any) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None) -> torch.Tensor:
         out = self.model((x - self.x_mean) / self.x_std if x.shape[1] else None, prepared)
-        return out.float() * self.y_std + self.y_mean
+        out = out.float() * self.y_std + self.y_mean
+        if len(self.lift_targets):
+            base = x if x_at_queries is None else x_at_queries
+            out = out.index_add(1, self.lift_targets, base[:, self.lift_sources].float())
+        return out
 
     @torch.no_grad()
     def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
@@ -125,7 +139,8 @@ class FieldOperator(nn.Module):
                 column = np.repeat(row, geometry.n_points, axis=0)
                 filled[name] = column[:, 0] if row.shape[1] == 1 else column
             geometry = geometry.with_point_data(**filled)
-        data = sample_features(geometry, self.fields["inputs"], self.fields["specs"])
+        data = sample_features(geometry, self.fields["inputs"], self.fields["specs"],
+                               extension=self.fields.get("extension", 0))
         target = queries if isinstance(queries, Geometry) else None
         q = geometry.points if queries is None else (target.points if target is not None else np.asarray(queries))
         if q.ndim != 2 or q.shape[1] != self.dim:
@@ -135,9 +150,13 @@ class FieldOperator(nn.Module):
         x = data.x.to(device)
         parts = []
         for start in range(0, len(q), chunk):
-            prepared = self.prepare(data, geometry, torch.tensor(q[start:start + chunk], dtype=torch.float64))
+            block = torch.tensor(q[start:start + chunk], dtype=torch.float64)
+            prepared = self.prepare(data, geometry, block)
             prepared = prepared.to(device) if hasattr(prepared, "to") else prepared
-            parts.append(self(x, prepared).cpu())
+            at = None
+            if len(self.lift_targets):  # lifted targets need the inputs at the queries
+                at = torch.sparse.mm(idw_matrix(data.pos.double(), block), data.x.float()).to(device)
+            parts.append(self(x, prepared, at).cpu())
         values = torch.cat(parts).double().numpy() if parts else np.zeros((0, int(self.y_mean.numel())))
         fields = {name: values[:, s].squeeze(1) if s.stop - s.start == 1 else values[:, s]
                   for name, s in self.target_slices.items()}
@@ -155,3 +174,42 @@ class FieldOperator(nn.Module):
             warnings.warn(f"{source or 'geometry'}: points reach {reach:.2f} in the model's coordinates, where the "
                           "training data filled [-1, 1]; predictions out there are extrapolation",
                           stacklevel=3)
+
+
+def target_slices(fields: dict[str, Any]) -> dict[str, slice]:
+    """Output channels of each target field of `fields` (see `FieldOperator`)."""
+    out, start = {}, 0
+    for name in fields["targets"]:
+        c = fields["specs"][name]["components"]
+        out[name] = slice(start, start + c)
+        start += c
+    return out
+
+
+def lift_channels(fields: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """Output channels and the input channels added to them, for the targets that `fields["lift"]` predicts as an
+    input field plus a learned difference: a boundary-value target (u = g on the Dirichlet boundary) from the
+    input's extension inward, a velocity from the free stream it tends to. The model then learns only what the
+    input does not already say."""
+    layout = InputLayout(tuple(fields["inputs"]), fields["specs"], float(fields.get("extension", 0)))
+    slices = target_slices(fields)
+    targets, sources = [], []
+    for target, source in (fields.get("lift") or {}).items():
+        if target not in slices:
+            raise GeoopError(f"data.lift names {target!r}, which is not a target (targets: {list(slices)})",
+                             fix="lift only target fields, e.g. data.lift={u: g}")
+        if source not in fields["inputs"]:
+            raise GeoopError(f"data.lift lifts {target!r} by {source!r}, which is not an input "
+                             f"(inputs: {fields['inputs']})", fix="name an input field of the same components")
+        masked = bool(fields["specs"][source].get("mask"))
+        if masked and not layout.extension:
+            raise GeoopError(f"data.lift: {source!r} is boundary data; lifting by it needs its extension inward",
+                             fix="leave data.extension at its default (or > 0)")
+        s = slices[target]
+        channels = layout.channels_of(source, extended=masked)
+        if len(channels) != s.stop - s.start:
+            raise GeoopError(f"data.lift: {target!r} has {s.stop - s.start} components but {source!r} has "
+                             f"{len(channels)}", fix="lift a target by an input with as many components")
+        targets += list(range(s.start, s.stop))
+        sources += channels
+    return targets, sources

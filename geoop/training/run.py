@@ -13,18 +13,19 @@ import torch
 import yaml
 
 from geoop.data.dataset import SimulationDataset
-from geoop.data.features import input_channel_roles
+from geoop.data.features import EXTENSION_REACH
 from geoop.data.manifest import write_json_atomic
 from geoop.errors import GeoopError
 from geoop.geometry.normalize import UnitBoxTransform
-from geoop.models.field_operator import FieldOperator
+from geoop.models.field_operator import FieldOperator, lift_channels
 from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
 from geoop.training.distributed import setup, teardown
 from geoop.training.trainer import Evaluator, TrainConfig, Trainer
 from geoop.viz.curves import plot_history
 
-SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None},
+SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None, "extension": EXTENSION_REACH,
+                     "lift": None},
             "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
 
 
@@ -81,10 +82,14 @@ def _safe_std(s: torch.Tensor) -> torch.Tensor:
     return torch.where(s > 1e-12 * s.max().clamp_min(1e-300), s, torch.ones_like(s))
 
 
-def fit_normalization(dataset: SimulationDataset) -> dict[str, Any]:
+def fit_normalization(dataset: SimulationDataset, lift: tuple[list[int], list[int]] = ([], [])) -> dict[str, Any]:
     """Coordinate box and per-channel mean/std of inputs and (where defined) targets over `dataset`. Boundary
     data and their masks are only scaled (mean 0, root mean square 1 where defined), so that "no boundary
-    data" stays exactly zero for the models."""
+    data" stays exactly zero for the models; spatial vectors (inputs of d components) get one scale for all
+    components and no shift, so they keep their direction. Targets also get their 1st and 99th percentiles
+    (for errors clipped to the range of the training data, which tame the suction spikes of Cp). Lifted targets
+    (`lift`: their output channels and the input channels added to them) are standardised as what the model
+    learns: their difference from those inputs."""
     corners, xs, ys, masks = [], [], [], []
     for i in range(len(dataset)):
         d = dataset[i]
@@ -95,24 +100,33 @@ def fit_normalization(dataset: SimulationDataset) -> dict[str, Any]:
     box = UnitBoxTransform().fit(torch.stack(corners).double().numpy())
     x, y, m = torch.cat(xs), torch.cat(ys), torch.cat(masks).double()
     count = m.sum(0).clamp_min(1)
-    y_mean = (y * m).sum(0) / count
-    y_std = (((y - y_mean) ** 2 * m).sum(0) / count).sqrt()
+    learned = y.clone()
+    learned[:, lift[0]] -= x[:, lift[1]]
+    y_mean = (learned * m).sum(0) / count
+    y_std = (((learned - y_mean) ** 2 * m).sum(0) / count).sqrt()
+    defined = [y[m[:, c] > 0, c] for c in range(y.shape[1])]
+    y_low = [float(torch.quantile(v, 0.01)) if len(v) else float("-inf") for v in defined]
+    y_high = [float(torch.quantile(v, 0.99)) if len(v) else float("inf") for v in defined]
     x_mean = x.mean(0)
     x_std = x.std(0, unbiased=False) if x.shape[1] else x.new_zeros(0)
-    values, types = input_channel_roles(dataset.inputs, dataset.specs)
+    values, types, _ = dataset.layout.roles()
     for c in values:
         on = x[:, c] != 0
         x_mean[c], x_std[c] = 0.0, x[on, c].pow(2).mean().sqrt() if bool(on.any()) else 1.0
     for c in types:
         x_mean[c], x_std[c] = 0.0, 1.0
+    dim = int(dataset.manifest["dim"])
+    for c in dataset.layout.vector_starts(dim):  # one scale for all components, no shift:
+        block = x[:, c:c + dim]                                      # directions (and n.U) survive scaling
+        x_mean[c:c + dim], x_std[c:c + dim] = 0.0, block.pow(2).sum(1).mean().sqrt()
     return {"center": box.center_.tolist(), "scale": float(box.scale_), "x_mean": x_mean.tolist(),
             "x_std": _safe_std(x_std).tolist(), "y_mean": y_mean.tolist(),
-            "y_std": _safe_std(y_std).tolist()}
+            "y_std": _safe_std(y_std).tolist(), "y_low": y_low, "y_high": y_high}
 
 
 def _datasets(config: dict[str, Any]) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset]:
     d = config["data"]
-    kwargs = {"inputs": d["inputs"], "targets": d["targets"]}
+    kwargs = {"inputs": d["inputs"], "targets": d["targets"], "extension": float(d["extension"] or 0)}
     train = SimulationDataset(d["root"], "train", subsample=d["subsample"], seed=config["train"].get("seed", 0),
                               **kwargs)
     splits = train.manifest["splits"]
@@ -121,17 +135,21 @@ def _datasets(config: dict[str, Any]) -> tuple[SimulationDataset, SimulationData
     return train, val, test
 
 
-def build_operator(train: SimulationDataset, model: dict[str, Any]) -> FieldOperator:
-    """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model` ({"name", ...})."""
-    stats = fit_normalization(train)
+def build_operator(train: SimulationDataset, model: dict[str, Any],
+                   lift: dict[str, str] | None = None) -> FieldOperator:
+    """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model` ({"name", ...});
+    `lift` {target: input}: targets predicted as that input plus the model's output (see `lift_channels`)."""
+    fields = {"inputs": train.inputs, "targets": train.targets, "extension": train.extension,
+              "specs": {n: train.specs[n] for n in train.inputs + train.targets}, "lift": dict(lift or {})}
+    stats = fit_normalization(train, lift_channels(fields))
     options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
-    values, types = input_channel_roles(train.inputs, train.specs)
+    values, types, derived = train.layout.roles()
+    vectors = train.layout.vector_starts(train.manifest["dim"])
     net, model_config = build_model(model["name"], train.manifest["dim"], train.input_channels,
-                                    train.target_channels, DataFacts(points, values, types), **options)
-    fields = {"inputs": train.inputs, "targets": train.targets,
-              "specs": {n: train.specs[n] for n in train.inputs + train.targets}}
+                                    train.target_channels, DataFacts(points, values, types, derived, vectors),
+                                    **options)
     operator = FieldOperator(net, model_config, fields, **stats)
     # data-sized buffers (GINO's radii) are fixed here, on the first training sample, so that every process
     # of a distributed run, and a resumed run, holds the same ones
@@ -157,7 +175,7 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
         if last.is_file():
             operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
         else:
-            operator = build_operator(train_set, config["model"])
+            operator = build_operator(train_set, config["model"], config["data"]["lift"])
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -192,7 +210,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
                         batch_size: int = 4) -> dict[str, Any]:
     """Per-field errors of a trained model on a split of a dataset folder."""
     operator = load_model(checkpoint)
-    dataset = SimulationDataset(data, split, inputs=operator.fields["inputs"], targets=operator.fields["targets"])
+    dataset = SimulationDataset(data, split, inputs=operator.fields["inputs"], targets=operator.fields["targets"],
+                                extension=operator.fields.get("extension", 0))
     if dataset.manifest["dim"] != operator.dim:
         raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest['dim']}D", path=data)
     return Evaluator(operator, batch_size=batch_size).evaluate(dataset)
