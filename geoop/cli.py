@@ -44,7 +44,7 @@ def _convert(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from geoop.workflow.main_job import run_main_job
 
-    run_main_job(args.out, n=args.n, epochs=args.epochs, overrides=args.set)
+    run_main_job(args.out, n=args.n, epochs=args.epochs, overrides=args.set, budget=args.budget)
 
 
 def _gallery(args: argparse.Namespace) -> None:
@@ -194,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_convert)
     p = sub.add_parser("demo", help="the main job: make data, train, evaluate, predict at unseen points")
     p.add_argument("--out", default="out/demo", help="output folder (data, run, metrics.json, VTU, PNG)")
-    p.add_argument("--n", type=int, default=240, help="samples to generate")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30)")
+    p.add_argument("--n", type=int, default=400, help="samples to generate")
+    p.add_argument("--budget", type=float, default=240.0, help="training CPU-seconds (the stopping rule)")
+    p.add_argument("--epochs", type=int, default=None, help="stop after this many epochs if the budget lasts longer")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. model.hidden=64")
     p.set_defaults(run=_demo)
     p = sub.add_parser("gallery", help="load every example geometry, derive boundaries/SDF/graphs, draw them")

@@ -1,4 +1,4 @@
-"""Position embeddings for kernel networks."""
+"""Position embeddings for kernel networks and attention."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,9 @@ from torch import nn
 
 
 class SinusoidalEmbedding(nn.Module):
-    """`x (N, d) -> (N, 2 d F)`: `[sin(2^k pi x_i), cos(2^k pi x_i)]` for k = 0..F-1 (NeRF-style octaves), so
-    coordinates in [-1, 1] are resolved down to about 2^-F.
+    """`x (N, d) -> (N, d (1 + 2F))`: the coordinates themselves, then `[sin(2^k pi x_i / 2), cos(2^k pi x_i / 2)]`
+    for k = 0..F-1 (NeRF-style octaves). The longest period is 4, twice the model's [-1, 1] box, so opposite
+    faces (x = -1 and x = +1) embed differently; the finest wavelength is 2^(2-F).
 
     Args:
         dim: coordinate dimension d. frequencies: F."""
@@ -17,12 +18,12 @@ class SinusoidalEmbedding(nn.Module):
     def __init__(self, dim: int, frequencies: int = 8):
         super().__init__()
         self.dim, self.frequencies = dim, frequencies
-        self.register_buffer("scales", math.pi * 2.0 ** torch.arange(frequencies), persistent=False)
+        self.register_buffer("scales", 0.5 * math.pi * 2.0 ** torch.arange(frequencies), persistent=False)
 
     @property
     def out_channels(self) -> int:
-        return 2 * self.dim * self.frequencies
+        return self.dim * (1 + 2 * self.frequencies)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         angles = (x[..., None] * self.scales.to(x.dtype)).flatten(-2)  # (N, d F)
-        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+        return torch.cat([x, angles.sin(), angles.cos()], dim=-1)

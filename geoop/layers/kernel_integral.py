@@ -39,11 +39,13 @@ class KernelIntegral(nn.Module):
         C_in for the "linear"/"nonlinear" forms). hidden: kernel MLP widths. radius: r (for the relative
         coordinate and the cutoff). frequencies: sinusoidal octaves per coordinate (0: raw coordinates).
         chunk_edges: edges per chunk; with gradients on, chunks are recomputed in backward (bounded memory).
+        warn_empty: warn when targets have no source (off where empty targets are expected, e.g. grid nodes
+        far from a boundary in a boundary-data integral).
     """
 
     def __init__(self, coord_dim: int, in_channels: int, out_channels: int, radius: float,
                  hidden: Sequence[int] = (64, 64), transform: str = "linear", reduction: str = "average",
-                 frequencies: int = 8, mollify: bool = False, chunk_edges: int = 1 << 20):
+                 frequencies: int = 8, mollify: bool = False, chunk_edges: int = 1 << 20, warn_empty: bool = True):
         super().__init__()
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
@@ -59,7 +61,7 @@ class KernelIntegral(nn.Module):
         kernel_in = 2 * pos_channels + coord_dim + (in_channels if transform.startswith("nonlinear") else 0)
         self.kernel = MLP(kernel_in, hidden, out_channels)
         self.coverage: float = 1.0
-        self._warned = False
+        self._warned = not warn_empty
 
     def _edges(self, y: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                f_y: torch.Tensor | None) -> torch.Tensor:

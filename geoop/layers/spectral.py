@@ -27,14 +27,15 @@ class SpectralConv(nn.Module):
         self.modes = tuple(int(m) for m in modes)
         self.kept = self.modes[:-1] + (self.modes[-1] // 2 + 1,)
         self.in_channels, self.out_channels, self.rank = in_channels, out_channels, rank
-        scale = 1.0 / (in_channels * out_channels)
+        scale = (2.0 / (in_channels + out_channels)) ** 0.5  # Glorot-like: branches start at full strength
         if rank is None:
             self.weight = nn.Parameter(scale * torch.randn(in_channels, out_channels, *self.kept,
                                                            dtype=torch.cfloat))
         else:
             n_modes = math.prod(self.kept)
             self.factor_in = nn.Parameter(torch.randn(rank, in_channels, dtype=torch.cfloat) / math.sqrt(in_channels))
-            self.factor_out = nn.Parameter(torch.randn(rank, out_channels, dtype=torch.cfloat) * scale ** 0.5)
+            self.factor_out = nn.Parameter(torch.randn(rank, out_channels, dtype=torch.cfloat) * scale
+                                           * in_channels**0.5)
             self.factor_modes = nn.Parameter(torch.randn(rank, n_modes, dtype=torch.cfloat) / math.sqrt(rank))
 
     def dense_weight(self) -> torch.Tensor:

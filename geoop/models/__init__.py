@@ -5,6 +5,7 @@ from geoop.models.beno import BENO, BoundaryGraphs, MeshGNN
 from geoop.models.gino import GINO, GINOGraphs
 from geoop.models.gkn import GraphKernelNetwork
 from geoop.models.kdfno import KDFNO, KDTransfers
+from geoop.models.transolver import PointInputs, Transolver
 
 __all__ = ["BENO", "BoundaryGraphs", "GINO", "GINOGraphs", "GNOT", "GraphKernelNetwork", "KDFNO", "KDTransfers",
-           "MINO", "MeshGNN", "TokenInputs"]
+           "MINO", "MeshGNN", "PointInputs", "TokenInputs", "Transolver"]

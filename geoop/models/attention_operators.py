@@ -13,17 +13,21 @@ import torch
 from torch import nn
 
 from geoop.graph.graphs import bipartite_graph
+from geoop.graph.interpolation import idw_matrix
 from geoop.layers.attention import AttentionBlock, GatedExperts, MultiHeadAttention, from_padded, to_padded
 from geoop.layers.embeddings import SinusoidalEmbedding
 from geoop.layers.kernel_integral import KernelIntegral
 from geoop.layers.mlp import MLP
+from geoop.models.sparse import block_diagonal
 
 
 @dataclass
 class TokenInputs:
     """Per-geometry inputs of the attention operators, for one or more samples: pos `(N, d)`, batch `(N,)`,
     weights `(N,)`, boundary `(N,)` bool, normals `(N, d)`, queries `(M, d)`, query_batch `(M,)`; for MINO the
-    edges points -> latent tokens `(2, E)` (token ids offset by sample) and token_sdf `(B * T, 1)` or None."""
+    edges points -> latent tokens `(2, E)` (token ids offset by sample), token_sdf `(B * T, 1)` or None, the
+    signed distance at the queries query_sdf `(M, 1)` or None, and to_queries `(M, N)` (inverse-distance
+    interpolation of the inputs to the queries; None when the queries are the points)."""
 
     pos: torch.Tensor
     batch: torch.Tensor
@@ -36,6 +40,8 @@ class TokenInputs:
     token_edges: torch.Tensor | None = None
     token_sdf: torch.Tensor | None = None
     tokens_per_sample: int = 0
+    query_sdf: torch.Tensor | None = None
+    to_queries: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> TokenInputs:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -52,11 +58,18 @@ class TokenInputs:
             batches.append(p.batch + n_samples)
             query_batches.append(p.query_batch + n_samples)
             n_pos, n_samples = n_pos + len(p.pos), n_samples + p.n_samples
-        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-        sdf = None if any(p.token_sdf is None for p in parts) else cat("token_sdf")
+        def cat(name: str) -> torch.Tensor | None:
+            values = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in values) else torch.cat(values)
+
+        separate = {p.to_queries is not None for p in parts}
+        if len(separate) != 1:
+            raise ValueError("cannot batch samples predicted at their own points with samples that have queries")
+        to_queries = block_diagonal([p.to_queries for p in parts]) if separate.pop() else None
         return TokenInputs(cat("pos"), torch.cat(batches), cat("weights"), cat("boundary"), cat("normals"),
                            cat("queries"), torch.cat(query_batches), n_samples,
-                           torch.cat(edges, 1) if edges else None, sdf, parts[0].tokens_per_sample)
+                           torch.cat(edges, 1) if edges else None, cat("token_sdf"), parts[0].tokens_per_sample,
+                           cat("query_sdf"), to_queries)
 
 
 def _token_inputs(pos: torch.Tensor, weights: torch.Tensor | None, queries: torch.Tensor | None,
@@ -72,20 +85,22 @@ def _token_inputs(pos: torch.Tensor, weights: torch.Tensor | None, queries: torc
 
 
 class QueryDecoder(nn.Module):
-    """Cross-attention decoder: query coordinates (sinusoidal embedding -> MLP) attend to latent tokens in
-    `depth` blocks; LayerNorm + Linear head. Shapes: forward(q `(B, M, d)`, tokens `(B, T, C)`, token_mask) ->
-    `(B, M, out)`."""
+    """Cross-attention decoder: each query, described by its coordinates (sinusoidal embedding) and
+    `local_channels` features of its own (the inputs there, the signed distance), attends to latent tokens in
+    `depth` blocks; LayerNorm + Linear head. Shapes: forward(q `(B, M, d)`, tokens `(B, T, C)`, token_mask,
+    local `(B, M, local_channels)`) -> `(B, M, out)`."""
 
     def __init__(self, dim: int, channels: int, out_channels: int, heads: int, kind: str, depth: int = 2,
-                 frequencies: int = 6):
+                 frequencies: int = 6, local_channels: int = 0):
         super().__init__()
         self.embed = SinusoidalEmbedding(dim, frequencies)
-        self.lift = MLP(self.embed.out_channels + dim, [channels], channels)
+        self.lift = MLP(self.embed.out_channels + local_channels, [channels], channels)
         self.blocks = nn.ModuleList(AttentionBlock(channels, channels, heads, kind) for _ in range(depth))
         self.head = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, out_channels))
 
-    def forward(self, q: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.lift(torch.cat([self.embed(q), q], dim=-1))
+    def forward(self, q: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor | None = None,
+                local: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.lift(self.embed(q) if local is None else torch.cat([self.embed(q), local], dim=-1))
         for block in self.blocks:
             x = block(x, tokens, token_mask)
         return self.head(x)
@@ -96,7 +111,9 @@ class MINO(nn.Module):
 
     The latent tokens sit on a `tokens_per_axis^d` grid over the model's [-1, 1]^d box (fixed, independent of
     the input discretization); each pools the input points within `radius` (a kernel integral weighted by the
-    quadrature weights; a token with no point in reach takes its nearest point, never an empty mean).
+    quadrature weights; a token with no point in reach takes its nearest point, never an empty mean). A query
+    enters the decoder with what is known at it (the inputs interpolated there, exact at a node, and the signed
+    distance), so the tokens need only carry the global context.
 
     Args:
         dim, in_channels, out_channels. tokens_per_axis: latent grid size. hidden: token width. heads, layers:
@@ -123,7 +140,8 @@ class MINO(nn.Module):
         self.token_embed = SinusoidalEmbedding(dim, frequencies)
         self.lift = MLP(gno_out + int(use_sdf) + self.token_embed.out_channels, [hidden], hidden)
         self.encoder = nn.ModuleList(AttentionBlock(hidden, None, heads, attention) for _ in range(layers))
-        self.decoder = QueryDecoder(dim, hidden, out_channels, heads, attention, decoder_layers, frequencies)
+        self.decoder = QueryDecoder(dim, hidden, out_channels, heads, attention, decoder_layers, frequencies,
+                                    local_channels=in_channels + int(use_sdf))
 
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
@@ -135,11 +153,16 @@ class MINO(nn.Module):
             raise ValueError(f"this MINO is {self.dim}D; got points {tuple(inputs.pos.shape)}")
         graph, _ = bipartite_graph(inputs.pos, self.token_pos, self.radius, fill_empty="nearest")
         inputs.token_edges, inputs.tokens_per_sample = graph.edge_index, len(self.token_pos)
+        if queries is not None and not (inputs.queries.shape == inputs.pos.shape and
+                                        torch.equal(inputs.queries, inputs.pos)):
+            inputs.to_queries = idw_matrix(inputs.pos, inputs.queries)
         if self.use_sdf:
             if sdf_fn is None:
                 raise ValueError("this MINO feeds the SDF at its tokens: pass sdf_fn, or build it with use_sdf=False")
-            sdf = np.asarray(sdf_fn(self.token_pos.double().cpu().numpy()))
-            inputs.token_sdf = torch.as_tensor(sdf, dtype=torch.float32)[:, None]
+            def at(points: torch.Tensor) -> torch.Tensor:
+                return torch.as_tensor(np.asarray(sdf_fn(points.double().cpu().numpy())), dtype=torch.float32)[:, None]
+
+            inputs.token_sdf, inputs.query_sdf = at(self.token_pos), at(inputs.queries)
         return inputs
 
     def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
@@ -151,7 +174,10 @@ class MINO(nn.Module):
         for block in self.encoder:
             tokens = block(tokens)
         q, q_mask = to_padded(inputs.queries, inputs.query_batch, b)
-        return from_padded(self.decoder(q, tokens), q_mask)
+        at_queries = f if f is None or inputs.to_queries is None else torch.sparse.mm(inputs.to_queries, f.float())
+        local = [t for t in (at_queries, inputs.query_sdf if self.use_sdf else None) if t is not None]
+        local = to_padded(torch.cat(local, dim=1), inputs.query_batch, b)[0] if local else None
+        return from_padded(self.decoder(q, tokens, local=local), q_mask)
 
 
 class GNOT(nn.Module):
@@ -178,7 +204,7 @@ class GNOT(nn.Module):
         self.point_values = MLP(dim + in_channels, [hidden], hidden)
         self.boundary_branch = MLP(2 * dim + in_channels, [hidden, hidden], hidden)
         self.query_embed = SinusoidalEmbedding(dim, frequencies)
-        self.trunk = MLP(self.query_embed.out_channels + dim, [hidden, hidden], hidden)
+        self.trunk = MLP(self.query_embed.out_channels, [hidden, hidden], hidden)
         self.self_blocks = nn.ModuleList(AttentionBlock(hidden, None, heads, attention) for _ in range(layers))
         self.cross = nn.ModuleList(nn.ModuleList(MultiHeadAttention(hidden, hidden, hidden, heads, attention)
                                                  for _ in range(2)) for _ in range(layers))
@@ -207,7 +233,7 @@ class GNOT(nn.Module):
         bnd_rows = torch.cat([inputs.pos[on], inputs.normals[on], f[on]], dim=1)
         bnd, bnd_mask = to_padded(self.boundary_branch(bnd_rows), inputs.batch[on], b)
         q_pos, q_mask = to_padded(inputs.queries, inputs.query_batch, b)
-        x = self.trunk(torch.cat([self.query_embed(q_pos), q_pos], dim=-1))
+        x = self.trunk(self.query_embed(q_pos))
         for layer in range(len(self.self_blocks)):
             tokens = self.self_blocks[layer](tokens, None, token_mask)
             norm_x, norm_t, norm_b = self.cross_norms[layer]

@@ -11,10 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoop.graph.interpolation import idw_matrix
 from geoop.graph.neighbors import knn_search
 from geoop.graph.scatter import scatter_sum
 from geoop.layers.attention import AttentionBlock, MultiHeadAttention, to_padded
 from geoop.layers.mlp import MLP
+from geoop.models.sparse import block_diagonal
 
 
 @dataclass
@@ -40,37 +42,18 @@ class BoundaryGraphs:
 
     @staticmethod
     def collate(parts: Sequence[BoundaryGraphs]) -> BoundaryGraphs:
-        n_nodes = n_queries = n_samples = 0
-        edges, bidx, batch, qbatch, q_index, q_values = [], [], [], [], [], []
+        n_nodes = n_samples = 0
+        edges, bidx, batch, qbatch = [], [], [], []
         for p in parts:
             edges.append(p.edges + n_nodes)
             bidx.append(p.boundary_index + n_nodes)
             batch.append(p.batch + n_samples)
             qbatch.append(p.query_batch + n_samples)
-            q_index.append(p.to_queries.indices() + torch.tensor([[n_queries], [n_nodes]], device=p.edges.device))
-            q_values.append(p.to_queries.values())
-            n_nodes, n_queries, n_samples = n_nodes + len(p.pos), n_queries + p.to_queries.shape[0], \
-                n_samples + p.n_samples
+            n_nodes, n_samples = n_nodes + len(p.pos), n_samples + p.n_samples
         cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-        to_queries = torch.sparse_coo_tensor(torch.cat(q_index, 1), torch.cat(q_values), (n_queries, n_nodes),
-                                             check_invariants=True)
         return BoundaryGraphs(cat("pos"), torch.cat(batch), cat("node_geo"), torch.cat(edges, 1), torch.cat(bidx),
-                              cat("boundary_normals"), to_queries.coalesce(), torch.cat(qbatch), n_samples)
-
-
-def _interpolation(pos: torch.Tensor, queries: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """`(M, N)` inverse-distance weights of each query's k nearest nodes (a query on a node takes its value)."""
-    k = min(k, len(pos))
-    nb = knn_search(pos, k, queries=queries)
-    src, dst = nb.edge_index
-    d = nb.distance.double()
-    hit = d <= 1e-9
-    on_node = torch.zeros(len(queries), dtype=torch.bool)
-    on_node[dst[hit]] = True
-    w = torch.where(on_node[dst], hit.double(), 1.0 / d.clamp_min(1e-12) ** 2)
-    w = w / scatter_sum(w[:, None], dst, len(queries))[dst, 0]
-    return torch.sparse_coo_tensor(torch.stack([dst, src]), w.float(), (len(queries), len(pos)),
-                                   check_invariants=True).coalesce()
+                              cat("boundary_normals"), block_diagonal([p.to_queries for p in parts]),
+                              torch.cat(qbatch), n_samples)
 
 
 class _Branch(nn.Module):
@@ -180,7 +163,7 @@ class BENO(nn.Module):
                                                                dtype=torch.float32)[:, None]
         normals = torch.zeros_like(pos) if normals is None else torch.as_tensor(normals, dtype=torch.float32)
         return BoundaryGraphs(pos, torch.zeros(len(pos), dtype=torch.int64), torch.cat([signed, direction], 1), edges,
-                              b_index, normals[b_index], _interpolation(pos, queries),
+                              b_index, normals[b_index], idw_matrix(pos, queries),
                               torch.zeros(len(queries), dtype=torch.int64), 1)
 
     def branches(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> tuple[torch.Tensor, torch.Tensor]:

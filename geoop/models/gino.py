@@ -28,7 +28,8 @@ class GINOGraphs:
     pos `(N, d)` input points and batch `(N,)`; weights `(N,)` their quadrature weights; queries `(M, d)`
     and query_batch `(M,)`; grid the latent grids; grid_sdf `(B * G^d, 1)` or None; in_edges `(2, E_in)`
     points -> grid nodes; out_edges `(2, E_out)` grid nodes -> queries; in_empty/out_empty: targets that had no
-    neighbor within the radius (and were given their nearest one)."""
+    neighbor within the radius (and were given their nearest one); boundary_edges `(2, E_b)` boundary nodes ->
+    grid nodes and boundary_weights `(N,)` the nodes' boundary measure (for the boundary-data GNO)."""
 
     pos: torch.Tensor
     batch: torch.Tensor
@@ -41,6 +42,8 @@ class GINOGraphs:
     out_edges: torch.Tensor
     in_empty: int
     out_empty: int
+    boundary_edges: torch.Tensor
+    boundary_weights: torch.Tensor
 
     def to(self, device: torch.device | str) -> GINOGraphs:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -57,7 +60,8 @@ class GINOGraphs:
         """One batch from single- or multi-sample parts, with node indices and sample ids offset."""
         n_pos = n_query = n_grid = n_samples = 0
         pieces: dict[str, list] = {k: [] for k in ("pos", "batch", "weights", "queries", "query_batch", "grid_points",
-                                                    "grid_batch", "lower", "upper", "sdf", "in", "out")}
+                                                    "grid_batch", "lower", "upper", "sdf", "in", "out", "bnd",
+                                                    "bnd_weights")}
         for g in parts:
             pieces["pos"].append(g.pos)
             pieces["batch"].append(g.batch + n_samples)
@@ -71,6 +75,8 @@ class GINOGraphs:
             pieces["sdf"].append(g.grid_sdf)
             pieces["in"].append(g.in_edges + torch.tensor([[n_pos], [n_grid]], device=g.in_edges.device))
             pieces["out"].append(g.out_edges + torch.tensor([[n_grid], [n_query]], device=g.out_edges.device))
+            pieces["bnd"].append(g.boundary_edges + torch.tensor([[n_pos], [n_grid]], device=g.in_edges.device))
+            pieces["bnd_weights"].append(g.boundary_weights)
             n_pos, n_query, n_grid = n_pos + len(g.pos), n_query + len(g.queries), n_grid + len(g.grid.points)
             n_samples += g.grid.n_samples
         resolution = {g.grid.resolution for g in parts}
@@ -82,29 +88,39 @@ class GINOGraphs:
                           cat(pieces["upper"]), resolution.pop())
         return GINOGraphs(cat(pieces["pos"]), cat(pieces["batch"]), cat(pieces["weights"]), cat(pieces["queries"]),
                           cat(pieces["query_batch"]), grid, sdf, cat(pieces["in"], 1), cat(pieces["out"], 1),
-                          sum(g.in_empty for g in parts), sum(g.out_empty for g in parts))
+                          sum(g.in_empty for g in parts), sum(g.out_empty for g in parts), cat(pieces["bnd"], 1),
+                          cat(pieces["bnd_weights"]))
 
 
 class GINO(nn.Module):
     """Geometry-informed neural operator for fields on arbitrary point sets.
 
         v0 = K_in f                  on a per-sample latent grid (GNO, points -> grid nodes)
-        v = FNO([v0, sdf, grid coordinates])
+        b0 = K_b g                   boundary data g on the grid (GNO, boundary nodes -> grid nodes)
+        v = FNO([v0, b0, sdf, grid coordinates])
         u(q) = P(K_out v)(q)         at any query points q (GNO, grid nodes -> queries; P a pointwise MLP)
 
     Samples of different geometries and sizes share a batch: each gets its own grid over its bounding box,
     and all grids run through the FNO together. Graphs come from `prepare` (once per geometry).
+
+    Boundary data (the values of masked inputs, `boundary_channels`, and their condition-type masks,
+    `type_channels`) have a GNO of their own that averages over boundary nodes only, weighted by their boundary
+    measure (arc length, area): mixed into the volume average they would fade as the mesh is refined (their
+    share of a ball scales with h). The other channels (interior data such as sources and coefficients, and the
+    boundary data carried inward, `derived_channels`) enter K_in.
 
     Args:
         dim: 2 or 3. in_channels: channels of f at the input points (0: geometry only, then the input GNO
         encodes point density with `geometry_channels` kernel-only channels). out_channels: predicted fields.
         resolution: latent grid nodes per axis. hidden, modes, n_layers, rank, padding: the FNO (see `FNO`).
         in_gno_hidden, out_gno_hidden: kernel MLP widths. projection_hidden: width of P.
+        boundary_channels, type_channels, derived_channels: input-channel roles (filled from the dataset by the
+        registry). boundary_radius_factor: the boundary GNO's radius in latent-grid spacings.
         in_radius, out_radius: GNO radii in the model's coordinates; None sizes them at the first `prepare`
         to `radius_factor` latent-grid spacings (the input radius to at least `radius_factor` median point
         spacings, so sparse clouds still reach the grid). use_sdf: feed the signed distance on the grid (needs
         `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding (the finest
-        wavelength is 2^(1-F) coordinate units; keep it above the point spacing for discretization invariance).
+        wavelength is 2^(2-F) coordinate units; keep it above the point spacing for discretization invariance).
         fill_empty: "nearest" gives targets without neighbors their nearest source; "none" leaves them 0.
         grid_bounds: "cube" (default), "box" or fixed (lower, upper) corners of every latent grid (see
         `latent_grids`).
@@ -113,24 +129,36 @@ class GINO(nn.Module):
     """
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, resolution: int = 32, hidden: int = 64,
-                 modes: int | Sequence[int] = 16, n_layers: int = 4, rank: int | None = None, padding: float = 0.0,
+                 modes: int | Sequence[int] = 16, n_layers: int = 4, rank: int | None = None, padding: float = 0.125,
                  in_gno_hidden: Sequence[int] = (80, 80, 80), out_gno_hidden: Sequence[int] = (512, 256),
                  projection_hidden: int = 256, in_radius: float | None = None, out_radius: float | None = None,
                  radius_factor: float = 1.5, use_sdf: bool = True, frequencies: int = 6, geometry_channels: int = 8,
-                 fill_empty: str = "nearest", grid_bounds: str | tuple = "cube", chunk_edges: int = 1 << 20):
+                 fill_empty: str = "nearest", grid_bounds: str | tuple = "cube", chunk_edges: int = 1 << 20,
+                 boundary_channels: Sequence[int] = (), type_channels: Sequence[int] = (),
+                 derived_channels: Sequence[int] = (), boundary_radius_factor: float = 2.0):
         super().__init__()
         self.dim, self.in_channels, self.out_channels = dim, in_channels, out_channels
         self.resolution, self.use_sdf, self.fill_empty = resolution, use_sdf, fill_empty
         self.radius_factor, self.grid_bounds = radius_factor, grid_bounds
+        self.boundary_radius_factor = boundary_radius_factor
         self.register_buffer("radii", torch.tensor([in_radius or 0.0, out_radius or 0.0], dtype=torch.float64))
         modes = (modes,) * dim if isinstance(modes, int) else tuple(modes)
-        gno_channels = in_channels if in_channels else geometry_channels
-        transform = "linear" if in_channels else "linear_kernelonly"
-        self.in_gno = KernelIntegral(dim, in_channels, gno_channels, radius=in_radius or 1.0, hidden=in_gno_hidden,
+        on_boundary = sorted((set(boundary_channels) - set(derived_channels)) | set(type_channels))
+        interior = [c for c in range(in_channels) if c not in set(on_boundary)]
+        self.register_buffer("interior", torch.tensor(interior, dtype=torch.int64), persistent=False)
+        self.register_buffer("on_boundary", torch.tensor(on_boundary, dtype=torch.int64), persistent=False)
+        gno_channels = len(interior) if interior else geometry_channels
+        transform = "linear" if interior else "linear_kernelonly"
+        self.in_gno = KernelIntegral(dim, len(interior), gno_channels, radius=in_radius or 1.0, hidden=in_gno_hidden,
                                      transform=transform, reduction="average", frequencies=frequencies,
                                      chunk_edges=chunk_edges)
-        self.fno = FNO(gno_channels + int(use_sdf) + dim, hidden, modes, hidden=hidden, n_layers=n_layers,
-                       rank=rank, padding=padding)
+        self.boundary_gno = None
+        if on_boundary:
+            self.boundary_gno = KernelIntegral(dim, len(on_boundary), len(on_boundary), radius=1.0,
+                                               hidden=in_gno_hidden, transform="linear", reduction="average",
+                                               frequencies=frequencies, chunk_edges=chunk_edges, warn_empty=False)
+        self.fno = FNO(gno_channels + len(on_boundary) + int(use_sdf) + dim, hidden, modes, hidden=hidden,
+                       n_layers=n_layers, rank=rank, padding=padding)
         self.out_gno = KernelIntegral(dim, hidden, hidden, radius=out_radius or 1.0, hidden=out_gno_hidden,
                                       transform="linear", reduction="mean", frequencies=frequencies,
                                       chunk_edges=chunk_edges)
@@ -145,17 +173,21 @@ class GINO(nn.Module):
             self.in_gno.radius = r_in
         if r_out > 0:
             self.out_gno.radius = r_out
+            if self.boundary_gno is not None:
+                self.boundary_gno.radius = r_out * self.boundary_radius_factor / self.radius_factor
 
 
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
                 sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, backend: str = "auto",
+                boundary_weights: torch.Tensor | None = None, boundary: torch.Tensor | None = None,
                 **unused: Any) -> GINOGraphs:
         """Grid, SDF and neighbor graphs of ONE geometry `pos (N, d)` (queries default to pos).
 
         `weights (N,)`: quadrature weights (default: equal, summing to 1). `sdf_fn`: signed distance at
-        `(K, d)` numpy points, in the model's coordinates; required when `use_sdf`. Other per-geometry inputs
-        of the common model interface (boundary flags, normals, mesh edges) are not used."""
+        `(K, d)` numpy points, in the model's coordinates; required when `use_sdf`. `boundary_weights (N,)`:
+        boundary measure of each node (0 inside), for the boundary-data GNO; without it the `boundary` flags
+        count 1 each. Other per-geometry inputs of the common interface (normals, mesh edges) are not used."""
         pos = torch.as_tensor(pos, dtype=torch.float32)
         queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
         if pos.shape[1] != self.dim or queries.shape[1] != self.dim:
@@ -181,19 +213,33 @@ class GINO(nn.Module):
                         else "their output will be the projection of 0")
         log.info("latent nodes without input points within r=%.4g: %.1f%%", float(self.radii[0]),
                  100.0 * in_empty / len(grid.points))
+        if boundary_weights is not None:
+            measure = torch.as_tensor(boundary_weights).float()
+        else:
+            measure = torch.zeros(len(pos)) if boundary is None else torch.as_tensor(boundary).float()
+        boundary_edges = torch.zeros((2, 0), dtype=torch.int64)
+        if self.boundary_gno is not None and bool((measure > 0).any()):
+            index = torch.nonzero(measure > 0).flatten()
+            graph, _ = bipartite_graph(pos[index], grid.points, self.boundary_gno.radius, fill_empty="none",
+                                       backend=backend)
+            boundary_edges = torch.stack([index[graph.edge_index[0]], graph.edge_index[1]])
         sdf = None
         if self.use_sdf:
             if sdf_fn is None:
                 raise ValueError("this GINO uses the SDF on its grid: pass sdf_fn, or build it with use_sdf=False")
             sdf = torch.as_tensor(np.asarray(sdf_fn(grid.points.double().numpy())), dtype=torch.float32)[:, None]
         return GINOGraphs(pos, batch, weights, queries, torch.zeros(len(queries), dtype=torch.int64), grid, sdf,
-                          in_graph.edge_index, out_graph.edge_index, in_empty, out_empty)
+                          in_graph.edge_index, out_graph.edge_index, in_empty, out_empty, boundary_edges, measure)
 
     def forward(self, f: torch.Tensor | None, graphs: GINOGraphs) -> torch.Tensor:
         grid = graphs.grid
-        v0 = self.in_gno(graphs.pos, grid.points, graphs.in_edges, f_y=f, weights=graphs.weights)
+        interior = None if f is None or not len(self.interior) else f[:, self.interior]
+        features = [self.in_gno(graphs.pos, grid.points, graphs.in_edges, f_y=interior, weights=graphs.weights)]
+        if self.boundary_gno is not None:
+            features.append(self.boundary_gno(graphs.pos, grid.points, graphs.boundary_edges,
+                                              f_y=f[:, self.on_boundary], weights=graphs.boundary_weights))
         unit = (grid.points - grid.lower[grid.batch]) / (grid.upper - grid.lower)[grid.batch] * 2 - 1
-        features = [v0] + ([graphs.grid_sdf] if self.use_sdf else []) + [unit]
+        features += ([graphs.grid_sdf] if self.use_sdf else []) + [unit]
         latent = grid.from_tensor(self.fno(grid.to_tensor(torch.cat(features, dim=1))))
         u = self.out_gno(grid.points, graphs.queries, graphs.out_edges, f_y=latent)
         return self.projection(u)

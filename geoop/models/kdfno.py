@@ -13,6 +13,7 @@ from torch import nn
 from geoop.decomposition.kdtree import KDTreeDecomposition
 from geoop.decomposition.transfer import grid_to_point_matrix, leaf_grids, point_to_grid_matrix
 from geoop.layers.fno import FNO
+from geoop.models.sparse import block_diagonal
 
 
 def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
@@ -40,19 +41,9 @@ class KDTransfers:
 
     @staticmethod
     def collate(parts: list[KDTransfers]) -> KDTransfers:
-        def block(mats: list[torch.Tensor]) -> torch.Tensor:
-            rows = cols = 0
-            index, values = [], []
-            for m in mats:
-                index.append(m.indices() + torch.tensor([[rows], [cols]], device=m.device))
-                values.append(m.values())
-                rows, cols = rows + m.shape[0], cols + m.shape[1]
-            return torch.sparse_coo_tensor(torch.cat(index, 1), torch.cat(values), (rows, cols),
-                                           check_invariants=True).coalesce()
-
         offsets = np.cumsum([0] + [p.n_samples for p in parts])
         sdf = None if any(p.grid_sdf is None for p in parts) else torch.cat([p.grid_sdf for p in parts])
-        return KDTransfers(block([p.to_grid for p in parts]), block([p.to_points for p in parts]),
+        return KDTransfers(block_diagonal([p.to_grid for p in parts]), block_diagonal([p.to_points for p in parts]),
                            torch.cat([p.query_batch + int(o) for p, o in zip(parts, offsets, strict=False)]),
                            int(offsets[-1]), sdf)
 

@@ -22,23 +22,29 @@ from geoop.models.attention_operators import GNOT, MINO
 from geoop.models.beno import BENO, MeshGNN
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
+from geoop.models.transolver import Transolver
 
 
 @dataclass(frozen=True)
 class DataFacts:
     """What data-dependent models learn from the training set: its geometries' points `(N_i, d)` in model
-    coordinates, and which input channels are boundary data (values of masked fields) and boundary-condition
-    types (their 0/1 masks)."""
+    coordinates, which input channels are boundary data (values of masked fields and their extensions inward),
+    boundary-condition types (their 0/1 masks) and derived from others (the extensions), and where spatial-
+    vector inputs (d components, e.g. a free stream) start (see `geoop.data.features.InputLayout`)."""
 
     train_points: Sequence[np.ndarray] = ()
     boundary_channels: Sequence[int] = ()
     type_channels: Sequence[int] = ()
+    derived_channels: Sequence[int] = ()
+    vector_channels: Sequence[int] = ()
 
 
 Builder = Callable[[int, int, int, DataFacts, dict[str, Any]], tuple[nn.Module, dict[str, Any]]]
 
 
-def _plain(cls: type[nn.Module]) -> Builder:
+def class_builder(cls: type[nn.Module]) -> Builder:
+    """The builder of a model class that takes `(dim, in_channels, out_channels, **options)` and needs nothing
+    from the data."""
     def build(dim: int, in_channels: int, out_channels: int, data: DataFacts,
               options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         return cls(dim, in_channels, out_channels, **options), options
@@ -46,11 +52,14 @@ def _plain(cls: type[nn.Module]) -> Builder:
     return build
 
 
-def _beno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
-          options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    options = {"boundary_channels": list(data.boundary_channels), "type_channels": list(data.type_channels),
-               **options}
-    return BENO(dim, in_channels, out_channels, **options), options
+def _with_roles(cls: type[nn.Module], roles: Sequence[str]) -> Builder:
+    """A builder that fills the model's channel-role arguments (`roles`, fields of `DataFacts`) from the data."""
+    def build(dim: int, in_channels: int, out_channels: int, data: DataFacts,
+              options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        options = {**{r: list(getattr(data, r)) for r in roles}, **options}
+        return cls(dim, in_channels, out_channels, **options), options
+
+    return build
 
 
 def _kdfno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
@@ -70,8 +79,34 @@ def _kdfno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
     return KDFNO(tree, in_channels, out_channels, **options), {**options, "tree": tree.state_dict()}
 
 
-MODELS: dict[str, Builder] = {"gino": _plain(GINO), "kdfno": _kdfno, "beno": _beno, "gnn": _plain(MeshGNN),
-                               "mino": _plain(MINO), "gnot": _plain(GNOT)}
+def _fno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
+         options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """The single-grid FNO: KD-FNO with one leaf, i.e. the fields interpolated onto one uniform grid over the
+    training box, an FNO, and multilinear interpolation back to the queries."""
+    if options.get("n_subdomains", 1) != 1:
+        raise GeoopError("the fno model has one grid", fix="use model.name=kdfno for a K-D tree of several grids")
+    return _kdfno(dim, in_channels, out_channels, data, {**options, "n_subdomains": 1})
+
+
+MODELS: dict[str, Builder] = {
+    "gino": _with_roles(GINO, ("boundary_channels", "type_channels", "derived_channels")),
+    "kdfno": _kdfno,
+    "fno": _fno,
+    "beno": _with_roles(BENO, ("boundary_channels", "type_channels")),
+    "gnn": class_builder(MeshGNN),
+    "mino": class_builder(MINO),
+    "gnot": class_builder(GNOT),
+    "transolver": _with_roles(Transolver, ("vector_channels",)),
+}
+
+
+def register(name: str, builder: Builder) -> None:
+    """Add a model family under `name` (e.g. one written outside geoop): `builder(dim, in_channels,
+    out_channels, data: DataFacts, options) -> (module, options)`, the module following the interface above.
+    Checkpoints of such a model load where the same registration has run."""
+    if name in MODELS:
+        raise GeoopError(f"a model called {name!r} is already registered", fix="choose another name")
+    MODELS[name] = builder
 
 
 def build_model(name: str, dim: int, in_channels: int, out_channels: int, data: DataFacts | None = None,
