@@ -66,6 +66,38 @@ def antiderivative_samples(n: int = 80, seed: int = 0) -> list:
     return [antiderivative_sample(rng, int(rng.integers(300, 600))) for _ in range(n)]
 
 
+def smoothing_samples(n: int = 80, seed: int = 0, width: float = 0.25) -> list:
+    """n samples (points, f, u) of a global smoothing operator: u(x) is the Gaussian-weighted mean of a random
+    smooth f over all points (width `width`), 300-600 random points of the unit square each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        p = rng.random((int(rng.integers(300, 600)), 2))
+        f = FourierField(rng, 2, max_wavenumber=3)(p)
+        kernel = np.exp(-((p[:, None] - p[None]) ** 2).sum(-1) / width**2)
+        as_t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+        out.append((as_t(p), as_t(f)[:, None], as_t(kernel @ f / kernel.sum(1))[:, None]))
+    return out
+
+
+def trivial_errors(samples: list, n_train: int = 64, k: int = 16) -> dict[str, float]:
+    """Mean test relative L2 of two predictors that learn nothing about the input function, the floors a
+    learning test must beat by far: each test sample's own best constant (an oracle: its mean value), and the
+    training set's mean field (the k-nearest-neighbour average of every training target around each point)."""
+    from scipy.spatial import cKDTree
+
+    rel = lambda pred, y: float(np.linalg.norm(pred - y) / np.linalg.norm(y))  # noqa: E731
+    pos = np.concatenate([s[0].numpy() for s in samples[:n_train]])
+    values = np.concatenate([s[2].numpy() for s in samples[:n_train]])
+    tree = cKDTree(pos)
+    const, field = [], []
+    for p, _, u in samples[n_train:]:
+        u = u.numpy()
+        const.append(rel(np.full_like(u, u.mean()), u))
+        field.append(rel(values[tree.query(p.numpy(), k=k)[1]].mean(axis=1), u))
+    return {"constant_oracle": float(np.mean(const)), "mean_field": float(np.mean(field))}
+
+
 def train_and_test(model: torch.nn.Module, samples: list, prepared: list, collate, epochs: int,
                    n_train: int = 64, batch: int = 8, lr: float = 3e-3) -> float:
     """Train on the first n_train samples (relative L2 per sample, AdamW, one-cycle); mean test relative L2

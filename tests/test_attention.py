@@ -2,13 +2,12 @@
 follow permutations, and the models learn."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from geoop.layers.attention import KINDS, MultiHeadAttention, from_padded, to_padded
 from geoop.models import GNOT, MINO, TokenInputs
-from tests.conftest import antiderivative_samples, train_and_test
+from tests.conftest import antiderivative_samples, train_and_test, trivial_errors
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -94,16 +93,17 @@ def test_point_order_does_not_matter_to_gnot():
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,epochs,bound", [("mino", 30, 0.8), ("gnot", 20, 0.8)])
-def test_attention_operators_learn_the_antiderivative(name, epochs, bound):
-    """64 training clouds: the error on 16 unseen clouds falls well below the trivial 1.0 (measured after 30
-    epochs: MINO 0.65, GNOT 0.58; GNOT 0.43 after 60). GINO reaches 0.09 on the same budget: attention
-    operators need far more steps."""
+@pytest.mark.parametrize("name,epochs", [("mino", 30), ("gnot", 20)])
+def test_attention_operators_learn_the_antiderivative(name, epochs):
+    """64 training clouds: on 16 unseen clouds the error must beat both the best constant of each sample (an
+    oracle, 0.85 here) and the training set's mean field (1.11) by a wide margin (measured: MINO 0.47 after 30
+    epochs, its queries reading the input at their own point; GNOT 0.55 after 20). GINO reaches 0.09 on the
+    same budget: attention operators need far more steps for a line integral."""
     torch.manual_seed(0)
     model = (MINO(2, 1, 1, tokens_per_axis=8, hidden=32, layers=2, use_sdf=False, attention="galerkin")
              if name == "mino" else GNOT(2, 1, 1, hidden=32, layers=2, attention="galerkin"))
     samples = antiderivative_samples(80)
     prepared = [model.prepare(p * 2 - 1) for p, _, _ in samples]
     error = train_and_test(model, samples, prepared, TokenInputs.collate, epochs=epochs, lr=3e-3)
-    assert error < bound, error
-    assert np.isfinite(error)
+    floor = min(trivial_errors(samples).values())
+    assert error < 0.75 * floor, (error, floor)

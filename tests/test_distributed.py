@@ -98,7 +98,7 @@ def test_a_rank_that_dies_ends_the_job_with_an_error(small, tmp_path):
     assert "distributed training failed" in err and "rerun the same command" in err
 
 
-@pytest.mark.parametrize("name", ["gino", "kdfno", "beno", "gnn", "mino", "gnot"])
+@pytest.mark.parametrize("name", ["gino", "kdfno", "beno", "gnn", "mino", "gnot", "transolver"])
 def test_every_model_gives_every_parameter_a_gradient(name):
     """DistributedDataParallel needs every parameter in every step's graph, also for a geometry without
     boundary points."""
@@ -108,7 +108,8 @@ def test_every_model_gives_every_parameter_a_gradient(name):
                      "kdfno": {"n_subdomains": 2, "hidden": 8, "modes": 3, "n_layers": 1},
                      "beno": {"hidden": 8, "layers": 1}, "gnn": {"hidden": 8, "layers": 1},
                      "mino": {"tokens_per_axis": 4, "hidden": 8, "layers": 1},
-                     "gnot": {"hidden": 8, "layers": 1}}[name]
+                     "gnot": {"hidden": 8, "layers": 1},
+                     "transolver": {"hidden": 8, "layers": 1, "heads": 2, "slices": 4}}[name]
     torch.manual_seed(0)
     pos = torch.rand(120, 2) * 2 - 1
     model, _ = build_model(name, 2, 3, 1, DataFacts([pos.numpy()], [1], [2]), **small_options)

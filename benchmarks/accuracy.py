@@ -1,0 +1,206 @@
+"""Accuracy at equal cost: every registered geoop model family (its shipped config) and two outside baselines
+from neuraloperator (its FNO on a raster of the mesh, read back at the nodes; its GINO) trained on the same
+splits of geoop's built-in datasets for the same budget of CPU-seconds of the training process (one torch
+thread; the budget is the stopping rule and sizes the learning-rate schedule), scored on the test split only.
+
+    python benchmarks/accuracy.py [--budget 900] [--datasets poisson2d ...] [--models transolver ...]
+                                  [--jobs 2] [--out out/accuracy] [--quick]
+
+Each (dataset, model) cell trains in a fresh process. Finished cells are kept in `OUT/results.json` (dated,
+with the machine) and not rerun, so the run can be stopped and resumed, and filled over several sittings.
+Writes `OUT/results.json`, `OUT/results.md` (the table) and `OUT/accuracy.png` (validation error against
+training CPU-seconds, one curve per model). `--quick` is a smoke test of the whole pipeline in a few minutes.
+Needs `pip install neuraloperator==2.0.0` for the baselines.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = {"poisson2d": 1000, "elasticity2d": 1200, "potential3d": 400}
+QUICK = {"poisson2d": 40, "elasticity2d": 40, "potential3d": 16}
+GEOOP = ["fno", "transolver", "gino", "kdfno", "beno", "gnn", "mino", "gnot"]
+BASELINES = {"neuralop_fno": {2: ["model.resolution=64", "model.hidden=32", "model.modes=16"],
+                              3: ["model.resolution=32", "model.hidden=24", "model.modes=12"]},
+             "neuralop_gino": {2: ["model.resolution=32", "model.hidden=32", "model.modes=12"],
+                               3: ["model.resolution=16", "model.hidden=24", "model.modes=8"]}}
+#: ablations: a geoop model with what geoop derives from the data switched off (boundary data carried inward,
+#: targets lifted by an input), to show what the architecture does on its own
+VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"])}
+#: what every cell shares (the recipe of the model's config decides lr, batch size and schedule)
+COMMON = ["train.device=cpu", "train.progress=false", "threads=1", "train.clock=cpu", "train.epochs=null",
+          "train.patience=null"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def cell_settings(dataset: str, model: str, data: Path, budget: float) -> tuple[Path | None, list[str]]:
+    """The config file and overrides of one cell."""
+    dim = 3 if dataset.endswith("3d") else 2
+    settings = COMMON + [f"data.root={data}", f"train.budget={budget}"]
+    if model in BASELINES:
+        return None, settings + [f"model.name={model}", "train.batch_size=4", "train.lr=2e-3"] + BASELINES[model][dim]
+    family, extra = VARIANTS.get(model, (model, []))
+    config = ROOT / "configs" / f"{family}_{dataset}.yaml"
+    return (config if config.is_file() else None), settings + [f"model.name={family}"] + extra
+
+
+def run_cell(dataset: str, model: str, data: Path, out: Path, budget: float) -> dict:
+    """Train one cell in this process (called in a fresh interpreter); its record."""
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(Path(__file__).parent))
+    import neuralop_baselines  # noqa: F401  (registers the baselines)
+    from geoop.training import load_config, load_model, train
+
+    config, settings = cell_settings(dataset, model, data, budget)
+    result = train(load_config(config, settings + [f"out={out}"]))
+    history, test = result["history"], result["test"]
+    curve = [{"cpu_seconds": h["cpu_seconds"], "val_rel_l2": h.get("val_rel_l2"), "val": h.get("val", {})}
+             for h in history]
+    return {"dataset": dataset, "model": model, "config": str(config.relative_to(ROOT)) if config else None,
+            "date": date.today().isoformat(), "machine": machine(), "budget_cpu_s": budget,
+            "cpu_seconds": history[-1]["cpu_seconds"], "epochs": len(history),
+            "steps": sum(h["steps"] for h in history),
+            "test": {n: {k: v for k, v in f.items() if k.startswith("rel_l2")} for n, f in test["fields"].items()},
+            "test_rel_l2_mean": test["rel_l2"], "test_samples": test["samples"],
+            "parameters": sum(p.numel() for p in load_model(out).parameters()),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "curve": curve}
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, 1 torch thread"
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {"cells": {}}
+
+
+def _save(path: Path, results: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+
+
+def _in_fresh_process(dataset: str, model: str, data: Path, out: Path, budget: float, log: Path) -> dict:
+    args = [sys.executable, __file__, "--run", dataset, model, str(data), str(out), str(budget)]
+    with open(log, "w") as f:
+        done = subprocess.run(args, stdout=subprocess.PIPE, stderr=f, text=True, env={**os.environ, **ONE_THREAD})
+    if done.returncode != 0:
+        return {"dataset": dataset, "model": model, "failed": log.read_text()[-2000:], "date": date.today().isoformat()}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict) -> str:
+    """Markdown: one row per (dataset, model), best first within each dataset."""
+    rows = ["| dataset | model | test rel. L2 per field | mean | parameters | CPU s | epochs | peak RSS | date |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    cells = [c for c in results["cells"].values() if "failed" not in c]
+    for dataset in DATASETS:
+        mine = sorted((c for c in cells if c["dataset"] == dataset), key=lambda c: c["test_rel_l2_mean"])
+        for c in mine:
+            fields = ", ".join(f"{n} {v['rel_l2']:.4f}" + (f" (clipped {v['rel_l2_clipped']:.4f})"
+                                                          if abs(v["rel_l2_clipped"] / v["rel_l2"] - 1) > 0.01 else "")
+                               for n, v in c["test"].items())
+            rows.append(f"| {dataset} | {c['model']} | {fields} | {c['test_rel_l2_mean']:.4f} | "
+                        f"{c['parameters'] / 1e3:.0f}k | {c['cpu_seconds']:.0f} | {c['epochs']} | "
+                        f"{c['peak_rss_mb'] / 1024:.2f} GB | {c['date']} |")
+    failed = [c for c in results["cells"].values() if "failed" in c]
+    rows += [f"\nfailed: {c['dataset']} / {c['model']}" for c in failed]
+    return "\n".join(rows) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    """Validation error against training CPU-seconds: one panel per dataset, one curve per model."""
+    from matplotlib.figure import Figure
+
+    cells = [c for c in results["cells"].values() if "failed" not in c]
+    datasets = [d for d in DATASETS if any(c["dataset"] == d for c in cells)]
+    if not datasets:
+        return
+    fig = Figure(figsize=(5.5 * len(datasets), 4.2))
+    for i, dataset in enumerate(datasets):
+        ax = fig.add_subplot(1, len(datasets), i + 1)
+        for c in sorted((c for c in cells if c["dataset"] == dataset), key=lambda c: c["test_rel_l2_mean"]):
+            points = [(p["cpu_seconds"], p["val_rel_l2"]) for p in c["curve"] if p["val_rel_l2"] is not None]
+            style = "--" if c["model"] in BASELINES else ":" if c["model"] in VARIANTS else "-"
+            label = f"{c['model']} ({c['test_rel_l2_mean']:.3f})"
+            ax.semilogy(*zip(*points, strict=True), style, marker=".", label=label)
+        ax.set_xlabel("training CPU-seconds (1 thread)")
+        ax.set_ylabel("validation relative L2 (mean over fields)")
+        ax.set_title(dataset)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, title="test error", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="out/accuracy")
+    ap.add_argument("--budget", type=float, default=900.0, help="CPU-seconds of training per cell")
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--models", nargs="+", default=GEOOP + list(BASELINES) + list(VARIANTS))
+    ap.add_argument("--jobs", type=int, default=2, help="cells trained at once (each on one thread)")
+    ap.add_argument("--quick", action="store_true", help="tiny datasets and budget: a smoke test")
+    ap.add_argument("--run", nargs=5, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.run:
+        dataset, model, data, out, budget = args.run
+        print(json.dumps(run_cell(dataset, model, Path(data), Path(out), float(budget))))
+        return
+    from geoop.data import generate
+
+    out = Path(args.out) / ("quick" if args.quick else "")
+    out.mkdir(parents=True, exist_ok=True)
+    budget = 25.0 if args.quick else args.budget
+    default = GEOOP + list(BASELINES) + list(VARIANTS)
+    models = ["transolver", "neuralop_fno"] if args.quick and args.models == default else args.models
+    sizes = QUICK if args.quick else DATASETS
+    for dataset in args.datasets:  # resumable: finished samples are kept
+        t0 = time.perf_counter()
+        generate(dataset, out / "data" / dataset, n=sizes[dataset], seed=0, workers=2, progress=False)
+        print(f"{dataset}: data ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    path = out / "results.json"
+    results = _load(path)
+    todo = [(d, m) for m in models for d in args.datasets if f"{d}/{m}" not in results["cells"]  # models first:
+            or "failed" in results["cells"][f"{d}/{m}"] or results["cells"][f"{d}/{m}"]["budget_cpu_s"] != budget]
+    (out / "logs").mkdir(exist_ok=True)
+
+    def one(cell: tuple[str, str]) -> dict:
+        d, m = cell
+        run = out / "runs" / f"{d}_{m}"
+        if run.exists():  # a cell that did not finish starts over: its budget is measured in one sitting
+            import shutil
+            shutil.rmtree(run)
+        return _in_fresh_process(d, m, out / "data" / d, run, budget, out / "logs" / f"{d}_{m}.log")
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for future in as_completed([pool.submit(one, cell) for cell in todo]):
+            record = future.result()
+            results = _load(path)
+            results["cells"][f"{record['dataset']}/{record['model']}"] = record
+            _save(path, results)
+            status = "failed" if "failed" in record else f"test {record['test_rel_l2_mean']:.4f}"
+            print(f"{record['dataset']} / {record['model']}: {status}", file=sys.stderr)
+            (out / "results.md").write_text(table(results))
+            plot(results, out / "accuracy.png")
+    results = _load(path)
+    (out / "results.md").write_text(table(results))
+    plot(results, out / "accuracy.png")
+    print(json.dumps({k: {"test_rel_l2_mean": v.get("test_rel_l2_mean"), "test": v.get("test")}
+                      for k, v in results["cells"].items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
