@@ -69,13 +69,19 @@ def run_cell(dataset: str, model: str, data: Path, out: Path, budget: float) -> 
     curve = [{"cpu_seconds": h["cpu_seconds"], "val_rel_l2": h.get("val_rel_l2"), "val": h.get("val", {})}
              for h in history]
     return {"dataset": dataset, "model": model, "config": str(config.relative_to(ROOT)) if config else None,
-            "date": date.today().isoformat(), "machine": machine(), "budget_cpu_s": budget,
+            "date": date.today().isoformat(), "machine": machine(), "budget_cpu_s": budget, "commit": _commit(),
             "cpu_seconds": history[-1]["cpu_seconds"], "epochs": len(history),
             "steps": sum(h["steps"] for h in history),
             "test": {n: {k: v for k, v in f.items() if k.startswith("rel_l2")} for n, f in test["fields"].items()},
             "test_rel_l2_mean": test["rel_l2"], "test_samples": test["samples"],
             "parameters": sum(p.numel() for p in load_model(out).parameters()),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "curve": curve}
+
+
+def _commit() -> str | None:
+    """The git commit of the code that trained the cell (None outside a checkout)."""
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or None
 
 
 def machine() -> str:

@@ -26,6 +26,22 @@ def test_padding_changes_no_output(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_weighted_keys_are_an_integral_not_a_count(kind):
+    """A key split into two copies of half its weight changes nothing (a refined mesh region does not count
+    more); equal weights give the unweighted attention."""
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(5, 7, 16, heads=4, kind=kind)
+    q, kv = torch.randn(1, 9, 5), torch.randn(1, 6, 7)
+    w = torch.rand(1, 6) + 0.5
+    base = attention(q, kv, kv_weight=w)
+    split = torch.cat([kv, kv[:, :1]], dim=1)
+    halves = torch.cat([w[:, :1] / 2, w[:, 1:], w[:, :1] / 2], dim=1)
+    torch.testing.assert_close(attention(q, split, kv_weight=halves), base, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(attention(q, kv, kv_weight=torch.full((1, 6), 3.0)), attention(q, kv),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_sample_without_keys_attends_to_nothing_not_nan(kind):
     attention = MultiHeadAttention(4, 4, 8, heads=2, kind=kind)
     out = attention(torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.tensor([[True] * 5, [False] * 5]))

@@ -24,7 +24,10 @@ class MultiHeadAttention(nn.Module):
     Args:
         query_channels, kv_channels: input widths. hidden: total width (split over `heads`).
         heads: number of heads. kind: "softmax", "linear" or "galerkin".
-    Shapes: forward(q, kv, kv_mask `(B, S)` bool (True = real token) or None) -> `(B, M, hidden)`.
+    Shapes: forward(q, kv, kv_mask `(B, S)` bool (True = real token) or None, kv_weight `(B, S)` or None) ->
+    `(B, M, hidden)`. `kv_weight`: how much each key counts (quadrature weights, so that attention over a
+    point set is an integral and a denser mesh region does not count more): softmax adds log w to the logits,
+    the linear kinds weight each key's term; all three reduce to the unweighted form for equal weights.
     """
 
     def __init__(self, query_channels: int, kv_channels: int, hidden: int, heads: int = 4, kind: str = "softmax"):
@@ -46,28 +49,39 @@ class MultiHeadAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, q: torch.Tensor, kv: torch.Tensor, kv_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, kv: torch.Tensor, kv_mask: torch.Tensor | None = None,
+                kv_weight: torch.Tensor | None = None) -> torch.Tensor:
         queries, keys, values = self._split(self.q(q)), self._split(self.k(kv)), self._split(self.v(kv))
+        if kv_weight is not None:  # relative weights: each sample's mean weight of a real key is 1
+            real = torch.ones_like(kv_weight) if kv_mask is None else kv_mask.to(kv_weight.dtype)
+            kv_weight = kv_weight * real
+            kv_weight = kv_weight / (kv_weight.sum(1, keepdim=True) / real.sum(1, keepdim=True).clamp_min(1)
+                                     ).clamp_min(1e-30)
+            kv_mask = kv_weight > 0 if kv_mask is None else kv_mask & (kv_weight > 0)
         keep = None if kv_mask is None else kv_mask[:, None, :, None].to(keys.dtype)  # (B, 1, S, 1)
+        weigh = keep if kv_weight is None else kv_weight[:, None, :, None].to(keys.dtype)  # keys' weights
         if self.kind == "softmax":
             mask = None
             if kv_mask is not None:  # a sample without any key attends to nothing: output 0, not NaN
                 empty = ~kv_mask.any(dim=1)
                 mask = (kv_mask | empty[:, None])[:, None, None, :]
+                if kv_weight is not None:
+                    bias = torch.where(mask, kv_weight.clamp_min(1e-30).log()[:, None, None, :], -torch.inf)
+                    mask = bias.to(queries.dtype)
             z = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
             if kv_mask is not None:
                 z = z * (~empty).to(z.dtype)[:, None, None, None]
         elif self.kind == "linear":
             queries, keys = queries.softmax(dim=-1), keys.softmax(dim=-1)
             if keep is not None:
-                keys, values = keys * keep, values * keep
+                keys, values = keys * weigh, values * keep
             context = keys.transpose(-2, -1) @ values  # (B, H, D, D)
             norm = queries @ keys.sum(dim=-2, keepdim=True).transpose(-2, -1)  # (B, H, M, 1)
             z = (queries @ context) / norm.clamp_min(1e-12)
         else:
             keys, values = self.k_norm(keys), self.v_norm(values)
             if keep is not None:
-                keys, values = keys * keep, values * keep
+                keys, values = keys * weigh, values * keep
                 count = kv_mask.sum(dim=1).clamp_min(1).to(keys.dtype)[:, None, None, None]
             else:
                 count = torch.tensor(float(kv.shape[1]), dtype=keys.dtype, device=keys.device)
@@ -81,7 +95,8 @@ class AttentionBlock(nn.Module):
     e.g. by a gated mixture of experts). Built with `kv_channels=None` it is a self-attention block over x
     (called with kv=None; `kv_mask` then masks x's padding), and has no parameters it does not use.
 
-    Shapes: forward(x `(B, M, C)`, kv `(B, S, C_kv)` or None, kv_mask `(B, S)`, ffn_input) -> `(B, M, C)`."""
+    Shapes: forward(x `(B, M, C)`, kv `(B, S, C_kv)` or None, kv_mask `(B, S)`, kv_weight `(B, S)`, ffn_input)
+    -> `(B, M, C)`."""
 
     def __init__(self, channels: int, kv_channels: int | None = None, heads: int = 4, kind: str = "softmax",
                  ffn: nn.Module | None = None, expansion: int = 2):
@@ -94,11 +109,11 @@ class AttentionBlock(nn.Module):
                                         nn.Linear(expansion * channels, channels))
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None, kv_mask: torch.Tensor | None = None,
-                **ffn_inputs: torch.Tensor) -> torch.Tensor:
+                kv_weight: torch.Tensor | None = None, **ffn_inputs: torch.Tensor) -> torch.Tensor:
         if (kv is None) != (self.norm_kv is None):
             raise ValueError("a self-attention block takes no kv; a cross-attention block needs one")
         source = self.norm_q(x) if kv is None else self.norm_kv(kv)
-        x = x + self.attention(self.norm_q(x), source, kv_mask)
+        x = x + self.attention(self.norm_q(x), source, kv_mask, kv_weight)
         h = self.norm_ffn(x)
         return x + (self.ffn(h, **ffn_inputs) if ffn_inputs else self.ffn(h))
 

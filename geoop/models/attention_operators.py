@@ -27,7 +27,8 @@ class TokenInputs:
     weights `(N,)`, boundary `(N,)` bool, normals `(N, d)`, queries `(M, d)`, query_batch `(M,)`; for MINO the
     edges points -> latent tokens `(2, E)` (token ids offset by sample), token_sdf `(B * T, 1)` or None, the
     signed distance at the queries query_sdf `(M, 1)` or None, and to_queries `(M, N)` (inverse-distance
-    interpolation of the inputs to the queries; None when the queries are the points)."""
+    interpolation of the inputs to the queries; None when the queries are the points); boundary_weights `(N,)`
+    the boundary measure of each node (GNOT weighs its boundary tokens by it)."""
 
     pos: torch.Tensor
     batch: torch.Tensor
@@ -42,6 +43,7 @@ class TokenInputs:
     tokens_per_sample: int = 0
     query_sdf: torch.Tensor | None = None
     to_queries: torch.Tensor | None = None
+    boundary_weights: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> TokenInputs:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -69,19 +71,22 @@ class TokenInputs:
         return TokenInputs(cat("pos"), torch.cat(batches), cat("weights"), cat("boundary"), cat("normals"),
                            cat("queries"), torch.cat(query_batches), n_samples,
                            torch.cat(edges, 1) if edges else None, cat("token_sdf"), parts[0].tokens_per_sample,
-                           cat("query_sdf"), to_queries)
+                           cat("query_sdf"), to_queries, cat("boundary_weights"))
 
 
 def _token_inputs(pos: torch.Tensor, weights: torch.Tensor | None, queries: torch.Tensor | None,
-                  boundary: torch.Tensor | None, normals: torch.Tensor | None) -> TokenInputs:
+                  boundary: torch.Tensor | None, normals: torch.Tensor | None,
+                  boundary_weights: torch.Tensor | None = None) -> TokenInputs:
     pos = torch.as_tensor(pos, dtype=torch.float32)
     queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
     n = len(pos)
+    boundary = torch.zeros(n, dtype=torch.bool) if boundary is None else torch.as_tensor(boundary).bool()
     return TokenInputs(pos, torch.zeros(n, dtype=torch.int64),
                        torch.full((n,), 1.0 / n) if weights is None else torch.as_tensor(weights).float(),
-                       torch.zeros(n, dtype=torch.bool) if boundary is None else torch.as_tensor(boundary).bool(),
-                       torch.zeros_like(pos) if normals is None else torch.as_tensor(normals).float(),
-                       queries, torch.zeros(len(queries), dtype=torch.int64), 1)
+                       boundary, torch.zeros_like(pos) if normals is None else torch.as_tensor(normals).float(),
+                       queries, torch.zeros(len(queries), dtype=torch.int64), 1,
+                       boundary_weights=boundary.float() if boundary_weights is None else
+                       torch.as_tensor(boundary_weights).float())
 
 
 class QueryDecoder(nn.Module):
@@ -184,8 +189,9 @@ class GNOT(nn.Module):
     """GNOT-style operator transformer with query-independent outputs.
 
     Input functions are token sets of their own: all points `(pos, f)` and the boundary points
-    `(pos, normal, f)`, each through its own branch MLP. Every layer: the point tokens self-attend (masked); the
-    queries cross-attend to every token set with separate keys, values and normalisation per set, summed
+    `(pos, normal, f)`, each through its own branch MLP, and each key counts with its quadrature (point) or
+    boundary-measure (boundary) weight, so attention is an integral over the domain, not a count of nodes.
+    Every layer: the point tokens self-attend (masked); the queries cross-attend to every token set with separate keys, values and normalisation per set, summed
     (heterogeneous attention); then a geometric-gating mixture of experts. Unlike the reference code, padded
     tokens are masked out of every sum, and queries do not self-attend (so a query's output is its own).
 
@@ -217,9 +223,11 @@ class GNOT(nn.Module):
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
                 sdf_fn: Callable | None = None, boundary: torch.Tensor | None = None,
-                normals: torch.Tensor | None = None, **unused: Any) -> TokenInputs:
-        """Token sets of ONE geometry (nothing to precompute beyond grouping; `sdf_fn` is not used)."""
-        inputs = _token_inputs(pos, weights, queries, boundary, normals)
+                normals: torch.Tensor | None = None, boundary_weights: torch.Tensor | None = None,
+                **unused: Any) -> TokenInputs:
+        """Token sets of ONE geometry (nothing to precompute beyond grouping; `sdf_fn` is not used). Point
+        tokens count with their quadrature `weights`, boundary tokens with their `boundary_weights`."""
+        inputs = _token_inputs(pos, weights, queries, boundary, normals, boundary_weights)
         if inputs.pos.shape[1] != self.dim or inputs.queries.shape[1] != self.dim:
             raise ValueError(f"this GNOT is {self.dim}D; got points {tuple(inputs.pos.shape)}")
         return inputs
@@ -229,18 +237,20 @@ class GNOT(nn.Module):
         f = inputs.pos.new_zeros((len(inputs.pos), 0)) if f is None else f
         points = self.point_branch(inputs.pos) + self.point_values(torch.cat([inputs.pos, f], dim=1))
         tokens, token_mask = to_padded(points, inputs.batch, b)
+        token_weight = to_padded(inputs.weights[:, None], inputs.batch, b)[0][..., 0]
         on = inputs.boundary
         bnd_rows = torch.cat([inputs.pos[on], inputs.normals[on], f[on]], dim=1)
         bnd, bnd_mask = to_padded(self.boundary_branch(bnd_rows), inputs.batch[on], b)
+        bnd_weight = to_padded(inputs.boundary_weights[on][:, None], inputs.batch[on], b)[0][..., 0]
         q_pos, q_mask = to_padded(inputs.queries, inputs.query_batch, b)
         x = self.trunk(self.query_embed(q_pos))
         for layer in range(len(self.self_blocks)):
-            tokens = self.self_blocks[layer](tokens, None, token_mask)
+            tokens = self.self_blocks[layer](tokens, None, token_mask, token_weight)
             norm_x, norm_t, norm_b = self.cross_norms[layer]
             attend_points, attend_boundary = self.cross[layer]
             # always run (a geometry without boundary points gives an empty, masked set), so that every
             # parameter takes part in every step, as DistributedDataParallel requires
-            x = x + attend_points(norm_x(x), norm_t(tokens), token_mask) + attend_boundary(norm_x(x), norm_b(bnd),
-                                                                                           bnd_mask)
+            x = (x + attend_points(norm_x(x), norm_t(tokens), token_mask, token_weight)
+                 + attend_boundary(norm_x(x), norm_b(bnd), bnd_mask, bnd_weight))
             x = x + self.expert_norms[layer](self.experts[layer](x, q_pos))
         return from_padded(self.head(x), q_mask)

@@ -23,13 +23,16 @@ from geoop.models.sparse import block_diagonal
 class BoundaryGraphs:
     """Per-geometry structures of `BENO`, for one or more samples: pos `(N, d)`, batch `(N,)`, node_geo
     `(N, 1 + d)` (signed distance to the boundary and unit direction to its nearest boundary node), edges
-    `(2, E)` (source, target), boundary_index `(N_b,)` into the nodes, boundary_normals `(N_b, d)`, to_queries
-    `(M, N)` sparse interpolation from nodes to queries, query_batch `(M,)`."""
+    `(2, E)` (source, target), spacing `(N,)` the median edge length of each node's geometry (edge offsets are
+    divided by it, so message passing sees O(1) offsets on any mesh), boundary_index `(N_b,)` into the nodes,
+    boundary_normals `(N_b, d)`, to_queries `(M, N)` sparse interpolation from nodes to queries, query_batch
+    `(M,)`."""
 
     pos: torch.Tensor
     batch: torch.Tensor
     node_geo: torch.Tensor
     edges: torch.Tensor
+    spacing: torch.Tensor
     boundary_index: torch.Tensor
     boundary_normals: torch.Tensor
     to_queries: torch.Tensor
@@ -51,7 +54,8 @@ class BoundaryGraphs:
             qbatch.append(p.query_batch + n_samples)
             n_nodes, n_samples = n_nodes + len(p.pos), n_samples + p.n_samples
         cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-        return BoundaryGraphs(cat("pos"), torch.cat(batch), cat("node_geo"), torch.cat(edges, 1), torch.cat(bidx),
+        return BoundaryGraphs(cat("pos"), torch.cat(batch), cat("node_geo"), torch.cat(edges, 1), cat("spacing"),
+                              torch.cat(bidx),
                               cat("boundary_normals"), block_diagonal([p.to_queries for p in parts]),
                               torch.cat(qbatch), n_samples)
 
@@ -90,7 +94,7 @@ class _Branch(nn.Module):
     def forward(self, x: torch.Tensor, g: BoundaryGraphs) -> torch.Tensor:
         src, dst = g.edges
         h = self.node_encoder(torch.cat([g.pos, g.node_geo, x], dim=1))
-        rel = g.pos[dst] - g.pos[src]
+        rel = (g.pos[dst] - g.pos[src]) / g.spacing[dst, None]
         e = self.edge_encoder(torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1))
         z = self._boundary_vectors(x, g) if self.conditioned else h.new_zeros((g.n_samples, len(self.edge_mlps),
                                                                                 h.shape[1]))
@@ -123,6 +127,7 @@ class BENO(nn.Module):
     """
 
     uses_mesh_edges = True
+    use_sdf = True  # the node features take the geometry's signed distance when it is given
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, boundary_channels: Sequence[int] = (),
                  type_channels: Sequence[int] = (), hidden: int = 64, layers: int = 6, heads: int = 4,
@@ -162,7 +167,9 @@ class BENO(nn.Module):
         signed = -dist if sdf_fn is None else torch.as_tensor(np.asarray(sdf_fn(pos.double().numpy())),
                                                                dtype=torch.float32)[:, None]
         normals = torch.zeros_like(pos) if normals is None else torch.as_tensor(normals, dtype=torch.float32)
+        spacing = (pos[edges[1]] - pos[edges[0]]).norm(dim=1).median().clamp_min(1e-12)
         return BoundaryGraphs(pos, torch.zeros(len(pos), dtype=torch.int64), torch.cat([signed, direction], 1), edges,
+                              spacing.expand(len(pos)).clone(),
                               b_index, normals[b_index], idw_matrix(pos, queries),
                               torch.zeros(len(queries), dtype=torch.int64), 1)
 
