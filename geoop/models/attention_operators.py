@@ -191,9 +191,10 @@ class GNOT(nn.Module):
     Input functions are token sets of their own: all points `(pos, f)` and the boundary points
     `(pos, normal, f)`, each through its own branch MLP, and each key counts with its quadrature (point) or
     boundary-measure (boundary) weight, so attention is an integral over the domain, not a count of nodes.
-    Every layer: the point tokens self-attend (masked); the queries cross-attend to every token set with separate keys, values and normalisation per set, summed
-    (heterogeneous attention); then a geometric-gating mixture of experts. Unlike the reference code, padded
-    tokens are masked out of every sum, and queries do not self-attend (so a query's output is its own).
+    Every layer: the point tokens self-attend (masked); the queries cross-attend to every token set with
+    separate keys, values and normalisation per set, summed (heterogeneous attention); then a geometric-gating
+    mixture of experts. Unlike the reference code, padded tokens are masked out of every sum, and queries do not
+    self-attend (so a query's output is its own).
 
     Args:
         dim, in_channels, out_channels. hidden, heads, layers. attention: "linear" (GNOT), "galerkin" or
