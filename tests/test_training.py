@@ -333,3 +333,24 @@ def test_schedule_plans_are_pure_functions_of_the_step():
 def test_a_budget_spent_before_the_first_step_is_a_clear_error(poisson, tmp_path):
     with pytest.raises(GeoopError, match="before the first training step"):
         train(load_config(None, TINY + [f"data.root={poisson}", f"out={tmp_path / 'r'}", "train.budget=0.01"]))
+
+
+def test_a_lifted_target_predicts_the_same_at_its_nodes_and_through_queries(poisson, tmp_path):
+    """u = g carried inward + the model's output: at the nodes (as in training) and at the same points passed
+    as queries in chunks (inputs interpolated there) the prediction is the same."""
+    from geoop.data.features import sample_features
+
+    out = tmp_path / "lifted"
+    train(load_config(None, [t for t in TINY if not t.startswith("model.")] + [
+        "model.name=fno", "model.hidden=8", "model.modes=4", "data.lift={u: g}", f"data.root={poisson}",
+        f"out={out}", "train.epochs=2"]))
+    model = load_model(out)
+    g = geoop.load(poisson / "samples" / "sample_000003.npz")
+    data = sample_features(g, model.fields["inputs"], model.fields["specs"], extension=model.fields["extension"])
+    with torch.no_grad():
+        direct = model(data.x, model.prepare(data, g))[:, 0].numpy()
+    chunked = model.predict(g, g.points, chunk=300).point_data["u"]
+    np.testing.assert_allclose(chunked, direct, rtol=1e-4, atol=1e-4)
+    extended = data.x[:, int(model.lift_sources[0])].numpy()  # the lift: g carried inward, g itself on its mask
+    on = g.point_data["dirichlet"].astype(bool)
+    np.testing.assert_allclose(extended[on], g.point_data["g"][on], rtol=1e-5, atol=1e-5)
