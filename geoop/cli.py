@@ -10,6 +10,8 @@ from pathlib import Path
 import geoop
 from geoop.errors import GeoopError
 
+SURFACES = (".stl", ".obj", ".off", ".ply", ".glb", ".gltf", ".vtu", ".vtk")  # closed bodies for potential3d
+
 
 def _info(args: argparse.Namespace) -> None:
     g = geoop.load(args.file)
@@ -65,7 +67,10 @@ def _train(args: argparse.Namespace) -> None:
     result = train(config)
     if result["rank"] != 0:
         return
-    _print_metrics(result["test"], f"test split of {result['out']}")
+    if result["test"] is None:
+        print(f"no test split in {config['data']['root']}: no test error to report (see the warning above)")
+    else:
+        _print_metrics(result["test"], f"test split of {result['out']}")
     print(f"model: {result['out']}/model.safetensors (+ .json), curve data: {result['out']}/metrics.jsonl")
 
 
@@ -109,14 +114,20 @@ def _predict(args: argparse.Namespace) -> None:
         if not sep:
             raise GeoopError(f"--constant {item!r} is not NAME=VALUE", fix="e.g. --constant freestream=[1,0,0]")
         constants[key.strip()] = parse_value(value)
-    result, written, picture = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants,
-                                            args.chunk)
-    print(f"predicted {', '.join(n for n in result.point_data)} at {result.n_points} points")
+    result, written, picture, errors = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants,
+                                                    args.chunk, args.columns, args.query_columns, args.surface)
+    print(f"predicted {', '.join(errors)} at {result.n_points} points (in the order of the input file)")
+    for name, e in errors.items():
+        if e is not None:
+            print(f"  {name}: relative L2 {e:.4f} against the {name!r} field of the input ({name}_true)")
     print(f"wrote {written} and {picture}")
 
 
 def _data_make(args: argparse.Namespace) -> None:
     from geoop.data import generate
+    from geoop.data.families.potential3d import SHAPES, samples_with_bodies
+    from geoop.data.importer import find_files
+    from geoop.data.splits import DEFAULT_FRACTIONS, choose_splits, parse_fractions, resplit
     from geoop.training.run import parse_value
 
     options = {}
@@ -124,34 +135,49 @@ def _data_make(args: argparse.Namespace) -> None:
         key, _, value = item.partition("=")
         options[key.strip()] = parse_value(value)
     if args.shapes:
-        from geoop.data.families.potential3d import SHAPES
-        from geoop.io import FORMATS
-
         names = [s for s in args.shapes if s in SHAPES]
         files: list[str] = []
         for s in args.shapes:
             if s in SHAPES:
                 continue
-            p = Path(s)
-            if p.is_dir():
-                files += [str(f) for f in sorted(p.iterdir()) if f.suffix.lower() in FORMATS]
-            elif p.is_file():
-                files.append(str(p))
-            else:
+            if not Path(s).exists():
                 raise GeoopError(f"{s!r} is neither a shape name ({', '.join(SHAPES)}) nor a file or folder")
+            files += [str(f) for f in find_files(s, SURFACES)]
         options["shapes"] = tuple(names)
         options["surface_files"] = tuple(files)
+    test_files: list[str] = []
+    if args.test_from:
+        if args.name != "potential3d":
+            raise GeoopError(f"--test-from takes body surfaces, which only potential3d uses (not {args.name})",
+                             fix="hold samples out with --split-file (names sample_000012, ...) instead")
+        test_files = [str(f) for f in find_files(args.test_from, SURFACES)]
+        options["surface_files"] = tuple(options.get("surface_files", ())) + tuple(test_files)
+        options.setdefault("shapes", SHAPES)
+    fractions = parse_fractions(args.fractions) if args.fractions else DEFAULT_FRACTIONS
     m = generate(args.name, args.out, n=args.n, seed=args.seed, workers=args.workers, timeout=args.timeout,
-                 **options)
+                 splits=fractions, **options)
+    if args.split_file or test_files:
+        names = {r["index"]: {Path(r["file"]).stem, str(r["index"])} for r in m["samples"]}
+        test = samples_with_bodies(args.out, m, test_files) if test_files else []
+        m = resplit(args.out, choose_splits(names, args.seed, fractions, args.split_file, test))
     _print_dataset(m, args.out)
 
 
 def _data_import(args: argparse.Namespace) -> None:
     from geoop.data.importer import import_folder
+    from geoop.data.splits import DEFAULT_FRACTIONS, parse_fractions
 
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else []  # noqa: E731
+    masks = {}
+    for item in split(args.mask):
+        field, sep, mask = item.partition("=")
+        if not sep:
+            raise GeoopError(f"--mask {item!r} is not FIELD=MASK", fix="e.g. --mask g=dirichlet,flux=neumann")
+        masks[field.strip()] = mask.strip()
+    fractions = parse_fractions(args.fractions) if args.fractions else DEFAULT_FRACTIONS
     m = import_folder(args.source, args.out, split(args.inputs), split(args.targets),
-                      cell_to_points=args.cell_to_point, seed=args.seed)
+                      cell_to_points=args.cell_to_point, seed=args.seed, fractions=fractions,
+                      split_file=args.split_file, test_from=args.test_from, masks=masks, columns=args.columns)
     _print_dataset(m, args.out)
 
 
@@ -179,78 +205,115 @@ def _print_dataset(m: dict, root) -> None:
               "; ".join(f"{f['index']}: {f['reason']}" for f in m["failures"][:5]))
 
 
+def _command(sub, name: str, help: str, example: str, run) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with an example line."""
+    p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                       epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=run)
+    return p
+
+
+def _split_options(p: argparse.ArgumentParser, test_from: str) -> None:
+    p.add_argument("--seed", type=int, default=0, help="seed of the random train/val/test split")
+    p.add_argument("--fractions", default=None, metavar="TRAIN,VAL,TEST",
+                   help="fractions of the random split (default 0.8,0.1,0.1; e.g. 0.9,0.1,0 for no test split)")
+    p.add_argument("--split-file", default=None, metavar="JSON",
+                   help='names of the samples of each split: {"train": [...], "val": [...], "test": [...]}')
+    p.add_argument("--test-from", default=None, metavar="FOLDER", help=test_from)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="geoop", description="Geometric neural operators on arbitrary geometry.")
+    ap = argparse.ArgumentParser(prog="geoop", description="Geometric neural operators on arbitrary geometry.",
+                                 epilog="example:\n  geoop demo --out out/demo",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"geoop {geoop.__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="log what geoop chooses (backends, sizes)")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("info", help="summarise a geometry file")
-    p.add_argument("file")
+    p = _command(sub, "info", "summarise a geometry file", "geoop info meshes/plate_with_holes.msh --json", _info)
+    p.add_argument("file", help="any geometry file geoop reads (STL, OBJ, PLY, VTU, MSH, XDMF, CSV, NPY, ...)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(run=_info)
-    p = sub.add_parser("convert", help="convert between formats (e.g. MSH -> VTU, STL -> PLY)")
-    p.add_argument("input")
+    p = _command(sub, "convert", "convert between formats (e.g. MSH -> VTU, STL -> PLY)",
+                 "geoop convert meshes/plate_with_holes.msh plate.vtu", _convert)
+    p.add_argument("input", help="the file to read")
     p.add_argument("output", help="target file; its extension picks the format (.vtu .vtk .ply .npz ...)")
-    p.set_defaults(run=_convert)
-    p = sub.add_parser("demo", help="the main job: make data, train, evaluate, predict at unseen points")
+    p = _command(sub, "demo", "the main job: make data, train, evaluate, predict at unseen points",
+                 "geoop demo --out out/demo --budget 240", _demo)
     p.add_argument("--out", default="out/demo", help="output folder (data, run, metrics.json, VTU, PNG)")
     p.add_argument("--n", type=int, default=400, help="samples to generate")
     p.add_argument("--budget", type=float, default=240.0, help="training CPU-seconds (the stopping rule)")
     p.add_argument("--epochs", type=int, default=None, help="stop after this many epochs if the budget lasts longer")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. model.hidden=64")
-    p.set_defaults(run=_demo)
-    p = sub.add_parser("gallery", help="load every example geometry, derive boundaries/SDF/graphs, draw them")
+    p = _command(sub, "gallery", "load every example geometry, derive boundaries/SDF/graphs, draw them",
+                 "geoop gallery --out out/gallery", _gallery)
     p.add_argument("--out", default="out/gallery", help="output folder (PNG, VTU, summary.json)")
     p.add_argument("--meshes", default=None, help="folder of geometries (default: the repository's meshes/)")
-    p.set_defaults(run=_gallery)
-    p = sub.add_parser("train", help="train a model from a YAML config (resumes an interrupted run)")
+    p = _command(sub, "train", "train a model from a YAML config (resumes an interrupted run)",
+                 "geoop train --config configs/fno_poisson2d.yaml --set data.root=data/poisson --out runs/fno",
+                 _train)
     p.add_argument("--config", default=None, help="YAML file (see configs/)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.epochs=20")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.budget=900")
     p.add_argument("--out", default=None, help="run folder (overrides the config's `out`)")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
-    p.set_defaults(run=_train)
-    p = sub.add_parser("evaluate", help="per-field errors of a trained model on a dataset split")
+    p = _command(sub, "evaluate", "per-field errors of a trained model on a dataset split",
+                 "geoop evaluate --checkpoint runs/fno/model.safetensors --data data/poisson --split test",
+                 _evaluate)
     p.add_argument("--checkpoint", required=True, help="model.safetensors of a run")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test", help="train, val, test or all")
     p.add_argument("--json", default=None, help="where to write the metrics (default: beside the checkpoint)")
-    p.set_defaults(run=_evaluate)
-    p = sub.add_parser("predict", help="predict fields on a geometry file; writes VTU (or any format) + PNG")
+    p = _command(sub, "predict", "predict fields on a geometry file; writes VTU (or any format) + PNG",
+                 "geoop predict --checkpoint runs/fno/model.safetensors --geometry part.vtu --out pred.vtu",
+                 _predict)
     p.add_argument("--checkpoint", required=True, help="model.safetensors of a run")
-    p.add_argument("--geometry", required=True, help="geometry file carrying the model's input fields")
+    p.add_argument("--geometry", required=True, help="geometry file carrying the model's input fields; the output "
+                                                     "keeps its point order, cells and fields")
     p.add_argument("--query", default=None, help="file whose points to predict at (default: the geometry's)")
-    p.add_argument("--out", required=True, help="output file, e.g. prediction.vtu")
+    p.add_argument("--out", required=True, help="output file, e.g. prediction.vtu (a PNG is written beside it)")
     p.add_argument("--constant", action="append", metavar="NAME=VALUE",
                    help="an input field that is the same everywhere, e.g. freestream=[1,0,0]")
     p.add_argument("--chunk", type=int, default=200_000, help="query points per pass (bounds memory)")
-    p.set_defaults(run=_predict)
+    p.add_argument("--columns", default=None, metavar="NAMES",
+                   help="names of the columns of a headerless CSV/TXT/NPY geometry, e.g. x,y,z,k,f")
+    p.add_argument("--query-columns", default=None, metavar="NAMES", help="the same for the --query file")
+    p.add_argument("--surface", default=None, metavar="FILE",
+                   help="the surface or mesh a point-cloud --geometry samples (its signed distance feeds models "
+                        "trained with one)")
 
-    data = sub.add_parser("data", help="make, import and inspect datasets").add_subparsers(dest="data_command",
-                                                                                           required=True)
-    p = data.add_parser("make", help="generate a dataset with a reference solver (needs geoop[data])")
+    data = sub.add_parser("data", help="make, import and inspect datasets",
+                          description="Make, import and inspect datasets.",
+                          epilog="example:\n  geoop data make poisson2d --n 200 --out data/poisson",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = data.add_subparsers(dest="data_command", required=True)
+    p = _command(data, "make", "generate a dataset with a reference solver (needs geoop[data])",
+                 "geoop data make poisson2d --n 200 --out data/poisson --fractions 0.8,0.1,0.1", _data_make)
     p.add_argument("name", help="poisson2d, elasticity2d or potential3d")
     p.add_argument("--n", type=int, default=None, help="number of samples (default: the family's)")
     p.add_argument("--out", required=True, help="dataset folder (an unfinished one is resumed)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="parallel processes (at most 2)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per sample")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="family option, e.g. h=0.01 (poisson2d mesh size) or cp_clip=-3 (potential3d)")
     p.add_argument("--shapes", nargs="+", help="potential3d bodies: shape names and/or closed surface files or "
                                                "folders of them")
-    p.set_defaults(run=_data_make)
-    p = data.add_parser("import", help="turn a folder of VTU/VTK/MSH/XDMF files into a dataset")
-    p.add_argument("source")
-    p.add_argument("--out", required=True)
+    _split_options(p, "potential3d: a folder of closed body surfaces drawn among the others; the samples "
+                      "around them form the test split")
+    p = _command(data, "import", "turn a folder of simulation files or point clouds into a dataset",
+                 "geoop data import results/ --out data/mine --inputs k --targets u --test-from results/held_out",
+                 _data_import)
+    p.add_argument("source", help="a folder of VTU/VTK/MSH/XDMF/NPZ/PLY/CSV/TXT/NPY files (searched recursively), "
+                                  "or one file")
+    p.add_argument("--out", required=True, help="new dataset folder (an existing dataset is never overwritten)")
     p.add_argument("--inputs", default="", help="comma-separated input point fields")
     p.add_argument("--targets", required=True, help="comma-separated target point fields")
+    p.add_argument("--mask", default="", metavar="FIELD=MASK,...",
+                   help="fields that apply only where a 0/1 point field is 1, e.g. g=dirichlet (boundary data)")
     p.add_argument("--cell-to-point", action="store_true", help="average cell fields onto the points")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
-    p.set_defaults(run=_data_import)
-    p = data.add_parser("info", help="summarise a dataset folder")
-    p.add_argument("dir")
-    p.set_defaults(run=_data_info)
+    p.add_argument("--columns", default=None, metavar="NAMES",
+                   help="names of the columns of headerless CSV/TXT/NPY point clouds, e.g. x,y,z,k,u")
+    _split_options(p, "a folder of held-out designs: all its files form the test split (inside or outside SOURCE)")
+    p = _command(data, "info", "summarise a dataset folder", "geoop data info data/poisson", _data_info)
+    p.add_argument("dir", help="dataset folder (with manifest.json)")
     return ap
 
 

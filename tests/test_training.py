@@ -213,10 +213,18 @@ def _compact(surface: Geometry) -> tuple[np.ndarray, dict]:
 
 
 def test_geoop_predict_works_on_every_supported_format(model3d, tmp_path, capsys):
-    for path in _files_of_every_format(tmp_path):
+    """Every format predicts; a bare cloud (CSV, XYZ, NPY) with the surface it samples, since the model feeds
+    the signed distance to its network (without the surface it refuses, naming --surface)."""
+    files = _files_of_every_format(tmp_path)
+    for path in files:
         out = tmp_path / f"pred_{path.suffix[1:]}.vtu"
-        assert main(["predict", "--checkpoint", str(model3d), "--geometry", str(path), "--out", str(out)]) == 0, \
-            capsys.readouterr().err
+        cloud = geoop.load(path).kind == "points"
+        if cloud:
+            assert main(["predict", "--checkpoint", str(model3d), "--geometry", str(path), "--out", str(out)]) == 2
+            assert "--surface" in capsys.readouterr().err
+        surface = ["--surface", str(tmp_path / "shape.stl")] if cloud else []
+        assert main(["predict", "--checkpoint", str(model3d), "--geometry", str(path), "--out", str(out),
+                     *surface]) == 0, capsys.readouterr().err
         result = geoop.load(out)
         assert np.isfinite(result.point_data["t"]).all(), path.name
         assert out.with_suffix(".png").stat().st_size > 5000
@@ -314,6 +322,9 @@ def test_a_budget_is_the_stopping_rule_and_sizes_the_schedule(poisson, tmp_path)
     assert history[-1]["lr"] < 0.2 * 3e-3  # the cosine had nearly run out when the budget did
     with pytest.raises(GeoopError, match="train.budget=6"):  # a resumed run keeps its plan, or refuses
         train(load_config(None, TINY + [f"data.root={poisson}", f"out={out}", "train.budget=10"]))
+    with pytest.raises(GeoopError, match=r"train\.epochs=None.*--out"):  # so does one with a new epoch count
+        train(load_config(None, TINY + [f"data.root={poisson}", f"out={out}", "train.budget=6", "train.clock=cpu",
+                                        "train.lr=3e-3", "train.epochs=40"]))
 
 
 def test_schedule_plans_are_pure_functions_of_the_step():

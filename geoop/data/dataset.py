@@ -55,7 +55,7 @@ class SimulationDataset(torch.utils.data.Dataset):
             raise GeoopError(f"no split {split!r}", path=self.root,
                              fix=f"use one of {sorted(self.manifest['splits'])} or 'all'")
         files = {r["index"]: r["file"] for r in self.manifest["samples"]}
-        self.ids = list(ids)
+        self.ids, self.split = list(ids), split
         self.files = [self.root / files[i] for i in self.ids]
         self.subsample, self.seed, self.epoch, self.extension = subsample, seed, 0, extension
         self.cache, self.cache_bytes, self._cache, self._cached_bytes = cache, cache_bytes, {}, 0
@@ -111,4 +111,5 @@ class SimulationDataset(torch.utils.data.Dataset):
         out = Data(**{k: (v[keep] if torch.is_tensor(v) and v.shape[:1] == (n,) else v)
                       for k, v in data.to_dict().items()})
         out.weight = out.weight * (data.weight.sum() / out.weight.sum())  # still integrates the full measure
+        out.kept_points = keep  # which points of the geometry these are (mesh edges follow them)
         return out

@@ -18,7 +18,8 @@ from tqdm import tqdm
 import geoop
 from geoop.data.families import Family, get_family
 from geoop.data.manifest import FORMAT, MANIFEST, VERSION, read_manifest, sample_file, write_json_atomic
-from geoop.data.statistics import field_statistics, make_splits
+from geoop.data.splits import make_splits
+from geoop.data.statistics import field_statistics
 from geoop.errors import CorruptFileError, GeoopError
 
 log = logging.getLogger(__name__)

@@ -1,24 +1,10 @@
-"""Deterministic splits and per-field statistics of a dataset."""
+"""Per-field statistics of a dataset (of its training split)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def make_splits(indices: list[int], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-                ) -> dict[str, list[int]]:
-    """Sample ids into train/val/test by a seeded permutation; each split sorted. Val and test get at least
-    one sample each when there are three or more."""
-    ids = np.array(sorted(indices))
-    order = ids[np.random.default_rng(seed).permutation(len(ids))]
-    n_val = int(round(fractions[1] * len(ids)))
-    n_test = int(round(fractions[2] * len(ids)))
-    if len(ids) >= 3:
-        n_val, n_test = max(n_val, 1), max(n_test, 1)
-    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
-    return {"train": sorted(train.tolist()), "val": sorted(val.tolist()), "test": sorted(test.tolist())}
 
 
 def field_statistics(root: str | Path, files: list[str], fields: dict[str, dict]) -> dict[str, Any]:

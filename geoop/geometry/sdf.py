@@ -62,13 +62,20 @@ def contains(geometry: Geometry, queries: np.ndarray) -> np.ndarray:
     return signed_distance(geometry, queries) <= 0
 
 
-def distance_function(geometry: Geometry) -> Callable[[np.ndarray], np.ndarray]:
-    """The best distance the geometry defines, as a function of `(M, d)` queries -> `(M,)`: signed distance to
-    a closed boundary (volume meshes, watertight surfaces), else unsigned distance to an open surface, else to
-    the nearest point of a bare cloud. Models feed it as their geometry channel."""
+def distance_kind(geometry: Geometry) -> str:
+    """Which distance `distance_function` gives for `geometry`: "signed" (a closed boundary: volume meshes,
+    watertight surfaces), "unsigned" (an open surface) or "points" (to the nearest point of a bare cloud)."""
     if geometry.kind == "volume" or (geometry.kind == "surface" and geometry.dim == 3):
-        signed = geometry.kind == "volume" or geometry.is_watertight
-        return lambda q: signed_distance(geometry, q, signed=signed)
+        return "signed" if geometry.kind == "volume" or geometry.is_watertight else "unsigned"
+    return "points"
+
+
+def distance_function(geometry: Geometry) -> Callable[[np.ndarray], np.ndarray]:
+    """The best distance the geometry defines (see `distance_kind`), as a function of `(M, d)` queries ->
+    `(M,)`. Models feed it as their geometry channel."""
+    kind = distance_kind(geometry)
+    if kind != "points":
+        return lambda q: signed_distance(geometry, q, signed=kind == "signed")
     from scipy.spatial import cKDTree
 
     tree = cKDTree(geometry.points)

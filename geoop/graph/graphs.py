@@ -19,6 +19,28 @@ def mesh_edge_index(geometry: Geometry) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(both.T))
 
 
+def subgraph_edges(edges: torch.Tensor, keep: torch.Tensor, n: int) -> torch.Tensor:
+    """Edges `(2, E)` of an `n`-node graph carried onto the nodes `keep (K,)` (new node i is old node
+    `keep[i]`): kept edges between kept nodes, plus an edge between two kept nodes that share a dropped
+    neighbour, so that a random subsample of a mesh stays connected where the mesh was. `(2, E')`, both
+    directions, sorted by target then source, no self loops."""
+    import scipy.sparse as sp
+
+    e = edges.cpu().numpy()
+    a = sp.csr_matrix((np.ones(e.shape[1], dtype=np.float32), (e[1], e[0])), shape=(n, n))
+    k = keep.cpu().numpy()
+    kept = np.zeros(n, dtype=bool)
+    kept[k] = True
+    d = np.flatnonzero(~kept)
+    sub = a[k][:, k] + a[k][:, d] @ a[d][:, k]
+    sub = sp.coo_matrix(sub + sub.T)
+    target, source = sub.row.astype(np.int64), sub.col.astype(np.int64)
+    order = np.lexsort((source, target))
+    target, source = target[order], source[order]
+    loop = target == source
+    return torch.from_numpy(np.stack([source[~loop], target[~loop]]))
+
+
 def radius_graph(pos, radius: float, batch=None, loop: bool = False, max_neighbors: int | None = None,
                  backend: str = "auto") -> Neighbors:
     """Edges j -> i for all `|pos_j - pos_i| <= radius` within each sample of `batch`."""

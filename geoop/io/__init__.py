@@ -18,7 +18,8 @@ register([".off"], "OFF", _surface.read_surface, _surface.write_surface, "triang
 register([".glb", ".gltf"], "glTF", _surface.read_surface, _surface.write_surface, "triangle surface")
 register([".npy"], "NPY", _points.read_npy, _points.write_npy, "points, normals")
 register([".npz"], "NPZ", _points.read_npz, _points.write_npz, "everything")
-register([".csv"], "CSV", _points.read_csv, _points.write_csv, "points, normals, point fields")
+register([".csv", ".txt", ".tsv"], "CSV", _points.read_csv, _points.write_csv,
+         "points, normals, point fields")
 register([".xyz"], "XYZ", _points.read_xyz, _points.write_xyz, "points, normals")
 
 __all__ = ["FORMATS", "load", "register", "save"]

@@ -1,8 +1,9 @@
-"""Bare point clouds: NPY `(N, d)` or `(N, 2d)` with normals, NPZ with named arrays, CSV with a header row,
-XYZ as whitespace columns `x y z [nx ny nz]`."""
+"""Bare point clouds: NPY `(N, d)` or `(N, 2d)` with normals, NPZ with named arrays, CSV/TXT tables (with or
+without a header row), XYZ as whitespace columns `x y z [nx ny nz]`."""
 from __future__ import annotations
 
 import warnings
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,14 @@ def _warn_dropped(geometry: Geometry, path: Path) -> None:
                       "cells and fields", stacklevel=2)
 
 
-def read_npy(path: Path) -> Geometry:
-    points, normals = _split_normals(np.load(path, allow_pickle=False), path)
+def read_npy(path: Path, columns: str | list[str] | None = None) -> Geometry:
+    """`(N, d)` points or `(N, 2d)` points and normals; any other width (or `columns` given) is a table read as
+    `read_csv` reads one without a header: x, y, z, then `field_0, ...`."""
+    table = np.load(path, allow_pickle=False)
+    if table.ndim == 2 and (columns or table.shape[1] not in (2, 3, 4, 6)):
+        return table_geometry(table.astype(np.float64), _column_names(columns) or default_columns(table.shape[1]),
+                              path)
+    points, normals = _split_normals(table, path)
     return Geometry(points, normals=normals, source=path)
 
 
@@ -76,32 +83,84 @@ def write_npz(geometry: Geometry, path: Path, compressed: bool = True) -> None:
         (np.savez_compressed if compressed else np.savez)(f, **arrays)
 
 
-def read_csv(path: Path) -> Geometry:
-    """Header row with `x,y[,z]`, optional `nx,ny[,nz]`, then one column per scalar field (`v__0, v__1, ...`
-    for vector fields)."""
-    with open(path, encoding="utf-8") as f:
-        header = [h.strip() for h in f.readline().strip().split(",")]
-    lower = [h.lower() for h in header]
+def default_columns(n: int) -> list[str]:
+    """Names of the `n` columns of a table without a header: x, y[, z], then `field_0, field_1, ...`."""
+    if n < 3:
+        return ["x", "y"][:n]
+    return ["x", "y", "z"] + [f"field_{i}" for i in range(n - 3)]
+
+
+def table_geometry(table: np.ndarray, names: list[str], path: Path) -> Geometry:
+    """A point cloud from the columns of `table (N, k)` named `names`: `x, y[, z]` are the coordinates,
+    `nx, ny[, nz]` the normals, every other column a scalar field (`v__0, v__1, ...` join into a vector field)."""
+    if table.shape[1] != len(names):
+        raise FieldError(f"{len(names)} column names ({','.join(names)}) for {table.shape[1]} columns of data",
+                         path=path, fix="name every column, e.g. --columns " + ",".join(default_columns(
+                             max(table.shape[1], 2))))
+    lower = [h.lower() for h in names]
+    if len(set(lower)) != len(lower):
+        raise FieldError(f"repeated column names in {names}", path=path, fix="give each column its own name")
     axes = [a for a in ("x", "y", "z") if a in lower]
     if axes[:2] != ["x", "y"]:
-        raise FieldError(f"the header must name coordinate columns x, y[, z]; found {header}", path=path,
-                         fix="add a header row such as x,y,z,pressure")
-    try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    except ValueError as e:
-        raise CorruptFileError(f"non-numeric or ragged rows: {e}", path=path) from e
-    if table.shape[1] != len(header):
-        raise CorruptFileError(f"{table.shape[1]} columns of data but {len(header)} names in the header",
-                               path=path)
-    column = {name: table[:, i] for i, name in enumerate(header)}
+        raise FieldError(f"no coordinate columns x, y[, z] among {names}", path=path,
+                         fix="add a header row such as x,y,z,pressure, or name the columns: --columns x,y,z,p")
     points = np.stack([table[:, lower.index(a)] for a in axes], axis=1)
     normal_names = [f"n{a}" for a in axes]
     normals = None
     if all(n in lower for n in normal_names):
         normals = np.stack([table[:, lower.index(n)] for n in normal_names], axis=1)
-    used = {header[lower.index(n)] for n in axes + (normal_names if normals is not None else [])}
-    fields = join_columns({k: v for k, v in column.items() if k not in used})
+    used = set(axes + (normal_names if normals is not None else []))
+    fields = join_columns({name: table[:, i] for i, name in enumerate(names) if name.lower() not in used})
     return Geometry(points, point_data=fields, normals=normals, source=path)
+
+
+def _column_names(columns: str | list[str] | None) -> list[str]:
+    """`"x,y,z,p"` or a list -> the list (empty when not given)."""
+    if isinstance(columns, str):
+        columns = columns.split(",")
+    return [c.strip() for c in columns or [] if c.strip()]
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token.replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv(path: Path, columns: str | list[str] | None = None) -> Geometry:
+    """A numeric table, one point per row: comma-, semicolon-, tab- or whitespace-separated (sniffed from the
+    first row; `;` files may use decimal commas), `#` comments skipped. With a header row its names are used
+    (`x, y[, z]`, optional `nx, ny[, nz]`, one column per scalar field, `v__0, v__1, ...` for vector fields);
+    without one the columns are x, y[, z] then `field_0, field_1, ...`. `columns` ("x,y,z,p" or a list) names
+    them instead, and replaces a header row."""
+    with open(path, encoding="utf-8-sig") as f:
+        rows = list(islice((ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")), 2))
+    if not rows:
+        raise CorruptFileError("no rows", path=path, fix="write one point per row: x,y,z[,fields...]")
+    delimiter = next((d for d in (";", "\t", ",") if d in rows[0]), None)
+    tokens = [t.strip() for t in (rows[0].split(delimiter) if delimiter else rows[0].split())]
+    header = None if all(_is_number(t) for t in tokens) else tokens
+    decimal_comma = delimiter == ";" and "," in rows[-1]
+    try:
+        table = np.loadtxt(path, delimiter=delimiter, skiprows=_header_row(path) + 1 if header else 0,
+                           comments="#", ndmin=2, encoding="utf-8-sig",
+                           converters=(lambda s: float(s.replace(",", "."))) if decimal_comma else None)
+    except ValueError as e:
+        raise CorruptFileError(f"non-numeric or ragged rows: {e}", path=path,
+                               fix="every row needs the same number of numeric values") from e
+    names = _column_names(columns) or header or default_columns(table.shape[1])
+    return table_geometry(table, names, path)
+
+
+def _header_row(path: Path) -> int:
+    """Index of the first line that is neither blank nor a comment (the header of a table)."""
+    with open(path, encoding="utf-8-sig") as f:
+        for i, line in enumerate(f):
+            if line.strip() and not line.lstrip().startswith("#"):
+                return i
+    return 0
 
 
 def write_csv(geometry: Geometry, path: Path) -> None:

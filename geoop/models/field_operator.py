@@ -15,8 +15,8 @@ from geoop.data.pyg import Data
 from geoop.data.features import InputLayout, sample_features
 from geoop.errors import GeoopError, GeometryError
 from geoop.geometry.geometry import Geometry
-from geoop.geometry.sdf import distance_function
-from geoop.graph.graphs import mesh_edge_index
+from geoop.geometry.sdf import distance_function, distance_kind
+from geoop.graph.graphs import mesh_edge_index, subgraph_edges
 from geoop.graph.interpolation import idw_matrix
 from geoop.models.registry import model_from_config
 
@@ -88,21 +88,26 @@ class FieldOperator(nn.Module):
         return bool(getattr(self.model, "use_sdf", False) or getattr(self.model, "uses_mesh_edges", False))
 
     @torch.no_grad()
-    def prepare(self, data: Data, geometry: Geometry | None = None, queries: torch.Tensor | None = None) -> Any:
+    def prepare(self, data: Data, geometry: Geometry | None = None, queries: torch.Tensor | None = None,
+                shape: Geometry | None = None) -> Any:
         """The model's per-geometry structures (graphs, grids, interpolation weights) for one sample `data`
         (see `sample_features`), at `queries (M, d)` in physical coordinates (default: its points). `geometry`
-        supplies the distance function and mesh edges for models that use them."""
+        supplies the distance function and mesh edges for models that use them; `shape` (a surface or mesh)
+        the distance function instead, for a geometry that is a bare cloud. A `data` subsampled from
+        `geometry` names its points in `data.kept_points`, and the mesh edges follow it (`subgraph_edges`)."""
         pos = self.to_model_coordinates(data.pos).cpu()
         q = None if queries is None else self.to_model_coordinates(torch.as_tensor(queries)).cpu()
         if self.needs_geometry and geometry is None:
             raise GeometryError("this model uses the sample's geometry (distance function or mesh edges)")
         sdf_fn = mesh_edges = None
         if getattr(self.model, "use_sdf", False):
-            distance = distance_function(geometry)
+            distance = distance_function(geometry if shape is None else shape)
             center, scale = self.center.double().cpu().numpy(), float(self.scale)
             sdf_fn = lambda p: distance(p * scale + center) / scale  # noqa: E731
         if getattr(self.model, "uses_mesh_edges", False) and geometry.cells:
             mesh_edges = mesh_edge_index(geometry)
+            if getattr(data, "kept_points", None) is not None:
+                mesh_edges = subgraph_edges(mesh_edges, data.kept_points, geometry.n_points)
         try:
             return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn, boundary=data.boundary,
                                       normals=data.normal, mesh_edges=mesh_edges,
@@ -124,14 +129,17 @@ class FieldOperator(nn.Module):
     @torch.no_grad()
     def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
                 constants: Mapping[str, Sequence[float] | float] | None = None,
-                chunk: int = 200_000) -> Geometry:
+                chunk: int = 200_000, shape: Geometry | None = None) -> Geometry:
         """Predicted target fields of `geometry` (which carries the model's input fields as point data) at
         `queries`: `(M, d)` points, a `Geometry` (its cells are kept, for ParaView), or None for the
-        geometry's own points. `constants` fills input fields that are the same at every point (e.g.
-        `{"freestream": [1, 0, 0]}`). Queries run in chunks of `chunk` points, so memory stays bounded."""
+        geometry's own points, in their order. `constants` fills input fields that are the same at every point
+        (e.g. `{"freestream": [1, 0, 0]}`). Queries run in chunks of `chunk` points, so memory stays bounded.
+        `shape`: the surface or mesh that a bare-cloud `geometry` samples, for models that use its signed
+        distance (without it such a model refuses a cloud, see `check_distance`)."""
         if geometry.dim != self.dim:
             raise GeometryError(f"this model was trained on {self.dim}D data; the geometry is {geometry.dim}D",
                                 path=geometry.source)
+        self.check_distance(geometry if shape is None else shape)
         if constants:
             filled = {}
             for name, value in constants.items():
@@ -151,7 +159,7 @@ class FieldOperator(nn.Module):
         parts = []
         for start in range(0, len(q), chunk):
             block = torch.tensor(q[start:start + chunk], dtype=torch.float64)
-            prepared = self.prepare(data, geometry, block)
+            prepared = self.prepare(data, geometry, block, shape)
             prepared = prepared.to(device) if hasattr(prepared, "to") else prepared
             at = None
             if len(self.lift_targets):  # lifted targets need the inputs at the queries
@@ -164,6 +172,22 @@ class FieldOperator(nn.Module):
             return Geometry(target.points, target.cells, point_data={**target.point_data, **fields},
                             source=target.source)
         return Geometry(q, geometry.cells if queries is None else None, point_data=fields, source=geometry.source)
+
+    def check_distance(self, shape: Geometry) -> None:
+        """Refuse a geometry whose distance function is of another kind than the training data's (a bare cloud
+        has only the distance to its nearest point) when the model feeds that distance to the network."""
+        trained = self.fields.get("distance")
+        if not getattr(self.model, "use_sdf", False) or trained is None:
+            return
+        given = distance_kind(shape)
+        if given != trained:
+            what = {"signed": "the signed distance to a closed boundary", "unsigned": "the distance to an open "
+                    "surface", "points": "the distance to the nearest point of a bare cloud"}
+            raise GeometryError(f"the model was trained with {what[trained]}, but this geometry gives "
+                                f"{what[given]}; its predictions would be off", path=shape.source,
+                                fix="pass the surface or mesh the points belong to as well (geoop predict "
+                                    "--surface body.stl; FieldOperator.predict(..., shape=surface))"
+                                if given == "points" else "give a geometry of the kind the model was trained on")
 
     def _warn_outside(self, points: np.ndarray, queries: np.ndarray, source: Any) -> None:
         """Warn (once per call) when the geometry or queries leave the training box by more than 10%."""

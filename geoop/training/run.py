@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from geoop.data.features import EXTENSION_REACH
 from geoop.data.manifest import write_json_atomic
 from geoop.errors import GeoopError
 from geoop.geometry.normalize import UnitBoxTransform
+from geoop.geometry.sdf import distance_kind
 from geoop.models.field_operator import FieldOperator, lift_channels
 from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
@@ -124,14 +126,23 @@ def fit_normalization(dataset: SimulationDataset, lift: tuple[list[int], list[in
             "y_std": _safe_std(y_std).tolist(), "y_low": y_low, "y_high": y_high}
 
 
-def _datasets(config: dict[str, Any]) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset]:
+def _datasets(config: dict[str, Any]
+              ) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset | None]:
+    """Train, val and test splits of the configured dataset (None where a split is empty)."""
     d = config["data"]
     kwargs = {"inputs": d["inputs"], "targets": d["targets"], "extension": float(d["extension"] or 0)}
     train = SimulationDataset(d["root"], "train", subsample=d["subsample"], seed=config["train"].get("seed", 0),
                               **kwargs)
     splits = train.manifest["splits"]
+    if not splits.get("train"):
+        raise GeoopError("the training split of this dataset is empty", path=d["root"],
+                         fix="import or make it again with training samples (--fractions 0.8,0.1,0.1)")
     val = SimulationDataset(d["root"], "val", **kwargs) if splits.get("val") else None
-    test = SimulationDataset(d["root"], "test" if splits.get("test") else "train", **kwargs)
+    test = SimulationDataset(d["root"], "test", **kwargs) if splits.get("test") else None
+    if test is None:
+        warnings.warn(f"{d['root']}: the dataset has no test split, so the run reports no test error "
+                      "(errors on the training split would say nothing about unseen geometry); import it with "
+                      "--fractions 0.8,0.1,0.1 or --test-from FOLDER to get one", stacklevel=2)
     return train, val, test
 
 
@@ -140,7 +151,8 @@ def build_operator(train: SimulationDataset, model: dict[str, Any],
     """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model` ({"name", ...});
     `lift` {target: input}: targets predicted as that input plus the model's output (see `lift_channels`)."""
     fields = {"inputs": train.inputs, "targets": train.targets, "extension": train.extension,
-              "specs": {n: train.specs[n] for n in train.inputs + train.targets}, "lift": dict(lift or {})}
+              "specs": {n: train.specs[n] for n in train.inputs + train.targets}, "lift": dict(lift or {}),
+              "distance": distance_kind(train.geometry(0))}
     stats = fit_normalization(train, lift_channels(fields))
     options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
@@ -158,7 +170,8 @@ def build_operator(train: SimulationDataset, model: dict[str, Any],
 
 
 def train(config: dict[str, Any]) -> dict[str, Any]:
-    """Run (or resume) the training `config` describes; returns {"out", "history", "test", "rank", "world"}
+    """Run (or resume) the training `config` describes; returns {"out", "history", "test" (None without a test
+    split), "rank", "world"}
     and writes `config.yaml`, the checkpoints, `metrics.jsonl`, `test_metrics.json` and `training.png` (loss
     curves) into `config["out"]`.
     Under torchrun (WORLD_SIZE > 1) each process calls this and they train data-parallel."""
@@ -183,9 +196,10 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
         history = trainer.fit()
         best = Evaluator(load_model(out / "model.safetensors"), settings.device, settings.amp, settings.batch_size,
                          context=context)
-        test = best.evaluate(test_set)
+        test = None if test_set is None else best.evaluate(test_set)
         if context.is_main:
-            write_json_atomic(out / "test_metrics.json", test)
+            if test is not None:
+                write_json_atomic(out / "test_metrics.json", test)
             plot_history(history, out / "training.png",
                          title=f"{config['model']['name']} on {train_set.manifest['family']}")
         return {"out": out, "history": history, "test": test, "rank": context.rank, "world": context.world}

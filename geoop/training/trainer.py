@@ -155,6 +155,10 @@ class Evaluator:
         """Per-field relative L2 (mean, median over samples), the same with prediction and truth clipped to the
         1st-99th percentile range of the training targets (`rel_l2_clipped`), and max error over `dataset`
         (in distributed runs each rank evaluates its shard and the results are gathered)."""
+        if not len(dataset):
+            raise GeoopError(f"the {dataset.split!r} split of this dataset is empty: there is nothing to evaluate",
+                             path=dataset.root, fix="evaluate another split (--split val), or import the data "
+                                                    "again with a test split (--fractions, --test-from)")
         self.operator.eval()
         sizes = self.sizes(dataset)
         mine = shard_samples(sizes, self.context.world)[self.context.rank]
@@ -181,7 +185,7 @@ class Evaluator:
         fields = {n: {"rel_l2": float(np.mean(v)), "rel_l2_median": float(np.median(v)),
                       "rel_l2_clipped": float(np.mean(clipped[n])), "max_error": worst[n]} for n, v in rel.items()}
         return {"rel_l2": float(np.mean([f["rel_l2"] for f in fields.values()])), "fields": fields,
-                "samples": len(dataset)}
+                "samples": len(dataset), "split": dataset.split}
 
 
 class Trainer(Evaluator):

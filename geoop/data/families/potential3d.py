@@ -210,6 +210,25 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
                                  "cp_min": np.array(raw[on_body].min()), "cp_max": np.array(raw[on_body].max())})
 
 
+def samples_with_bodies(root: str | Path, manifest: dict, files: list[str]) -> list[int]:
+    """Ids of the samples of the dataset in `root` whose body is one of the surface `files` (the designs a
+    user holds out as the test split)."""
+    from geoop.errors import GeoopError
+
+    options = manifest["options"]
+    choices = list(options.get("shapes", SHAPES)) + [str(Path(f)) for f in options.get("surface_files", ())]
+    wanted = {choices.index(str(Path(f))) for f in files if str(Path(f)) in choices}
+    ids = []
+    for record in manifest["samples"]:
+        with np.load(Path(root) / record["file"], allow_pickle=False) as z:
+            if int(z["global_data:shape"]) in wanted:
+                ids.append(record["index"])
+    if not ids:
+        raise GeoopError(f"no sample drew one of the {len(files)} held-out bodies", path=root,
+                         fix="make more samples (--n), so that every body is drawn")
+    return ids
+
+
 def prepare_surface(path: str, scale: np.ndarray, rotation: np.ndarray) -> str:
     """Normalise a closed surface file to unit size at the origin, pose it, write a temporary STL for gmsh."""
     import tempfile
