@@ -247,3 +247,17 @@ def test_the_readme_walkthrough_runs_verbatim(tmp_path):
     assert {"u", "u_true", "u_error"} <= set(pred.point_data) and (tmp_path / "byos" / "prediction.png").is_file()
     m = read_manifest(tmp_path / "byos" / "data")
     assert len(m["splits"]["test"]) == 8
+
+
+def test_data_make_takes_fractions_and_a_split_file(tmp_path):
+    assert main(["data", "make", "poisson2d", "--n", "6", "--out", str(tmp_path / "a"), "--workers", "2",
+                 "--fractions", "0.5,0.5,0"]) == 0
+    assert {k: len(v) for k, v in read_manifest(tmp_path / "a")["splits"].items()} == {"train": 3, "val": 3,
+                                                                                       "test": 0}
+    (tmp_path / "splits.json").write_text(json.dumps({"train": ["0", "1", "2", "3"], "val": ["sample_000004"],
+                                                      "test": ["5"]}))
+    assert main(["data", "make", "poisson2d", "--n", "6", "--out", str(tmp_path / "a"),
+                 "--split-file", str(tmp_path / "splits.json")]) == 0  # the finished data, split anew
+    m = read_manifest(tmp_path / "a")
+    assert m["splits"] == {"train": [0, 1, 2, 3], "val": [4], "test": [5]}
+    assert m["statistics"]["u"]["count"] == sum(r["n_points"] for r in m["samples"][:4])
