@@ -115,12 +115,42 @@ def _predict(args: argparse.Namespace) -> None:
             raise GeoopError(f"--constant {item!r} is not NAME=VALUE", fix="e.g. --constant freestream=[1,0,0]")
         constants[key.strip()] = parse_value(value)
     result, written, picture, errors = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants,
-                                                    args.chunk, args.columns, args.query_columns, args.surface)
+                                                    args.chunk, args.columns, args.query_columns, args.surface,
+                                                    **_source_options(args))
     print(f"predicted {', '.join(errors)} at {result.n_points} points (in the order of the input file)")
     for name, e in errors.items():
         if e is not None:
             print(f"  {name}: relative L2 {e:.4f} against the {name!r} field of the input ({name}_true)")
     print(f"wrote {written} and {picture}")
+
+
+def _source_options(args: argparse.Namespace) -> dict:
+    """How CFD output is read (--patches, --time, --blocks, --at, --cp, --cell-to-point), as `read_sample` takes it."""
+    cp = None
+    if args.cp:
+        cp = tuple(t.strip() for t in args.cp.split(","))
+        if len(cp) != 4:
+            raise GeoopError(f"--cp {args.cp!r} is not FIELD,RHO,U_INF,P_INF",
+                             fix="e.g. --cp p,1,20,0 (numbers, or names of the case's parameters)")
+    time = None if args.time in (None, "latest") else float(args.time)
+    return {"patches": args.patches, "time": time, "blocks": args.blocks, "at": args.at, "cp": cp,
+            "cell_to_points": args.cell_to_point}
+
+
+def _cfd_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patches", default=None, metavar="NAMES",
+                   help="OpenFOAM cases: boundary patches to read, merged into one surface (names, wildcards "
+                        "or regular expressions, comma-separated, e.g. 'motorBike*'); default: the internal mesh")
+    p.add_argument("--time", default=None, help="OpenFOAM cases: the time to read (default: the latest)")
+    p.add_argument("--blocks", default=None, metavar="NAMES", help="VTM multiblocks: the blocks to read and merge "
+                                                                   "(names or wildcards; default: all)")
+    p.add_argument("--at", default="points", choices=("points", "cells"),
+                   help="points: the mesh nodes; cells: one point per cell at its centre, cell fields as they are")
+    p.add_argument("--cp", default=None, metavar="FIELD,RHO,U_INF,P_INF",
+                   help="add the field cp = (FIELD - P_INF) / (RHO U_INF^2 / 2); numbers or parameter names "
+                        "(OpenFOAM's incompressible p is p/rho: RHO 1)")
+    p.add_argument("--cell-to-point", action="store_true", help="average cell fields onto the points (by volume "
+                                                                "or area)")
 
 
 def _data_make(args: argparse.Namespace) -> None:
@@ -175,9 +205,11 @@ def _data_import(args: argparse.Namespace) -> None:
             raise GeoopError(f"--mask {item!r} is not FIELD=MASK", fix="e.g. --mask g=dirichlet,flux=neumann")
         masks[field.strip()] = mask.strip()
     fractions = parse_fractions(args.fractions) if args.fractions else DEFAULT_FRACTIONS
+    source = _source_options(args)
     m = import_folder(args.source, args.out, split(args.inputs), split(args.targets),
-                      cell_to_points=args.cell_to_point, seed=args.seed, fractions=fractions,
-                      split_file=args.split_file, test_from=args.test_from, masks=masks, columns=args.columns)
+                      cell_to_points=source.pop("cell_to_points"), seed=args.seed, fractions=fractions,
+                      split_file=args.split_file, test_from=args.test_from, masks=masks, columns=args.columns,
+                      params_table=args.params, **source)
     _print_dataset(m, args.out)
 
 
@@ -279,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--surface", default=None, metavar="FILE",
                    help="the surface or mesh a point-cloud --geometry samples (its signed distance feeds models "
                         "trained with one)")
+    _cfd_options(p)
 
     data = sub.add_parser("data", help="make, import and inspect datasets",
                           description="Make, import and inspect datasets.",
@@ -298,19 +331,22 @@ def build_parser() -> argparse.ArgumentParser:
                                                "folders of them")
     _split_options(p, "potential3d: a folder of closed body surfaces drawn among the others; the samples "
                       "around them form the test split")
-    p = _command(data, "import", "turn a folder of simulation files or point clouds into a dataset",
+    p = _command(data, "import", "turn a folder of simulation files, point clouds or OpenFOAM cases into a dataset",
                  "geoop data import results/ --out data/mine --inputs k --targets u --test-from results/held_out",
                  _data_import)
-    p.add_argument("source", help="a folder of VTU/VTK/MSH/XDMF/NPZ/PLY/CSV/TXT/NPY files (searched recursively), "
-                                  "or one file")
+    p.add_argument("source", help="a folder of VTU/VTP/VTM/VTK/MSH/XDMF/NPZ/PLY/CSV/TXT/NPY files or OpenFOAM "
+                                  "cases (searched recursively), or one file or case")
     p.add_argument("--out", required=True, help="new dataset folder (an existing dataset is never overwritten)")
     p.add_argument("--inputs", default="", help="comma-separated input point fields")
     p.add_argument("--targets", required=True, help="comma-separated target point fields")
     p.add_argument("--mask", default="", metavar="FIELD=MASK,...",
                    help="fields that apply only where a 0/1 point field is 1, e.g. g=dirichlet (boundary data)")
-    p.add_argument("--cell-to-point", action="store_true", help="average cell fields onto the points")
     p.add_argument("--columns", default=None, metavar="NAMES",
                    help="names of the columns of headerless CSV/TXT/NPY point clouds, e.g. x,y,z,k,u")
+    p.add_argument("--params", default=None, metavar="CSV",
+                   help="a table of case (or file) name -> scalar parameters, which become constant inputs "
+                        "(default: each case's params.json)")
+    _cfd_options(p)
     _split_options(p, "a folder of held-out designs: all its files form the test split (inside or outside SOURCE)")
     p = _command(data, "info", "summarise a dataset folder", "geoop data info data/poisson", _data_info)
     p.add_argument("dir", help="dataset folder (with manifest.json)")

@@ -3,7 +3,8 @@ fields (CSV/TXT/NPY/NPZ/PLY), becomes a geoop dataset, split at random, by a spl
 held-out designs as the test split."""
 from __future__ import annotations
 
-import time
+import json
+from time import perf_counter
 from pathlib import Path
 
 import numpy as np
@@ -15,27 +16,99 @@ from geoop.data.splits import DEFAULT_FRACTIONS, choose_splits
 from geoop.data.statistics import field_statistics
 from geoop.errors import FieldError, GeoopError
 from geoop.geometry.geometry import Geometry
-from geoop.geometry.transfer import cell_to_point
+from geoop.geometry.transfer import cell_to_point, cells_as_points
 from geoop.io import load
 
-IMPORTABLE = (".vtu", ".vtk", ".msh", ".xdmf", ".xmf", ".npz", ".ply", ".csv", ".txt", ".tsv", ".npy")
+IMPORTABLE = (".vtu", ".vtk", ".msh", ".xdmf", ".xmf", ".npz", ".ply", ".csv", ".txt", ".tsv", ".npy", ".vtp",
+              ".vtm", ".vtmb")
 TABLES = (".csv", ".txt", ".tsv", ".npy")  # headerless ones take --columns
 
 
+def is_case(folder: Path) -> bool:
+    """An OpenFOAM case folder (it holds system/controlDict)."""
+    return (folder / "system" / "controlDict").is_file()
+
+
 def find_files(source: str | Path, extensions: tuple[str, ...] = IMPORTABLE) -> list[Path]:
-    """Files with one of `extensions` under `source` (a folder, searched recursively, or one file), sorted."""
+    """Samples under `source` (a folder, searched recursively, or one file or case): files with one of
+    `extensions`, and OpenFOAM case folders (whose own files, such as foamToVTK output, are not samples
+    again); sorted."""
     source = Path(source)
-    if source.is_file():
+    if source.is_file() or (source.is_dir() and is_case(source)):
         return [source]
     if not source.is_dir():
         raise GeoopError("no such file or folder", path=source)
-    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+    cases = sorted({c.parent.parent for c in source.rglob("system/controlDict")}) if extensions == IMPORTABLE else []
+    inside = lambda p: any(c in p.parents for c in cases)  # noqa: E731
+    files = sorted([p for p in source.rglob("*") if p.suffix.lower() in extensions and p.is_file() and not inside(p)]
+                   + cases)
     if not files:
-        raise GeoopError(f"no {', '.join(extensions)} files found", path=source)
+        raise GeoopError(f"no {', '.join(extensions)} files or OpenFOAM cases found", path=source)
     return files
 
 
-def _point_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> np.ndarray:
+def parameters(path: Path, table: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+    """A sample's scalar parameters: its row of `table` (by case or file name or stem), else `params.json`
+    in its case folder, else `<stem>.json` or `params.json` beside the file; {} if none."""
+    if table is not None:
+        for key in (path.name, path.stem):
+            if key in table:
+                return table[key]
+        raise GeoopError(f"the parameter table has no row for {path.name!r}", path=path,
+                         fix="add a row for every case (first column: the case or file name)")
+    candidates = [path / "params.json"] if path.is_dir() else [path.with_suffix(".json"),
+                                                                path.parent / "params.json"]
+    for c in candidates:
+        if c.is_file():
+            try:
+                values = json.loads(c.read_text())
+            except json.JSONDecodeError as e:
+                raise GeoopError(f"not valid JSON: {e}", path=c, fix='write {"U_inf": 20.0, ...}') from e
+            if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
+                raise GeoopError("parameters must map names to numbers", path=c, fix='write {"U_inf": 20.0}')
+            return {k: float(v) for k, v in values.items()}
+    return {}
+
+
+def read_parameter_table(path: str | Path) -> dict[str, dict[str, float]]:
+    """A CSV table: a header `name,param1,param2,...`, then one row per case (or file) name."""
+    path = Path(path)
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2 or len(rows[0]) < 2:
+        raise GeoopError("a parameter table needs a header (name, then parameter names) and a row per case",
+                         path=path, fix="e.g. name,U_inf\\ncase1,20\\ncase2,25")
+    try:
+        return {r[0].strip(): {k.strip(): float(v) for k, v in zip(rows[0][1:], r[1:], strict=True)}
+                for r in rows[1:] if r}
+    except ValueError as e:
+        raise GeoopError(f"non-numeric or ragged row: {e}", path=path) from e
+
+
+def pressure_coefficient(g: Geometry, spec: tuple[str, str, str, str], params: dict[str, float], path: Path,
+                         cell_to_points: bool) -> np.ndarray:
+    """Cp = (p - p_inf) / (rho U_inf^2 / 2) of the field `spec[0]`; rho, U_inf and p_inf (`spec[1:]`) are numbers
+    or names of the sample's parameters. (OpenFOAM's incompressible solvers write p / rho: use rho = 1.)"""
+    def number(token: str) -> float:
+        try:
+            return float(token)
+        except ValueError:
+            if token in params:
+                return params[token]
+            raise GeoopError(f"--cp: {token!r} is neither a number nor a parameter of this case "
+                             f"(parameters: {sorted(params)})", path=path,
+                             fix="give numbers, e.g. --cp p,1,20,0, or add it to params.json") from None
+
+    rho, speed, p_inf = (number(t) for t in spec[1:])
+    if rho <= 0 or speed == 0:
+        raise GeoopError(f"--cp needs rho > 0 and U_inf != 0 (got {rho}, {speed})", path=path)
+    p = np.asarray(_source_field(g, spec[0], path, cell_to_points), dtype=np.float64)
+    return (p - p_inf) / (0.5 * rho * speed**2)
+
+
+def _source_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> np.ndarray:
     if name in g.point_data:
         return g.point_data[name]
     if name in g.cell_data:
@@ -47,8 +120,29 @@ def _point_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> np
                      path=path, fix="check the spelling, or choose --inputs/--targets among the fields listed")
 
 
-def _load(path: Path, columns: str | None) -> Geometry:
-    return load(path, **({"columns": columns} if columns and path.suffix.lower() in TABLES else {}))
+def read_sample(path: Path, columns: str | None = None, patches: str | None = None, time: float | None = None,
+                blocks: str | None = None, at: str = "points", params: dict[str, float] | None = None,
+                cp: tuple[str, str, str, str] | None = None, cell_to_points: bool = False,
+                sort: bool = True) -> Geometry:
+    """One sample as import (and prediction) read it: the file or case with the reader options that apply
+    to it (`columns` for tables, `blocks` for multiblocks, `patches`/`time` for OpenFOAM cases), its cells as
+    points (`at="cells"`), Cp from a pressure field (`cp`: field, rho, U_inf, p_inf), and its scalar `params`
+    as constant point fields. `sort`: points in Z-order (False: in the file's order)."""
+    suffix = path.suffix.lower()
+    case = path.is_dir() or suffix in (".foam", ".openfoam")
+    options = {"columns": columns} if columns and suffix in TABLES else {}
+    options.update({"blocks": blocks} if blocks and suffix in (".vtm", ".vtmb") else {})
+    options.update({k: v for k, v in (("patches", patches), ("time", time)) if v is not None and case})
+    g = load(path, sort=sort, **options)
+    if at not in ("points", "cells"):
+        raise GeoopError(f"--at {at!r}: choose points or cells")
+    if at == "cells":
+        g = cells_as_points(g)
+    if cp is not None:
+        g = g.with_point_data(cp=pressure_coefficient(g, cp, params or {}, path, cell_to_points))
+    if params:
+        g = g.with_point_data(**{k: np.full(g.n_points, v) for k, v in params.items()})
+    return g
 
 
 def _aliases(path: Path, root: Path) -> set[str]:
@@ -72,7 +166,9 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
                   cell_to_points: bool = False, seed: int = 0, progress: bool = True,
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, split_file: str | Path | None = None,
                   test_from: str | Path | None = None, masks: dict[str, str] | None = None,
-                  columns: str | None = None) -> dict:
+                  columns: str | None = None, patches: str | None = None, time: float | None = None,
+                  blocks: str | None = None, at: str = "points", cp: tuple[str, str, str, str] | None = None,
+                  params_table: str | Path | None = None) -> dict:
     """Convert every simulation file under `source` into a sample of a new dataset in `out`; returns the
     manifest. All files must carry the chosen fields with the same number of components.
 
@@ -80,7 +176,13 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
     of each split, see `choose_splits`); or every file under `test_from` (a folder, outside `source` or
     inside it) is the test split and the rest are split by `fractions`. `masks` {field: mask field}: the
     field applies only where the 0/1 point field is 1 (boundary data, e.g. {"g": "dirichlet"}). `columns`
-    names the columns of headerless tables (CSV/TXT/NPY point clouds), e.g. "x,y,z,p"."""
+    names the columns of headerless tables (CSV/TXT/NPY point clouds), e.g. "x,y,z,p".
+
+    CFD output: `patches` (OpenFOAM cases: boundary patches merged into one surface instead of the internal
+    mesh), `time` (default: the latest), `blocks` (VTM multiblocks), `at="cells"` (cell centres as the points,
+    cell fields as their fields), `cp` (field, rho, U_inf, p_inf: adds a field `cp`, the pressure
+    coefficient). Each sample's scalar parameters (`params.json` in its case folder or beside its file, or
+    the rows of the CSV `params_table`) become constant input fields."""
     if not targets:
         raise GeoopError("at least one target field is needed", fix="pass --targets NAME[,NAME...]")
     masks = dict(masks or {})
@@ -98,9 +200,19 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
     held = set(held_out)
     aliases = {i: _aliases(f, Path(test_from) if f in held else source) for i, f in enumerate(files)}
     splits = choose_splits(aliases, seed, fractions, split_file, [i for i, f in enumerate(files) if f in held])
-    first = _load(files[0], columns)
+    table = read_parameter_table(params_table) if params_table is not None else None
+    params = {f: parameters(f, table) for f in files}
+    keys = sorted(params[files[0]])
+    for f, values in params.items():
+        if sorted(values) != keys:
+            raise GeoopError(f"parameters {sorted(values)} differ from {keys} of {files[0].name}", path=f,
+                             fix="give every case the same parameter names")
+    inputs = list(inputs) + [k for k in keys if k not in inputs]
+    options = {"columns": columns, "patches": patches, "time": time, "blocks": blocks, "at": at, "cp": cp,
+               "cell_to_points": cell_to_points}
+    first = read_sample(files[0], params=params[files[0]], **options)
     for name in inputs + targets:  # a misspelt field fails before anything is written
-        _point_field(first, name, files[0], cell_to_points)
+        _source_field(first, name, files[0], cell_to_points)
     for field, mask in masks.items():
         _check_mask(first, field, mask, files[0])
     (root / "samples").mkdir(parents=True, exist_ok=True)
@@ -108,11 +220,11 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
     dims: set[int] = set()
     records = []
     for index, path in enumerate(tqdm(files, desc="import", unit="file", disable=not progress)):
-        t0 = time.perf_counter()
-        g = _load(path, columns)
+        t0 = perf_counter()
+        g = read_sample(path, params=params[path], **options)
         fields = {}
         for name in inputs + targets:
-            value = np.asarray(_point_field(g, name, path, cell_to_points), dtype=np.float64)
+            value = np.asarray(_source_field(g, name, path, cell_to_points), dtype=np.float64)
             c = int(np.prod(value.shape[1:])) if value.ndim > 1 else 1
             if components.setdefault(name, c) != c:
                 raise FieldError(f"field {name!r} has {c} components here but {components[name]} in "
@@ -125,14 +237,16 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
         sample = Geometry(g.points, g.cells, fields, normals=g.given_normals, source=path)
         sample.save(root / sample_file(index))
         records.append({"index": index, "file": sample_file(index), "n_points": g.n_points,
-                        "seconds": time.perf_counter() - t0, "source_file": str(path)})
+                        "seconds": perf_counter() - t0, "source_file": str(path)})
     if len(dims) > 1:
         raise GeoopError(f"the files mix {sorted(dims)}D geometries", path=source)
     spec = lambda name: {"components": components[name], "units": "as in the source files",  # noqa: E731
                          "description": f"imported field {name}", "mask": masks.get(name)}
     manifest = {"format": FORMAT, "version": VERSION, "family": "imported",
                 "description": f"imported from {source.resolve()}", "dim": dims.pop(), "seed": seed,
-                "options": {"cell_to_points": cell_to_points, "fractions": list(fractions),
+                "options": {"cell_to_points": cell_to_points, "fractions": list(fractions), "patches": patches,
+                            "time": time, "blocks": blocks, "at": at, "cp": None if cp is None else list(cp),
+                            "parameters": keys,
                             "split_file": None if split_file is None else str(split_file),
                             "test_from": None if test_from is None else str(test_from), "masks": masks},
                 "solver": "external", "versions": {"geoop": geoop.__version__},

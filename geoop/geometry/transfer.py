@@ -34,3 +34,32 @@ def cell_to_point(geometry: Geometry, name: str) -> np.ndarray:
         raise FieldError(f"{int(empty.sum())} points touch no {dim}D cell, so cell field {name!r} has no value "
                          "there", path=geometry.source, fix="remove unused points or store the field as point data")
     return acc / weight.reshape(-1, *[1] * (acc.ndim - 1))
+
+
+def cells_as_points(geometry: Geometry) -> Geometry:
+    """The top-dimensional cells as a point cloud: one point per cell at its centroid `(C, d)`, the cell fields
+    as its point fields, and for cells on a 3D surface their unit normals (in the cells' winding), so that
+    fields solvers write per face (surface pressure) train as they are."""
+    dim = geometry.cell_dim
+    blocks = [t for t, c in geometry.cells.items() if C.CELL_DIM.get(t) == dim and len(c)]
+    if dim < 1 or not blocks:
+        raise FieldError("the geometry has no cells to take as points", path=geometry.source,
+                         fix="use the points (leave --at out)")
+    if "polygon" in blocks:
+        raise FieldError("polygon cells have no fixed corner count", path=geometry.source,
+                         fix="triangulate the surface first (e.g. ParaView's Triangulate filter)")
+    corners = [geometry.cells[t][:, :C.N_CORNERS[C.LINEAR_TYPE[t]]] for t in blocks]
+    centres = np.concatenate([geometry.points[c].mean(axis=1) for c in corners])
+    fields = {}
+    for name, per_type in geometry.cell_data.items():
+        if all(t in per_type for t in blocks):
+            fields[name] = np.concatenate([np.asarray(per_type[t]) for t in blocks])
+    normals = None
+    if dim == 2 and geometry.dim == 3:
+        p = geometry.points
+        parts = [np.cross(p[c[:, 2]] - p[c[:, 0]], p[c[:, 3]] - p[c[:, 1]]) if c.shape[1] == 4  # quad diagonals
+                 else np.cross(p[c[:, 1]] - p[c[:, 0]], p[c[:, 2]] - p[c[:, 0]]) for c in corners]
+        normals = np.concatenate(parts)
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+    return Geometry(centres, point_data=fields, normals=normals, source=geometry.source,
+                    global_data=geometry.global_data)

@@ -4,9 +4,10 @@ from functools import partial
 from geoop.io import mesh_formats as _mesh
 from geoop.io import point_formats as _points
 from geoop.io import surface_formats as _surface
+from geoop.io import vtk_formats as _vtk
 from geoop.io.registry import FORMATS, load, register, save
 
-register([".vtu"], "VTU", _mesh.read_meshio, _mesh.write_vtu, "mesh, point and cell fields")
+register([".vtu"], "VTU", _mesh.read_vtu, _mesh.write_vtu, "mesh, point and cell fields")
 register([".vtk"], "legacy VTK", _mesh.read_meshio, _mesh.write_vtk, "mesh, point and cell fields")
 register([".msh"], "gmsh MSH", _mesh.read_meshio, _mesh.write_msh, "mesh, point and cell fields")
 register([".xdmf", ".xmf"], "XDMF", _mesh.read_meshio, _mesh.write_xdmf, "mesh, point and cell fields")
@@ -21,5 +22,8 @@ register([".npz"], "NPZ", _points.read_npz, _points.write_npz, "everything")
 register([".csv", ".txt", ".tsv"], "CSV", _points.read_csv, _points.write_csv,
          "points, normals, point fields")
 register([".xyz"], "XYZ", _points.read_xyz, _points.write_xyz, "points, normals")
+register([".vtp"], "VTP", _vtk.read_vtp, _vtk.write_vtp, "surface, curves or points, point and cell fields")
+register([".vtm", ".vtmb"], "VTM multiblock", _vtk.read_vtm, None, "blocks merged into one mesh")
+register([".foam", ".openfoam"], "OpenFOAM case", _vtk.read_openfoam, None, "internal mesh or patches")
 
 __all__ = ["FORMATS", "load", "register", "save"]

@@ -1,4 +1,5 @@
-"""Volume/surface meshes with fields through meshio: VTU, VTK, MSH, XDMF and PLY."""
+"""Volume/surface meshes with fields through meshio: VTU, VTK, MSH, XDMF and PLY (VTU files meshio cannot
+read, such as polyhedral meshes, go to the vtk reader)."""
 from __future__ import annotations
 
 import warnings
@@ -7,7 +8,7 @@ from pathlib import Path
 import meshio
 import numpy as np
 
-from geoop.errors import FieldError
+from geoop.errors import CorruptFileError, FieldError
 from geoop.geometry.geometry import Geometry
 from geoop.io.fields import join_columns, split_columns
 
@@ -20,6 +21,43 @@ _PLY_NORMALS = ("nx", "ny", "nz")
 def _native(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     return a.astype(a.dtype.newbyteorder("=")) if a.dtype.byteorder not in ("=", "|") else a
+
+
+def _has_polyhedra(path: Path) -> bool:
+    """Whether a VTU's XML header declares polyhedron faces (`faces`/`faceoffsets` before VTU 2.3,
+    `face_connectivity`/`polyhedron_to_faces` since)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    head = head.split(b"<AppendedData", 1)[0].lower()
+    return any(f'name="{n}"'.encode() in head for n in ("faces", "faceoffsets", "face_connectivity",
+                                                         "polyhedron_to_faces"))
+
+
+def _vtk_installed() -> bool:
+    try:
+        import vtk  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def read_vtu(path: Path) -> Geometry:
+    """A VTU file: through meshio, or through vtk when it is installed and the file holds polyhedral cells (as
+    snappyHexMesh makes) or meshio fails on it; without vtk a polyhedral file gets an error saying what to do."""
+    polyhedra = _has_polyhedra(path)
+    if not (polyhedra and _vtk_installed()):
+        try:
+            return read_meshio(path)
+        except (Exception, SystemExit) as e:  # meshio raises anything on what it cannot take, or exits
+            if not _vtk_installed():
+                if polyhedra:
+                    raise CorruptFileError("the file holds polyhedral cells, which meshio cannot read", path=path,
+                                           fix="install the vtk reader: pip install 'geoop[vtk]'; or write the "
+                                               "mesh with foamToVTK -poly-decomp (polyhedra decomposed)") from e
+                raise
+    from geoop.io.vtk_formats import read_vtu as read_with_vtk
+
+    return read_with_vtk(path)
 
 
 def from_meshio(mesh: meshio.Mesh, source: str | Path | None = None) -> Geometry:

@@ -55,15 +55,24 @@ def load(path: str | Path, sort: bool = True, **options: Any) -> Geometry:
 
     Args:
         path: STL/OBJ/OFF/GLB/GLTF (surfaces), VTU/VTK/MSH/XDMF (meshes with fields), PLY (mesh or points),
-            NPY/NPZ/CSV/XYZ (point clouds).
+            NPY/NPZ/CSV/TXT/XYZ (point clouds); with the vtk extra VTP, VTM and OpenFOAM cases (a case folder
+            or its `.foam` file).
         sort: reorder points along a Z-order curve (cells and fields follow; `source_index` maps back).
-        options: format-specific, e.g. `points_key="pos"` for NPZ.
+        options: format-specific, e.g. `points_key="pos"` for NPZ, `columns="x,y,z,p"` for tables,
+            `blocks="wing*"` for VTM, `patches="motorBike*"` and `time=500` for OpenFOAM.
     """
     path = Path(path)
+    if path.is_dir() and (path / "system" / "controlDict").is_file():  # an OpenFOAM case folder
+        path = path / f"{path.name}.foam"  # the reader needs only the folder; the marker need not exist
+        fmt = FORMATS[".foam"]
+        return _read(fmt, path, sort, options)
     if not path.is_file():
         raise MissingFileError("no such file" if not path.exists() else "not a file", path=path,
                                fix="check the path (relative paths start from the current directory)")
-    fmt = _format(path, "reader")
+    return _read(_format(path, "reader"), path, sort, options)
+
+
+def _read(fmt: Format, path: Path, sort: bool, options: dict[str, Any]) -> Geometry:
     try:
         geometry = fmt.reader(path, **options)
     except GeoopError as e:

@@ -9,31 +9,34 @@ from typing import Any
 import numpy as np
 
 from geoop.geometry.geometry import Geometry
+from geoop.data.importer import parameters, read_sample
 from geoop.io import load
 from geoop.training.run import load_model
 from geoop.viz.plot import plot_fields
 
 
-def _options(columns: str | None) -> dict[str, Any]:
-    """Reader options: `columns` names the columns of a table (CSV/TXT/NPY) without a header."""
-    return {"columns": columns} if columns else {}
-
-
 def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path, query: str | Path | None = None,
                  constants: Mapping[str, Sequence[float] | float] | None = None, chunk: int = 200_000,
                  columns: str | None = None, query_columns: str | None = None,
-                 surface: str | Path | None = None) -> tuple[Geometry, Path, Path, dict[str, float | None]]:
-    """Predict the model's fields for the geometry in `geometry` (any supported format) at the points of
-    `query` (another file; default: the geometry's own points), keeping that file's point order, cells and
-    point fields; write `out` and a PNG beside it. Where the file also holds a target field, the output keeps
-    it as `<name>_true` with `<name>_error` (prediction minus truth), and its relative L2 is returned.
+                 surface: str | Path | None = None, **source: Any
+                 ) -> tuple[Geometry, Path, Path, dict[str, float | None]]:
+    """Predict the model's fields for the geometry in `geometry` (any supported file, or an OpenFOAM case
+    folder) at the points of `query` (another file; default: the geometry's own points), keeping that file's
+    point order, cells and point fields; write `out` (VTU, VTP, ...) and a PNG beside it. Where the file also
+    holds a target field, the output keeps it as `<name>_true` with `<name>_error` (prediction minus truth),
+    and its relative L2 is returned.
     `columns`/`query_columns` name the columns of headerless tables; `surface`: the surface or mesh that a
-    bare-cloud geometry samples (for models that use its signed distance).
+    bare-cloud geometry samples (for models that use its signed distance); `source`: how the geometry is
+    read, as on import (`patches`, `time`, `blocks`, `at`, `cp`, `cell_to_points`; see `read_sample`). The
+    case's parameters (`params.json`) fill the inputs of the same names unless `constants` gives them.
     Returns (prediction, written file, picture, {target: its relative L2, or None where the file has no
     truth})."""
     operator = load_model(checkpoint)
-    g = load(geometry, sort=False, **_options(columns))  # the file's order is the output's
-    queries = load(query, sort=False, **_options(query_columns)) if query is not None else None
+    path = Path(geometry)
+    params = {k: v for k, v in parameters(path).items() if k in operator.fields["inputs"]}
+    params = {k: v for k, v in params.items() if k not in (constants or {})}
+    g = read_sample(path, columns=columns, params=params, sort=False, **source)  # the file's order is the output's
+    queries = load(query, sort=False, **({"columns": query_columns} if query_columns else {})) if query else None
     shape = load(surface) if surface is not None else None
     result = operator.predict(g, queries, constants=constants, chunk=chunk, shape=shape)
     at = g if queries is None else queries
