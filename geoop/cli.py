@@ -116,6 +116,8 @@ def _predict(args: argparse.Namespace) -> None:
         constants[key.strip()] = parse_value(value)
     result, written, picture, errors = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants,
                                                     args.chunk, args.columns, args.query_columns, args.surface,
+                                                    generate={"grid": args.query_grid, "random": args.query_random,
+                                                              "surface": args.query_surface},
                                                     **_source_options(args))
     print(f"predicted {', '.join(errors)} at {result.n_points} points (in the order of the input file)")
     for name, e in errors.items():
@@ -308,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default=None, metavar="NAMES",
                    help="names of the columns of a headerless CSV/TXT/NPY geometry, e.g. x,y,z,k,f")
     p.add_argument("--query-columns", default=None, metavar="NAMES", help="the same for the --query file")
+    p.add_argument("--query-grid", default=None, metavar="NXxNYxNZ",
+                   help="predict on a box grid over the geometry (VTU with cells: ParaView slices it; the field "
+                        "`inside` masks what lies outside the domain)")
+    p.add_argument("--query-random", type=int, default=None, metavar="N", help="predict at N random points inside")
+    p.add_argument("--query-surface", type=int, default=None, metavar="N",
+                   help="predict at N random points on the boundary")
     p.add_argument("--surface", default=None, metavar="FILE",
                    help="the surface or mesh a point-cloud --geometry samples (its signed distance feeds models "
                         "trained with one)")

@@ -261,3 +261,22 @@ def test_data_make_takes_fractions_and_a_split_file(tmp_path):
     m = read_manifest(tmp_path / "a")
     assert m["splits"] == {"train": [0, 1, 2, 3], "val": [4], "test": [5]}
     assert m["statistics"]["u"]["count"] == sum(r["n_points"] for r in m["samples"][:4])
+
+
+def test_generated_queries_a_box_grid_paraview_slices_and_random_samples(model, designs, tmp_path):
+    geometry = designs / "held_out" / "design_13.vtu"
+    assert main(["predict", "--checkpoint", str(model), "--geometry", str(geometry), "--query-grid", "9x7",
+                 "--out", str(tmp_path / "grid.vtu")]) == 0
+    import meshio
+
+    grid = meshio.read(tmp_path / "grid.vtu")  # opens with meshio (and ParaView): quads, prediction, mask
+    assert len(grid.points) == 63 and grid.cells_dict["quad"].shape == (48, 4)
+    inside = grid.point_data["inside"]
+    g = geoop.load(geometry)
+    r = np.linalg.norm(grid.points[:, :2], axis=1)
+    assert set(np.unique(inside)) == {0.0, 1.0} and (inside[r > g.points[:, 0].max() + 1e-9] == 0).all()
+    assert np.isfinite(grid.point_data["u"]).all()
+    result, _, _, errors = predict_file(model, geometry, tmp_path / "random.vtu", generate={"random": 300})
+    assert result.n_points == 300 and errors["u"] is not None  # the FE field, interpolated, is the truth there
+    with pytest.raises(GeoopError, match="not NXxNY"):
+        predict_file(model, geometry, tmp_path / "x.vtu", generate={"grid": "9by7"})

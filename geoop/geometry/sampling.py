@@ -75,3 +75,31 @@ def sample_volume(geometry: Geometry, n: int, seed: int | None = None, batch: in
             raise GeometryError("no sample fell inside the surface in 100 batches", path=geometry.source,
                                 fix="check that the surface encloses a volume (is it inverted?)")
     return Geometry(np.concatenate(kept)[:n], source=geometry.source)
+
+
+def box_grid(geometry: Geometry, shape: tuple[int, ...]) -> Geometry:
+    """A structured grid of `shape` nodes (one count per axis) over the bounding box of `geometry`, with
+    quad (2D) or hexahedral (3D) cells, so that ParaView slices and contours it. Where the geometry encloses
+    a region (a volume mesh or a closed surface), the point field `inside` is 1 inside and 0 outside (mask the
+    predictions with it: outside the domain they are extrapolation)."""
+    if len(shape) != geometry.dim or min(shape) < 2:
+        raise GeometryError(f"a query grid of {geometry.dim}D geometry needs {geometry.dim} node counts >= 2, "
+                            f"got {'x'.join(map(str, shape))}", path=geometry.source,
+                            fix="e.g. --query-grid " + "x".join(["64"] * geometry.dim))
+    lo, hi = geometry.bounds
+    axes = [np.linspace(lo[a], hi[a], n) for a, n in enumerate(shape)]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, geometry.dim)
+    index = np.arange(len(points)).reshape(shape)
+    if geometry.dim == 2:
+        c = index[:-1, :-1].ravel()
+        dx, dy = shape[1], 1
+        cells = {"quad": np.stack([c, c + dx, c + dx + dy, c + dy], axis=1)}
+    else:
+        c = index[:-1, :-1, :-1].ravel()
+        dx, dy, dz = shape[1] * shape[2], shape[2], 1
+        cells = {"hexahedron": np.stack([c, c + dx, c + dx + dy, c + dy, c + dz, c + dx + dz, c + dx + dy + dz,
+                                         c + dy + dz], axis=1)}
+    fields = {}
+    if geometry.kind == "volume" or geometry.is_watertight:
+        fields["inside"] = (signed_distance(geometry, points) <= 0).astype(np.float64)
+    return Geometry(points, cells, fields, source=geometry.source)

@@ -8,17 +8,41 @@ from typing import Any
 
 import numpy as np
 
+from geoop.errors import GeoopError
 from geoop.geometry.geometry import Geometry
+from geoop.geometry.sampling import box_grid, sample_surface, sample_volume
 from geoop.data.importer import parameters, read_sample
 from geoop.io import load
 from geoop.training.run import load_model
 from geoop.viz.plot import plot_fields
 
 
-def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path, query: str | Path | None = None,
+def generated_queries(geometry: Geometry, grid: str | None = None, random: int | None = None,
+                      surface: int | None = None, seed: int = 0) -> Geometry | None:
+    """Query points made for `geometry`: a box grid `grid` ("NXxNYxNZ", see `box_grid`), `random` points
+    uniform inside it, or `surface` points uniform on its boundary (the last two carry the geometry's point
+    fields interpolated, so a truth there is compared); None when none is asked for."""
+    asked = [a for a in (grid, random, surface) if a]
+    if len(asked) > 1:
+        raise GeoopError("ask for one kind of generated queries (--query-grid, --query-random or --query-surface)")
+    if grid:
+        try:
+            shape = tuple(int(v) for v in grid.lower().split("x"))
+        except ValueError as e:
+            raise GeoopError(f"--query-grid {grid!r} is not NXxNY[xNZ]", fix="e.g. --query-grid 64x64x32") from e
+        return box_grid(geometry, shape)
+    if random:
+        return sample_volume(geometry, random, seed=seed)
+    if surface:
+        return sample_surface(geometry, surface, seed=seed)
+    return None
+
+
+def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
+                 query: str | Path | Geometry | None = None,
                  constants: Mapping[str, Sequence[float] | float] | None = None, chunk: int = 200_000,
                  columns: str | None = None, query_columns: str | None = None,
-                 surface: str | Path | None = None, **source: Any
+                 surface: str | Path | None = None, generate: Mapping[str, Any] | None = None, **source: Any
                  ) -> tuple[Geometry, Path, Path, dict[str, float | None]]:
     """Predict the model's fields for the geometry in `geometry` (any supported file, or an OpenFOAM case
     folder) at the points of `query` (another file; default: the geometry's own points), keeping that file's
@@ -26,7 +50,8 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path, 
     holds a target field, the output keeps it as `<name>_true` with `<name>_error` (prediction minus truth),
     and its relative L2 is returned.
     `columns`/`query_columns` name the columns of headerless tables; `surface`: the surface or mesh that a
-    bare-cloud geometry samples (for models that use its signed distance); `source`: how the geometry is
+    bare-cloud geometry samples (for models that use its signed distance); `generate`: queries made for the
+    geometry instead of a file (`grid`, `random` or `surface`, see `generated_queries`); `source`: how it is
     read, as on import (`patches`, `time`, `blocks`, `at`, `cp`, `cell_to_points`; see `read_sample`). The
     case's parameters (`params.json`) fill the inputs of the same names unless `constants` gives them.
     Returns (prediction, written file, picture, {target: its relative L2, or None where the file has no
@@ -36,7 +61,15 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path, 
     params = {k: v for k, v in parameters(path).items() if k in operator.fields["inputs"]}
     params = {k: v for k, v in params.items() if k not in (constants or {})}
     g = read_sample(path, columns=columns, params=params, sort=False, **source)  # the file's order is the output's
-    queries = load(query, sort=False, **({"columns": query_columns} if query_columns else {})) if query else None
+    generate = {k: v for k, v in (generate or {}).items() if v}
+    if generate and query is not None:
+        raise GeoopError("give a query file or generated queries, not both")
+    if generate:
+        queries = generated_queries(g, **generate)
+    elif isinstance(query, Geometry) or query is None:
+        queries = query
+    else:
+        queries = load(query, sort=False, **({"columns": query_columns} if query_columns else {}))
     shape = load(surface) if surface is not None else None
     result = operator.predict(g, queries, constants=constants, chunk=chunk, shape=shape)
     at = g if queries is None else queries
