@@ -204,3 +204,55 @@ def test_openfoam_mistakes_name_the_fix(tmp_path):
     subprocess.run(["find", str(fresh), "-name", "*.gz", "-exec", "gunzip", "{}", ";"], check=True)
     with pytest.raises(GeoopError, match="(?s)no results.*run the solver"):
         geoop.load(fresh)
+
+
+MOTORBIKE = CAVITY.parents[2] / "simpleFoam" / "motorBike"
+BIKE_SURFACE = CAVITY.parents[3] / "resources" / "geometry" / "motorBike.obj.gz"
+
+
+def _coarse_motorbike(folder: Path, speed: float) -> Path:
+    """The snappyHexMesh motorBike tutorial, coarse (surface level 2-3, no layers) and serial, 20 simpleFoam
+    iterations at inlet speed `speed`: about 11 s; params.json holds the speed."""
+    shutil.copytree(MOTORBIKE, folder)
+    subprocess.run(["find", str(folder), "-name", "*.gz", "-exec", "gunzip", "{}", ";"], check=True)
+    (folder / "constant" / "triSurface").mkdir(parents=True, exist_ok=True)
+    shutil.copy(BIKE_SURFACE, folder / "constant" / "triSurface")
+    snappy = folder / "system" / "snappyHexMeshDict"
+    snappy.write_text(snappy.read_text().replace("level (5 6);", "level (2 3);").replace(
+        "levels ((1E15 4));", "levels ((1E15 2));").replace("level 6;", "level 2;").replace(
+        "addLayers       true;", "addLayers       false;"))
+    control = folder / "system" / "controlDict"
+    text = "\n".join(line for line in control.read_text().splitlines() if "#include" not in line)
+    control.write_text(text.replace("endTime         500;", "endTime 20;").replace("writeInterval   100;",
+                                                                                 "writeInterval 20;"))
+    script = (f"source {OPENFOAM} >/dev/null 2>&1; cd {folder} && gunzip -f constant/triSurface/motorBike.obj.gz && "
+              "surfaceFeatureExtract && blockMesh && snappyHexMesh -overwrite && cp -r 0.orig/* 0/ && "
+              f"sed -i 's/(20 0 0)/({speed} 0 0)/' 0/include/initialConditions && simpleFoam && "
+              "foamToVTK -latestTime")
+    subprocess.run(["bash", "-c", script], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (folder / "params.json").write_text(json.dumps({"U_inf": speed}))
+    return folder
+
+
+@pytest.mark.slow
+@needs_openfoam
+def test_motorbike_cases_import_train_and_predict_surface_cp(tmp_path, capsys):
+    """The issue's user story: snappyHexMesh output (polyhedra) through foamToVTK and as case folders."""
+    cases = tmp_path / "cases"
+    for i, speed in enumerate((20.0, 25.0, 30.0)):
+        _coarse_motorbike(cases / ("held_out" if i == 2 else "") / f"bike{i}", speed)
+    internal = next((cases / "bike0" / "VTK").rglob("internal.vtu"))  # polyhedral cells: meshio alone fails
+    volume = geoop.load(internal)
+    assert volume.kind == "volume" and "p" in volume.point_data
+    assert main(["data", "import", str(cases), "--out", str(tmp_path / "data"), "--patches", "motorBike*",
+                 "--at", "cells", "--cp", "p,1,U_inf,0", "--targets", "cp", "--test-from",
+                 str(cases / "held_out")]) == 0
+    train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=1", "model.name=transolver",
+                             "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
+                             f"data.root={tmp_path / 'data'}", f"out={tmp_path / 'run'}"]))
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(tmp_path / "run" / "model.safetensors"), "--geometry",
+                 str(cases / "held_out" / "bike2"), "--patches", "motorBike*", "--at", "cells", "--cp",
+                 "p,1,U_inf,0", "--out", str(tmp_path / "bike2.vtp")]) == 0
+    assert "cp: relative L2" in capsys.readouterr().out
+    assert {"cp", "cp_true", "cp_error"} <= set(geoop.load(tmp_path / "bike2.vtp").point_data)
