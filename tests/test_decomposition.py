@@ -130,3 +130,33 @@ def test_a_small_kdfno_learns_the_antiderivative_operator():
     transfers = [model.prepare(s[0].numpy()) for s in samples]
     test = train_and_test(model, samples, transfers, KDTransfers.collate, epochs=30)
     assert test < 0.25, test  # ~0.16 measured; predicting zero scores 1.0
+
+
+def test_mirror_symmetries_commute_with_the_grid_transfers():
+    """The premise of `symmetries`: on a box the family maps onto itself, mirroring the points (values kept)
+    mirrors the gridded values, and the read-out at mirrored queries reads the mirrored grid. So flipping the
+    gridded inputs and flipping the output back is the network seeing the mirrored problem."""
+    from geoop.models.kdfno import _apply
+    from tests.conftest import disk_mesh
+
+    g = disk_mesh(radius=1.0, rings=12)
+    rng = np.random.default_rng(0)
+    f = torch.tensor(rng.normal(size=(g.n_points, 1)), dtype=torch.float32)
+    tree = KDTreeDecomposition(n_subdomains=1).fit(g.points, n_samples=1)
+    model = KDFNO(tree, 1, 1, oversample=1.0, hidden=8, modes=4, n_layers=1, use_sdf=False,
+                  symmetries=("flip_x", "flip_y", "transpose"))
+    shape = model.grids.shape
+    points = np.array(g.points)
+    base = model.prepare(points)
+    for ops, mirror in ((["flip_x"], np.array([[-1, 0], [0, 1]])), (["transpose"], np.array([[0, 1], [1, 0]]))):
+        moved = model.prepare(points @ mirror.T)
+        grid = torch.sparse.mm(base.to_grid, f).reshape(1, 1, -1, 1).permute(0, 1, 3, 2)
+        mirrored = torch.sparse.mm(moved.to_grid, f).reshape(1, 1, -1, 1).permute(0, 1, 3, 2)
+        torch.testing.assert_close(mirrored, _apply(grid, ops, shape), atol=1e-5, rtol=1e-5)
+    model.eval()
+    first, again = model(f, base), model(f, base)
+    assert torch.equal(first, again)  # no augmentation outside training
+    model.train()
+    model(f, base).square().mean().backward()
+    with pytest.raises(ValueError, match="one grid"):
+        KDFNO(KDTreeDecomposition(n_subdomains=4).fit(g.points, n_samples=1), 1, 1, symmetries=("flip_x",))

@@ -1,7 +1,7 @@
 """KD-FNO: a K-D tree decomposition feeds one FNO with per-leaf uniform grids (NUNO's NU-FNO)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,12 +60,18 @@ class KDFNO(nn.Module):
         in_channels, out_channels: fields in and out. oversample: grid nodes per point in each leaf.
         hidden, modes, n_layers, padding: the FNO. leaves_as: "channels" or "batch". use_sdf: feed the signed
         distance at the grid nodes (needs `sdf_fn` in `prepare`).
+        symmetries: training augmentation for one grid (`n_subdomains=1`) over a box that the problem family
+        maps onto itself: any of "flip_x", "flip_y", "flip_z" (mirror an axis) and "transpose" (swap x and y;
+        a square grid). Each training step mirrors the gridded inputs by a random element of the group they
+        generate and mirrors the output grid back, which is the network seeing the mirrored problem (the
+        grids' node coordinates stay as they are). Valid only where the physics and every field are invariant
+        (scalar fields: a Poisson family on a square; not a vector field, whose components would change).
     Shapes: forward(f `(N, C_in)`, transfers) -> `(M, C_out)`.
     """
 
     def __init__(self, tree: KDTreeDecomposition, in_channels: int, out_channels: int, oversample: float = 1.5,
                  hidden: int = 32, modes: int = 12, n_layers: int = 4, padding: float = 0.1,
-                 leaves_as: str = "channels", use_sdf: bool = True):
+                 leaves_as: str = "channels", use_sdf: bool = True, symmetries: Sequence[str] = ()):
         super().__init__()
         self.use_sdf = use_sdf
         if leaves_as not in ("channels", "batch"):
@@ -77,11 +83,18 @@ class KDFNO(nn.Module):
         coords = (nodes - lo) / np.maximum(hi - lo, 1e-300) * 2 - 1
         self.register_buffer("node_coords", torch.tensor(coords, dtype=torch.float32))
         shape, n_leaves, dim = self.grids.shape, self.grids.n_leaves, nodes.shape[1]
+        self.symmetries = _check_symmetries(tuple(symmetries), shape, n_leaves)
         modes_per_axis = tuple(min(modes, s) for s in shape)
         width = n_leaves if leaves_as == "channels" else 1
         self.fno = FNO(width * (in_channels + int(use_sdf) + dim), width * out_channels, modes_per_axis,
                        hidden=hidden,
                        n_layers=n_layers, padding=padding)
+
+    def _draw_symmetry(self) -> list[str]:
+        """A random element of the group `symmetries` generate, as the ops to apply in order (each with
+        probability 1/2; the global torch generator keeps seeded runs reproducible)."""
+        draws = torch.randint(0, 2, (len(self.symmetries),)).tolist()
+        return [op for op, on in zip(self.symmetries, draws, strict=True) if on]
 
     @torch.no_grad()
     def prepare(self, points: np.ndarray, weights: torch.Tensor | None = None, queries: np.ndarray | None = None,
@@ -110,13 +123,44 @@ class KDFNO(nn.Module):
             f = torch.zeros((transfers.to_grid.shape[1], 0), device=transfers.to_grid.device)  # geometry only
         with torch.autocast(f.device.type, enabled=False):  # sparse products stay in float32
             values = torch.sparse.mm(transfers.to_grid, f.float())  # (B * L * G, C)
-        coords = self.node_coords.repeat(b, 1)
         extra = [transfers.grid_sdf] if self.use_sdf else []
-        h = torch.cat([values, *extra, coords], dim=1).reshape(b, n_leaves, g, -1).permute(0, 1, 3, 2)  # (B, L, C', G)
+        data = torch.cat([values, *extra], dim=1).reshape(b, n_leaves, g, -1).permute(0, 1, 3, 2)  # (B, L, C, G)
+        ops = self._draw_symmetry() if self.training and self.symmetries else []
+        data = _apply(data, ops, shape)
+        coords = self.node_coords.reshape(1, n_leaves, g, -1).permute(0, 1, 3, 2).expand(b, -1, -1, -1)
+        h = torch.cat([data, coords], dim=2)  # (B, L, C', G)
         if self.leaves_as == "channels":
             out = self.fno(h.reshape(b, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
         else:
             out = self.fno(h.reshape(b * n_leaves, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
+        out = _apply(out, ops[::-1], shape)  # each op is its own inverse
         grid_values = out.permute(0, 1, 3, 2).reshape(b * n_leaves * g, self.out_channels)
         with torch.autocast(grid_values.device.type, enabled=False):
             return torch.sparse.mm(transfers.to_points, grid_values.float())
+
+
+SYMMETRIES = {"flip_x": 0, "flip_y": 1, "flip_z": 2, "transpose": None}
+
+
+def _check_symmetries(symmetries: tuple[str, ...], shape: tuple[int, ...], n_leaves: int) -> tuple[str, ...]:
+    unknown = [o for o in symmetries if o not in SYMMETRIES]
+    if unknown:
+        raise ValueError(f"unknown symmetries {unknown}; choose from {list(SYMMETRIES)}")
+    if symmetries and n_leaves != 1:
+        raise ValueError("symmetries need one grid (n_subdomains=1): the tree's cuts are not symmetric")
+    if any(SYMMETRIES[o] is not None and SYMMETRIES[o] >= len(shape) for o in symmetries):
+        raise ValueError(f"a {len(shape)}D grid has no axis for {symmetries}")
+    if "transpose" in symmetries and shape[0] != shape[1]:
+        raise ValueError(f"transpose needs a square grid in x and y, got {shape}")
+    return symmetries
+
+
+def _apply(grid: torch.Tensor, ops: Sequence[str], shape: tuple[int, ...]) -> torch.Tensor:
+    """`(B, L, C, G)` grid values with the mirror `ops` applied in order on the spatial axes `shape`."""
+    if not ops:
+        return grid
+    b, leaves, c, g = grid.shape
+    x = grid.reshape(b, leaves, c, *shape)
+    for op in ops:
+        x = x.transpose(3, 4) if op == "transpose" else x.flip(3 + SYMMETRIES[op])
+    return x.reshape(b, leaves, c, g)
