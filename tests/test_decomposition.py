@@ -160,3 +160,19 @@ def test_mirror_symmetries_commute_with_the_grid_transfers():
     model(f, base).square().mean().backward()
     with pytest.raises(ValueError, match="one grid"):
         KDFNO(KDTreeDecomposition(n_subdomains=4).fit(g.points, n_samples=1), 1, 1, symmetries=("flip_x",))
+
+
+def test_every_sample_keeps_the_minimum_in_every_leaf():
+    """The minimum leaf size holds per sample, not for the union: a sample that is sparse where the others
+    are dense still gets at least `min_points` in each leaf."""
+    rng = np.random.default_rng(0)
+    dense = [np.concatenate([rng.uniform(0, 1, (400, 2)), rng.uniform(0, 0.2, (400, 2))]) for _ in range(3)]
+    sparse = rng.uniform(0, 1, (120, 2))  # few points near the corner the others crowd
+    samples = dense + [sparse]
+    index = np.repeat(np.arange(4), [len(s) for s in samples])
+    tree = KDTreeDecomposition(n_subdomains=16, min_points=12).fit(np.concatenate(samples), 4, sample_index=index)
+    counts = np.stack([np.bincount(tree.assign(s), minlength=tree.n_leaves) for s in samples])
+    assert tree.n_leaves > 4 and counts.min() >= 12
+    union = KDTreeDecomposition(n_subdomains=16, min_points=12).fit(np.concatenate(samples), 4)
+    per_sample = np.stack([np.bincount(union.assign(s), minlength=union.n_leaves) for s in samples])
+    assert per_sample.min() < 12  # counting the union's points let a leaf starve the sparse sample

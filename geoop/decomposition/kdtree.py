@@ -32,17 +32,29 @@ def uniformity_kl(points: np.ndarray, n_blocks: int, lower: np.ndarray | None = 
     return float((p * np.log(p * np.prod(shape))).sum())
 
 
-def _best_cut(points: np.ndarray, n_blocks: int, min_points: int) -> tuple[int, float, float] | None:
+def _fewest(left: np.ndarray, samples: np.ndarray | None, n_samples: int) -> int:
+    """The fewest points any one sample has on either side of a cut (`left`: `(N,)` bool)."""
+    if samples is None:
+        return int(min(left.sum(), len(left) - left.sum()))
+    on_left = np.bincount(samples[left], minlength=n_samples)
+    return int(min(on_left.min(), (np.bincount(samples, minlength=n_samples) - on_left).min()))
+
+
+def _best_cut(points: np.ndarray, n_blocks: int, min_points: int, samples: np.ndarray | None = None,
+              n_samples: int = 1) -> tuple[int, float, float] | None:
     """(axis, threshold, gain) of the histogram-edge cut on the longest axis whose point fractions differ most
-    from its volume fractions: gain = sum_sides f log(f / v), the KL the cut explains. None if no cut is valid."""
+    from its volume fractions: gain = sum_sides f log(f / v), the KL the cut explains. A cut is valid when every
+    sample (`samples (N,)`: the sample of each point; None: one sample) keeps `min_points` on each side. None
+    if no cut is valid."""
     lo, hi = points.min(0), points.max(0)
     axis = int(np.argmax(hi - lo))
     k = histogram_shape(hi - lo, n_blocks)[axis]
     best = None
     for m in range(1, k):
         b = lo[axis] + m * (hi[axis] - lo[axis]) / k
-        n_left = int((points[:, axis] <= b).sum())
-        if min(n_left, len(points) - n_left) < min_points:
+        goes_left = points[:, axis] <= b
+        n_left = int(goes_left.sum())
+        if _fewest(goes_left, samples, n_samples) < min_points:
             continue
         f, v = np.array([n_left, len(points) - n_left]) / len(points), np.array([m, k - m]) / k
         gain = float((f * np.log(f / v)).sum())
@@ -59,7 +71,7 @@ class KDTreeDecomposition:
     maximises `sum_sides f log(f / v)` (point fraction f against volume fraction v): by the chain rule of KL
     divergence this is exactly how much of the leaf's KL the cut explains, so the children's KL measured on the
     parent's cells never exceeds the parent's (NUNO re-bins each child before comparing, which can rise).
-    A leaf is final when every cut leaves a child with fewer than `min_points` points.
+    A leaf is final when every cut leaves a child with fewer than `min_points` points of some sample.
 
     Fitted: `leaf_lower_`, `leaf_upper_` `(L, d)` tight boxes; `leaf_count_`, `leaf_kl_` `(L,)`; the tree as
     `node_axis_`, `node_threshold_`, `node_left_`, `node_right_`, `node_leaf_` (leaf id, or -1 inside).
@@ -70,17 +82,27 @@ class KDTreeDecomposition:
         self.n_subdomains, self.n_blocks, self.max_depth = n_subdomains, n_blocks, max_depth
         self.min_points = min_points if min_points is not None else n_blocks
 
-    def fit(self, points: np.ndarray, n_samples: int = 1) -> KDTreeDecomposition:
+    def fit(self, points: np.ndarray, n_samples: int = 1, sample_index: np.ndarray | None = None
+            ) -> KDTreeDecomposition:
         """Grow the tree on `points (N, d)`: one geometry, or the union of `n_samples` samples' points (leaf
-        grids are then sized to the points one sample has in each leaf, `leaf_count_ / n_samples_`)."""
+        grids are then sized to the points one sample has in each leaf, `leaf_count_ / n_samples_`).
+        `sample_index (N,)`: the sample of each point, so that every sample keeps `min_points` in every leaf
+        (without it the union's count is held to `min_points x n_samples`)."""
         points = np.asarray(points, dtype=np.float64)
         self.n_samples_ = np.asarray(n_samples)
+        samples = None if sample_index is None else np.asarray(sample_index, dtype=np.int64)
+        minimum = self.min_points * (n_samples if samples is None else 1)
+
+        def cut(idx: np.ndarray) -> tuple[int, float, float] | None:
+            return _best_cut(points[idx], self.n_blocks, minimum, None if samples is None else samples[idx],
+                             n_samples)
+
         if len(points) < 2 * self.min_points:
             raise GeoopError(f"{len(points)} points are too few to decompose (min_points={self.min_points})")
         axis, threshold, left, right, depth = [-1], [0.0], [-1], [-1], [0]
         members = {0: np.arange(len(points))}
         kls = {0: uniformity_kl(points, self.n_blocks)}
-        cuts = {0: _best_cut(points, self.n_blocks, self.min_points)}
+        cuts = {0: cut(np.arange(len(points)))}
         while len(members) < self.n_subdomains:
             alive = [n for n in members if cuts[n] is not None and depth[n] < self.max_depth]
             if not alive:
@@ -98,7 +120,7 @@ class KDTreeDecomposition:
                 side[node] = child
                 members[child] = child_idx
                 kls[child] = uniformity_kl(points[child_idx], self.n_blocks)
-                cuts[child] = _best_cut(points[child_idx], self.n_blocks, self.min_points)
+                cuts[child] = cut(child_idx)
         leaves = sorted(members)
         self.node_axis_, self.node_threshold_ = np.array(axis), np.array(threshold)
         self.node_left_, self.node_right_ = np.array(left), np.array(right)

@@ -70,8 +70,10 @@ def _kdfno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
     if state is None:
         if not data.train_points:
             raise GeoopError("KD-FNO fits its K-D tree on training points; none were given")
-        tree = KDTreeDecomposition(**tree_options).fit(np.concatenate(list(data.train_points)),
-                                                       n_samples=len(data.train_points))
+        points = list(data.train_points)
+        tree = KDTreeDecomposition(**tree_options).fit(np.concatenate(points), n_samples=len(points),
+                                                       sample_index=np.repeat(np.arange(len(points)),
+                                                                              [len(p) for p in points]))
     else:
         tree = KDTreeDecomposition.from_state_dict(state)
     if tree.leaf_lower_.shape[1] != dim:
