@@ -63,9 +63,12 @@ def test_polygons_and_strips_of_other_tools_become_triangles(tmp_path):
     strips.InsertNextCell(4, [6, 7, 8, 9])
     poly.SetPolys(polys)
     poly.SetStrips(strips)
+    lines = vtk.vtkCellArray()
+    lines.InsertNextCell(3, [6, 8, 9])  # a polyline: two segments
+    poly.SetLines(lines)
     tag = vtk.vtkDoubleArray()
     tag.SetName("tag")
-    for v in (1.0, 2.0):
+    for v in (3.0, 1.0, 2.0):  # polydata order: lines, polygons, strips
         tag.InsertNextValue(v)
     poly.GetCellData().AddArray(tag)
     writer = vtk.vtkXMLPolyDataWriter()
@@ -73,9 +76,10 @@ def test_polygons_and_strips_of_other_tools_become_triangles(tmp_path):
     writer.SetInputData(poly)
     writer.Write()
     g = geoop.load(tmp_path / "paraview.vtp")
-    assert g.kind == "surface" and len(g.cells["triangle"]) == 4 + 2
+    assert g.kind == "surface" and len(g.cells["triangle"]) == 4 + 2 and len(g.cells["line"]) == 2
     assert g.summary()["measure"] == pytest.approx(1.5 * 1.6 + 1.0 * 1.0)  # hexagon + the strip's square
     assert sorted(g.cell_data["tag"]["triangle"].tolist()) == [1.0] * 4 + [2.0] * 2
+    assert g.cell_data["tag"]["line"].tolist() == [3.0, 3.0]
 
 
 def test_vtm_blocks_are_picked_by_name_and_merged(tmp_path):

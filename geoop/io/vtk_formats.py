@@ -69,12 +69,10 @@ def dataset_to_geometry(dataset, source: str | Path | None = None) -> Geometry:
         split.Update()
         grid = split.GetOutput()
         types = _cell_types(grid)
-        if len(types) and not np.isin(types, list(KEPT)).all():
-            lines = vtk.vtkAppendFilter()  # polylines survive the triangle filter: split them too
-            lines.AddInputData(_polylines_to_lines(grid))
-            lines.Update()
-            grid = lines.GetOutput()
-            types = _cell_types(grid)
+        if not np.isin(types, list(KEPT)).all():
+            raise CorruptFileError(f"cells of VTK types {sorted(set(types.tolist()) - set(KEPT))} could not be "
+                                   "split into simplices", path=source,
+                                   fix="convert them to linear cells first (e.g. ParaView's Tessellate filter)")
     n_points = grid.GetNumberOfPoints()
     if n_points == 0:
         raise CorruptFileError("no points", path=source, fix="check the block/patch selection and the file")
@@ -106,17 +104,6 @@ def _cell_types(grid) -> np.ndarray:
     version = vtk_module().vtkVersion
     new = (version.GetVTKMajorVersion(), version.GetVTKMinorVersion()) >= (9, 6)  # GetCellTypesArray renamed
     return np.asarray(vtk_to_numpy(grid.GetCellTypes() if new else grid.GetCellTypesArray()))
-
-
-def _polylines_to_lines(grid):
-    vtk = vtk_module()
-    surface = vtk.vtkDataSetSurfaceFilter()
-    surface.SetInputData(grid)
-    surface.Update()
-    strip = vtk.vtkTriangleFilter()  # splits polylines into segments and strips into triangles
-    strip.SetInputData(surface.GetOutput())
-    strip.Update()
-    return strip.GetOutput()
 
 
 def _flatten_2d(g: Geometry) -> Geometry:
