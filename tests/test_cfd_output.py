@@ -191,9 +191,10 @@ def test_openfoam_cases_import_train_and_predict_to_vtp(tmp_path, capsys):
                  str(cases / "held_out" / "lid4"), "--patches", "*Wall*", "--at", "cells", "--cp", "p,1,lid,0",
                  "--out", str(tmp_path / "pred.vtp")]) == 0
     assert "cp: relative L2" in capsys.readouterr().out
-    pred = geoop.load(tmp_path / "pred.vtp", sort=False)
-    assert {"p", "p_true", "p_error", "cp", "cp_true", "lid"} <= set(pred.point_data) and pred.n_points == 80
-    assert np.allclose(pred.point_data["lid"], 3.0) and (tmp_path / "pred.png").is_file()
+    pred = geoop.load(tmp_path / "pred.vtp", sort=False)  # the wall faces, with the values as cell data
+    assert pred.kind == "surface" and len(pred.cells["quad"]) == 80 and (tmp_path / "pred.png").is_file()
+    assert {"p", "p_true", "p_error", "cp", "cp_true", "lid"} <= set(pred.cell_data)
+    assert np.allclose(pred.cell_data["lid"]["quad"], 3.0)
 
 
 @needs_openfoam
@@ -259,4 +260,4 @@ def test_motorbike_cases_import_train_and_predict_surface_cp(tmp_path, capsys):
                  str(cases / "held_out" / "bike2"), "--patches", "motorBike*", "--at", "cells", "--cp",
                  "p,1,U_inf,0", "--out", str(tmp_path / "bike2.vtp")]) == 0
     assert "cp: relative L2" in capsys.readouterr().out
-    assert {"cp", "cp_true", "cp_error"} <= set(geoop.load(tmp_path / "bike2.vtp").point_data)
+    assert {"cp", "cp_true", "cp_error"} <= set(geoop.load(tmp_path / "bike2.vtp").cell_data)

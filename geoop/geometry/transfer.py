@@ -36,12 +36,17 @@ def cell_to_point(geometry: Geometry, name: str) -> np.ndarray:
     return acc / weight.reshape(-1, *[1] * (acc.ndim - 1))
 
 
+def _top_blocks(geometry: Geometry) -> list[str]:
+    """Cell types of the top dimension, in the order `cells_as_points` numbers their cells."""
+    return [t for t, c in geometry.cells.items() if C.CELL_DIM.get(t) == geometry.cell_dim and len(c)]
+
+
 def cells_as_points(geometry: Geometry) -> Geometry:
     """The top-dimensional cells as a point cloud: one point per cell at its centroid `(C, d)`, the cell fields
     as its point fields, and for cells on a 3D surface their unit normals (in the cells' winding), so that
     fields solvers write per face (surface pressure) train as they are."""
     dim = geometry.cell_dim
-    blocks = [t for t, c in geometry.cells.items() if C.CELL_DIM.get(t) == dim and len(c)]
+    blocks = _top_blocks(geometry)
     if dim < 1 or not blocks:
         raise FieldError("the geometry has no cells to take as points", path=geometry.source,
                          fix="use the points (leave --at out)")
@@ -63,3 +68,18 @@ def cells_as_points(geometry: Geometry) -> Geometry:
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
     return Geometry(centres, point_data=fields, normals=normals, source=geometry.source,
                     global_data=geometry.global_data)
+
+
+def cell_fields(geometry: Geometry, fields: dict[str, np.ndarray]) -> Geometry:
+    """The inverse of `cells_as_points`: `geometry`'s top-dimensional cells with `fields` (one row per cell, in
+    `cells_as_points` order) as their cell data, and its point fields."""
+    blocks = _top_blocks(geometry)
+    sizes = [len(geometry.cells[t]) for t in blocks]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    data = {}
+    for name, value in fields.items():
+        if len(value) != bounds[-1]:
+            raise FieldError(f"field {name!r} has {len(value)} rows for {bounds[-1]} cells", path=geometry.source)
+        data[name] = {t: np.asarray(value[bounds[i]:bounds[i + 1]]) for i, t in enumerate(blocks)}
+    return Geometry(geometry.points, {t: geometry.cells[t] for t in blocks}, geometry.point_data, data,
+                    source=geometry.source)

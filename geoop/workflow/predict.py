@@ -11,6 +11,7 @@ import numpy as np
 from geoop.errors import GeoopError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.sampling import box_grid, sample_surface, sample_volume
+from geoop.geometry.transfer import cell_fields
 from geoop.data.importer import parameters, read_sample
 from geoop.io import load
 from geoop.training.run import load_model
@@ -46,7 +47,8 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
                  ) -> tuple[Geometry, Path, Path, dict[str, float | None]]:
     """Predict the model's fields for the geometry in `geometry` (any supported file, or an OpenFOAM case
     folder) at the points of `query` (another file; default: the geometry's own points), keeping that file's
-    point order, cells and point fields; write `out` (VTU, VTP, ...) and a PNG beside it. Where the file also
+    point order, cells and point fields (with `at="cells"`, the file's cells with the fields as cell data);
+    write `out` (VTU, VTP, ...) and a PNG beside it. Where the file also
     holds a target field, the output keeps it as `<name>_true` with `<name>_error` (prediction minus truth),
     and its relative L2 is returned.
     `columns`/`query_columns` name the columns of headerless tables; `surface`: the surface or mesh that a
@@ -83,7 +85,11 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
             extra[f"{name}_true"], extra[f"{name}_error"] = truth, diff
             errors[name] = float(np.linalg.norm(diff) / max(np.linalg.norm(truth), 1e-300))
     result = result.with_point_data(**extra)
-    written = result.save(out)
+    if source.get("at") == "cells" and queries is None:  # the faces (cells) carry their values, for ParaView
+        mesh = read_sample(path, sort=False, **{**source, "at": "points", "cp": None})
+        written = cell_fields(mesh, result.point_data).save(out)
+    else:
+        written = result.save(out)
     known = [name for name, e in errors.items() if e is not None]
     shown = [f for name in targets for f in ([f"{name}_true", name, f"{name}_error"] if name in known else [name])]
     titles = [("true " + f[:-5]) if f.endswith("_true") else ("error " + f[:-6]) if f.endswith("_error")
