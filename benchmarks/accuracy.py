@@ -7,7 +7,8 @@ thread; the budget is the stopping rule and sizes the learning-rate schedule), s
                                   [--jobs 2] [--out out/accuracy] [--quick]
 
 Each (dataset, model) cell trains in a fresh process. Finished cells are kept in `OUT/results.json` (dated,
-with the machine) and not rerun, so the run can be stopped and resumed, and filled over several sittings.
+with the machine and commit) and not rerun, so the run can be stopped and resumed, and filled over several
+sittings (`--resume-from benchmarks/results/accuracy.json` starts a new machine from the published cells).
 Writes `OUT/results.json`, `OUT/results.md` (the table) and `OUT/accuracy.png` (validation error against
 training CPU-seconds, one curve per model). `--quick` is a smoke test of the whole pipeline in a few minutes.
 Needs `pip install neuraloperator==2.0.0` for the baselines.
@@ -109,8 +110,8 @@ def _in_fresh_process(dataset: str, model: str, data: Path, out: Path, budget: f
 
 def table(results: dict) -> str:
     """Markdown: one row per (dataset, model), best first within each dataset."""
-    rows = ["| dataset | model | test rel. L2 per field | mean | parameters | CPU s | epochs | peak RSS | date |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| dataset | model | test rel. L2 per field | mean | parameters | CPU s | epochs | peak RSS "
+            "| date, commit |", "|---|---|---|---|---|---|---|---|---|"]
     cells = [c for c in results["cells"].values() if "failed" not in c]
     for dataset in DATASETS:
         mine = sorted((c for c in cells if c["dataset"] == dataset), key=lambda c: c["test_rel_l2_mean"])
@@ -120,7 +121,7 @@ def table(results: dict) -> str:
                                for n, v in c["test"].items())
             rows.append(f"| {dataset} | {c['model']} | {fields} | {c['test_rel_l2_mean']:.4f} | "
                         f"{c['parameters'] / 1e3:.0f}k | {c['cpu_seconds']:.0f} | {c['epochs']} | "
-                        f"{c['peak_rss_mb'] / 1024:.2f} GB | {c['date']} |")
+                        f"{c['peak_rss_mb'] / 1024:.2f} GB | {c['date']}, {c.get('commit') or '-'} |")
     failed = [c for c in results["cells"].values() if "failed" in c]
     rows += [f"\nfailed: {c['dataset']} / {c['model']}" for c in failed]
     return "\n".join(rows) + "\n"
@@ -158,6 +159,9 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--models", nargs="+", default=GEOOP + list(BASELINES) + list(VARIANTS))
     ap.add_argument("--jobs", type=int, default=2, help="cells trained at once (each on one thread)")
+    ap.add_argument("--resume-from", default=None, metavar="JSON",
+                    help="finished cells to start from when OUT has none yet, e.g. benchmarks/results/accuracy.json "
+                         "(the table in the README), so that a new machine fills in only the missing cells")
     ap.add_argument("--quick", action="store_true", help="tiny datasets and budget: a smoke test")
     ap.add_argument("--run", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -178,6 +182,8 @@ def main() -> None:
         generate(dataset, out / "data" / dataset, n=sizes[dataset], seed=0, workers=2, progress=False)
         print(f"{dataset}: data ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     path = out / "results.json"
+    if args.resume_from and not path.is_file():
+        _save(path, _load(Path(args.resume_from)))
     results = _load(path)
     todo = [(d, m) for m in models for d in args.datasets if f"{d}/{m}" not in results["cells"]  # models first:
             or "failed" in results["cells"][f"{d}/{m}"] or results["cells"][f"{d}/{m}"]["budget_cpu_s"] != budget]
