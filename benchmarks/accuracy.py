@@ -36,8 +36,11 @@ BASELINES = {"neuralop_fno": {2: ["model.resolution=64", "model.hidden=32", "mod
              "neuralop_gino": {2: ["model.resolution=32", "model.hidden=32", "model.modes=12"],
                                3: ["model.resolution=16", "model.hidden=24", "model.modes=8"]}}
 #: ablations: a geoop model with what geoop derives from the data switched off (boundary data carried inward,
-#: targets lifted by an input), to show what the architecture does on its own
-VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"])}
+#: targets lifted by an input, the mirror augmentation), to show what each does
+VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"]),
+            "fno_no_mirrors": ("fno", ["model.symmetries=[]"])}
+#: datasets a variant means something on (default: all)
+VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",)}
 #: what every cell shares (the recipe of the model's config decides lr, batch size and schedule)
 COMMON = ["train.device=cpu", "train.progress=false", "threads=1", "train.clock=cpu", "train.epochs=null",
           "train.patience=null"]
@@ -185,8 +188,12 @@ def main() -> None:
     if args.resume_from and not path.is_file():
         _save(path, _load(Path(args.resume_from)))
     results = _load(path)
-    todo = [(d, m) for m in models for d in args.datasets if f"{d}/{m}" not in results["cells"]  # models first:
-            or "failed" in results["cells"][f"{d}/{m}"] or results["cells"][f"{d}/{m}"]["budget_cpu_s"] != budget]
+    def pending(d: str, m: str) -> bool:
+        cell = results["cells"].get(f"{d}/{m}")
+        return d in VARIANT_DATASETS.get(m, (d,)) and (cell is None or "failed" in cell
+                                                      or cell["budget_cpu_s"] != budget)
+
+    todo = [(d, m) for m in models for d in args.datasets if pending(d, m)]  # models first
     (out / "logs").mkdir(exist_ok=True)
 
     def one(cell: tuple[str, str]) -> dict:
