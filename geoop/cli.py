@@ -134,7 +134,11 @@ def _source_options(args: argparse.Namespace) -> dict:
         if len(cp) != 4:
             raise GeoopError(f"--cp {args.cp!r} is not FIELD,RHO,U_INF,P_INF",
                              fix="e.g. --cp p,1,20,0 (numbers, or names of the case's parameters)")
-    time = None if args.time in (None, "latest") else float(args.time)
+    try:
+        time = None if args.time in (None, "latest") else float(args.time)
+    except ValueError:
+        raise GeoopError(f"--time {args.time!r} is not a number", fix="e.g. --time 500, or leave it out for the "
+                                                                      "latest") from None
     return {"patches": args.patches, "time": time, "blocks": args.blocks, "at": args.at, "cp": cp,
             "cell_to_points": args.cell_to_point}
 

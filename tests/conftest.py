@@ -1,6 +1,10 @@
 """Shared fixtures: small analytic geometries built without any mesher."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +150,31 @@ def fielded_box(box: Geometry) -> Geometry:
                     point_data={"temperature": np.sin(p[:, 0]) + p[:, 2], "velocity": p * [1.0, -2.0, 0.5],
                                 "region": (p[:, 0] > 0.5).astype(np.int64)},
                     cell_data={"pressure": {"tetra": np.linspace(0, 1, n_tets)}})
+
+
+OPENFOAM = Path("/usr/share/openfoam/etc/bashrc")
+CAVITY = Path("/usr/share/doc/openfoam-examples/examples/incompressible/icoFoam/cavity/cavity")
+needs_openfoam = pytest.mark.skipif(not (OPENFOAM.exists() and CAVITY.exists()),
+                                    reason="OpenFOAM is not installed (apt-get install openfoam openfoam-examples)")
+
+
+def unpacked_tutorial(source: Path, folder: Path) -> Path:
+    """A copy of an OpenFOAM tutorial case with its gzipped files unpacked."""
+    shutil.copytree(source, folder)
+    subprocess.run(["find", str(folder), "-name", "*.gz", "-exec", "gunzip", "{}", ";"], check=True)
+    return folder
+
+
+def run_openfoam(folder: Path, commands: str) -> None:
+    """`commands` (a shell line) run in the case `folder` with OpenFOAM's environment, output discarded."""
+    script = f"source {OPENFOAM} >/dev/null 2>&1; cd {folder} && {commands}"
+    subprocess.run(["bash", "-c", script], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_cavity(folder: Path, lid: float, then: str = "true") -> Path:
+    """The icoFoam lid-driven cavity with lid speed `lid`, meshed and run to its end, then `then`."""
+    unpacked_tutorial(CAVITY, folder)
+    u = folder / "0" / "U"
+    u.write_text(u.read_text().replace("uniform (1 0 0)", f"uniform ({lid} 0 0)"))
+    run_openfoam(folder, f"blockMesh && icoFoam && {then}")
+    return folder

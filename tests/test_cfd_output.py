@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +16,10 @@ from geoop.cli import main
 from geoop.data import read_manifest
 from geoop.errors import CorruptFileError, FieldError, GeoopError
 from geoop.training import load_config, train
-from tests.conftest import box_hexes, sphere_surface
+from tests.conftest import (CAVITY, box_hexes, needs_openfoam, run_cavity, run_openfoam, sphere_surface,
+                            unpacked_tutorial)
 
 vtk = pytest.importorskip("vtk", reason="the vtk extra is not installed (pip install 'geoop[vtk]')")
-
-OPENFOAM = Path("/usr/share/openfoam/etc/bashrc")
-CAVITY = Path("/usr/share/doc/openfoam-examples/examples/incompressible/icoFoam/cavity/cavity")
-needs_openfoam = pytest.mark.skipif(not (OPENFOAM.exists() and CAVITY.exists()),
-                                    reason="OpenFOAM is not installed (apt-get install openfoam openfoam-examples)")
 
 
 def _surface_with_fields() -> Geometry:
@@ -156,12 +151,7 @@ def test_a_polyhedral_vtu_loads_with_its_fields(tmp_path, monkeypatch):
 
 def _cavity(folder: Path, lid: float) -> Path:
     """The icoFoam lid-driven cavity with lid speed `lid`, run to its end, with params.json beside it."""
-    shutil.copytree(CAVITY, folder)
-    subprocess.run(["find", str(folder), "-name", "*.gz", "-exec", "gunzip", "{}", ";"], check=True)
-    u = folder / "0" / "U"
-    u.write_text(u.read_text().replace("uniform (1 0 0)", f"uniform ({lid} 0 0)"))
-    script = f"source {OPENFOAM} >/dev/null 2>&1; cd {folder} && blockMesh && icoFoam"
-    subprocess.run(["bash", "-c", script], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_cavity(folder, lid)
     (folder / "params.json").write_text(json.dumps({"lid": lid}))
     return folder
 
@@ -204,9 +194,7 @@ def test_openfoam_mistakes_name_the_fix(tmp_path):
         geoop.load(case, patches="inlet")
     with pytest.raises(FieldError, match=r"(?s)no time 7.*0\.5"):
         geoop.load(case, time=7)
-    fresh = tmp_path / "fresh"
-    shutil.copytree(CAVITY, fresh)
-    subprocess.run(["find", str(fresh), "-name", "*.gz", "-exec", "gunzip", "{}", ";"], check=True)
+    fresh = unpacked_tutorial(CAVITY, tmp_path / "fresh")
     with pytest.raises(GeoopError, match="(?s)no results.*run the solver"):
         geoop.load(fresh)
 
@@ -218,8 +206,7 @@ BIKE_SURFACE = CAVITY.parents[3] / "resources" / "geometry" / "motorBike.obj.gz"
 def _coarse_motorbike(folder: Path, speed: float) -> Path:
     """The snappyHexMesh motorBike tutorial, coarse (surface level 2-3, no layers) and serial, 20 simpleFoam
     iterations at inlet speed `speed`: about 11 s; params.json holds the speed."""
-    shutil.copytree(MOTORBIKE, folder)
-    subprocess.run(["find", str(folder), "-name", "*.gz", "-exec", "gunzip", "{}", ";"], check=True)
+    unpacked_tutorial(MOTORBIKE, folder)
     (folder / "constant" / "triSurface").mkdir(parents=True, exist_ok=True)
     shutil.copy(BIKE_SURFACE, folder / "constant" / "triSurface")
     snappy = folder / "system" / "snappyHexMeshDict"
@@ -230,11 +217,10 @@ def _coarse_motorbike(folder: Path, speed: float) -> Path:
     text = "\n".join(line for line in control.read_text().splitlines() if "#include" not in line)
     control.write_text(text.replace("endTime         500;", "endTime 20;").replace("writeInterval   100;",
                                                                                  "writeInterval 20;"))
-    script = (f"source {OPENFOAM} >/dev/null 2>&1; cd {folder} && gunzip -f constant/triSurface/motorBike.obj.gz && "
-              "surfaceFeatureExtract && blockMesh && snappyHexMesh -overwrite && cp -r 0.orig/* 0/ && "
-              f"sed -i 's/(20 0 0)/({speed} 0 0)/' 0/include/initialConditions && simpleFoam && "
-              "foamToVTK -latestTime")
-    subprocess.run(["bash", "-c", script], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_openfoam(folder, "gunzip -f constant/triSurface/motorBike.obj.gz && surfaceFeatureExtract && blockMesh && "
+                         "snappyHexMesh -overwrite && cp -r 0.orig/* 0/ && "
+                         f"sed -i 's/(20 0 0)/({speed} 0 0)/' 0/include/initialConditions && simpleFoam && "
+                         "foamToVTK -latestTime")
     (folder / "params.json").write_text(json.dumps({"U_inf": speed}))
     return folder
 

@@ -20,6 +20,7 @@ from geoop.data.dataset import SimulationDataset
 from geoop.data.importer import import_folder
 from geoop.data.manifest import read_manifest
 from geoop.errors import CorruptFileError, FieldError, GeoopError, MissingFileError
+from tests.conftest import needs_openfoam, run_cavity
 
 pytest.importorskip("gmsh", reason="the generators need gmsh (pip install 'geoop[data]')")
 pytest.importorskip("skfem", reason="the generators need scikit-fem (pip install 'geoop[data]')")
@@ -188,22 +189,11 @@ def test_import_averages_cell_data_onto_points_when_asked(tmp_path):
     np.testing.assert_allclose(SimulationDataset(tmp_path / "ds2", split="all")[0].y.numpy(), 2.5)
 
 
-OPENFOAM = Path("/usr/share/openfoam/etc/bashrc")
-CAVITY = Path("/usr/share/doc/openfoam-examples/examples/incompressible/icoFoam/cavity/cavity")
-
-
-@pytest.mark.skipif(not (OPENFOAM.exists() and CAVITY.exists()),
-                    reason="OpenFOAM is not installed (apt-get install openfoam openfoam-examples)")
+@needs_openfoam
 def test_openfoam_cavity_results_import_as_a_dataset(tmp_path):
     runs = tmp_path / "runs"
     for lid in (1, 2):
-        case = tmp_path / f"cavity{lid}"
-        shutil.copytree(CAVITY, case)
-        subprocess.run(["find", str(case), "-name", "*.gz", "-exec", "gunzip", "{}", ";"], check=True)
-        u = case / "0" / "U"
-        u.write_text(u.read_text().replace("uniform (1 0 0)", f"uniform ({lid} 0 0)"))
-        script = f"source {OPENFOAM} >/dev/null 2>&1; cd {case} && blockMesh && icoFoam && foamToVTK -latestTime"
-        subprocess.run(["bash", "-c", script], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        case = run_cavity(tmp_path / f"cavity{lid}", lid, then="foamToVTK -latestTime")
         (runs / f"lid{lid}").mkdir(parents=True)
         shutil.copy(next(case.glob("VTK/*/internal.vtu")), runs / f"lid{lid}" / "internal.vtu")
     import_folder(runs, tmp_path / "ds", inputs=[], targets=["p", "U"], progress=False)

@@ -160,6 +160,8 @@ def test_a_split_file_and_fractions_decide_the_splits(designs, tmp_path):
     assert not (tmp_path / "c" / "manifest.json").exists()
     assert main(["data", "import", str(designs), "--out", str(tmp_path / "d"), "--targets", "u",
                  "--fractions", "0.8,0.3,0"]) == 2  # fractions that do not sum to 1: a message
+    assert main(["data", "import", str(designs), "--out", str(tmp_path / "e"), "--targets", "u",
+                 "--time", "last"]) == 2  # so is a time that is not a number
 
 
 def test_point_clouds_with_fields_import_and_train(tmp_path):

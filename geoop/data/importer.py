@@ -120,20 +120,22 @@ def _source_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> n
                      path=path, fix="check the spelling, or choose --inputs/--targets among the fields listed")
 
 
-def read_sample(path: Path, columns: str | None = None, patches: str | None = None, time: float | None = None,
-                blocks: str | None = None, at: str = "points", params: dict[str, float] | None = None,
-                cp: tuple[str, str, str, str] | None = None, cell_to_points: bool = False,
-                sort: bool = True) -> Geometry:
-    """One sample as import (and prediction) read it: the file or case with the reader options that apply
-    to it (`columns` for tables, `blocks` for multiblocks, `patches`/`time` for OpenFOAM cases), its cells as
-    points (`at="cells"`), Cp from a pressure field (`cp`: field, rho, U_inf, p_inf), and its scalar `params`
-    as constant point fields. `sort`: points in Z-order (False: in the file's order)."""
+def load_source(path: Path, columns: str | None = None, patches: str | None = None, time: float | None = None,
+                blocks: str | None = None, sort: bool = True) -> Geometry:
+    """A sample's file or case, with the reader options that apply to it (`columns` for tables, `blocks` for
+    multiblocks, `patches`/`time` for OpenFOAM cases). `sort`: points in Z-order (False: the file's order)."""
     suffix = path.suffix.lower()
     case = path.is_dir() or suffix in (".foam", ".openfoam")
     options = {"columns": columns} if columns and suffix in TABLES else {}
     options.update({"blocks": blocks} if blocks and suffix in (".vtm", ".vtmb") else {})
     options.update({k: v for k, v in (("patches", patches), ("time", time)) if v is not None and case})
-    g = load(path, sort=sort, **options)
+    return load(path, sort=sort, **options)
+
+
+def as_sample(g: Geometry, path: Path, at: str = "points", params: dict[str, float] | None = None,
+              cp: tuple[str, str, str, str] | None = None, cell_to_points: bool = False) -> Geometry:
+    """What import (and prediction) make of a loaded source `g`: its cells as points (`at="cells"`), Cp from a
+    pressure field (`cp`: field, rho, U_inf, p_inf), and its scalar `params` as constant point fields."""
     if at not in ("points", "cells"):
         raise GeoopError(f"--at {at!r}: choose points or cells")
     if at == "cells":
@@ -143,6 +145,14 @@ def read_sample(path: Path, columns: str | None = None, patches: str | None = No
     if params:
         g = g.with_point_data(**{k: np.full(g.n_points, v) for k, v in params.items()})
     return g
+
+
+def read_sample(path: Path, columns: str | None = None, patches: str | None = None, time: float | None = None,
+                blocks: str | None = None, at: str = "points", params: dict[str, float] | None = None,
+                cp: tuple[str, str, str, str] | None = None, cell_to_points: bool = False,
+                sort: bool = True) -> Geometry:
+    """One sample as import reads it: `load_source`, then `as_sample`."""
+    return as_sample(load_source(path, columns, patches, time, blocks, sort), path, at, params, cp, cell_to_points)
 
 
 def _aliases(path: Path, root: Path) -> set[str]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geoop.data.manifest import read_manifest, write_json_atomic
+from geoop.data.statistics import field_statistics
 from geoop.errors import GeoopError
 
 SPLITS = ("train", "val", "test")
@@ -101,9 +103,6 @@ def choose_splits(names: Mapping[int, Iterable[str]], seed: int,
 def resplit(root: str | Path, splits: Mapping[str, list[int]]) -> dict:
     """Give the finished dataset in `root` new `splits` (and the training statistics that follow from them),
     written atomically; returns the manifest."""
-    from geoop.data.manifest import read_manifest, write_json_atomic
-    from geoop.data.statistics import field_statistics
-
     manifest = read_manifest(root)
     files = {r["index"]: r["file"] for r in manifest["samples"]}
     manifest["splits"] = {k: sorted(int(i) for i in splits.get(k, [])) for k in SPLITS}

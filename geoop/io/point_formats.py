@@ -135,16 +135,18 @@ def read_csv(path: Path, columns: str | list[str] | None = None) -> Geometry:
     (`x, y[, z]`, optional `nx, ny[, nz]`, one column per scalar field, `v__0, v__1, ...` for vector fields);
     without one the columns are x, y[, z] then `field_0, field_1, ...`. `columns` ("x,y,z,p" or a list) names
     them instead, and replaces a header row."""
-    with open(path, encoding="utf-8-sig") as f:
-        rows = list(islice((ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")), 2))
-    if not rows:
+    with open(path, encoding="utf-8-sig") as f:  # (line number, text) of the first two rows that are not comments
+        found = list(islice(((i, ln.strip()) for i, ln in enumerate(f)
+                             if ln.strip() and not ln.lstrip().startswith("#")), 2))
+    if not found:
         raise CorruptFileError("no rows", path=path, fix="write one point per row: x,y,z[,fields...]")
+    first_line, rows = found[0][0], [text for _, text in found]
     delimiter = next((d for d in (";", "\t", ",") if d in rows[0]), None)
     tokens = [t.strip() for t in (rows[0].split(delimiter) if delimiter else rows[0].split())]
     header = None if all(_is_number(t) for t in tokens) else tokens
     decimal_comma = delimiter == ";" and "," in rows[-1]
     try:
-        table = np.loadtxt(path, delimiter=delimiter, skiprows=_header_row(path) + 1 if header else 0,
+        table = np.loadtxt(path, delimiter=delimiter, skiprows=first_line + 1 if header else 0,
                            comments="#", ndmin=2, encoding="utf-8-sig",
                            converters=(lambda s: float(s.replace(",", "."))) if decimal_comma else None)
     except ValueError as e:
@@ -152,15 +154,6 @@ def read_csv(path: Path, columns: str | list[str] | None = None) -> Geometry:
                                fix="every row needs the same number of numeric values") from e
     names = _column_names(columns) or header or default_columns(table.shape[1])
     return table_geometry(table, names, path)
-
-
-def _header_row(path: Path) -> int:
-    """Index of the first line that is neither blank nor a comment (the header of a table)."""
-    with open(path, encoding="utf-8-sig") as f:
-        for i, line in enumerate(f):
-            if line.strip() and not line.lstrip().startswith("#"):
-                return i
-    return 0
 
 
 def write_csv(geometry: Geometry, path: Path) -> None:

@@ -23,7 +23,6 @@ from geoop.io.mesh_formats import from_meshio, to_meshio
 #: VTK cell type ids of the linear cells geoop keeps as they are (VTK and meshio share their node order)
 KEPT = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron", 13: "wedge",
         14: "pyramid"}
-_VTK_ID = {name: i for i, name in KEPT.items()}
 INSTALL = "pip install 'geoop[vtk]' (Kitware's vtk wheel)"
 
 
@@ -217,8 +216,10 @@ def read_openfoam(path: Path, patches: str | list[str] | None = None, time: floa
     reader.UpdateInformation()
     times = reader.GetTimeValues()
     values = [times.GetValue(i) for i in range(times.GetNumberOfTuples())] if times is not None else []
-    results = [t for t in values if t > 0]
-    if not results and not any((folder / d).is_dir() for d in ("processor0",)):
+    if not any(t > 0 for t in values):
+        if (folder / "processor0").is_dir():
+            raise FieldError("the case's results are in its processor folders only (a decomposed run)",
+                             path=folder, fix="run reconstructPar in the case first")
         raise FieldError(f"the case has no results (times: {values or 'none'})", path=folder,
                          fix="run the solver first (e.g. simpleFoam), or point at a case that ran")
     if time is None or time == "latest":
@@ -234,8 +235,8 @@ def read_openfoam(path: Path, patches: str | list[str] | None = None, time: floa
     if patches is None:
         reader.SetPatchArrayStatus("internalMesh", 1)
     else:
-        listed = [(n.split("/", 1)[-1], n) for n in names if n.startswith("patch/")]
-        for _, full in _select([(short, full) for short, full in listed], patches, folder, "patch"):
+        listed = [(n.split("/", 1)[-1], n) for n in names if n.startswith("patch/")]  # (name, reader's name)
+        for _, full in _select(listed, patches, folder, "patch"):
             reader.SetPatchArrayStatus(full, 1)
     reader.UpdateTimeStep(at)
     reader.Update()

@@ -12,7 +12,7 @@ from geoop.errors import GeoopError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.sampling import box_grid, sample_surface, sample_volume
 from geoop.geometry.transfer import cell_fields
-from geoop.data.importer import parameters, read_sample
+from geoop.data.importer import as_sample, load_source, parameters
 from geoop.io import load
 from geoop.training.run import load_model
 from geoop.viz.plot import plot_fields
@@ -62,7 +62,9 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     path = Path(geometry)
     params = {k: v for k, v in parameters(path).items() if k in operator.fields["inputs"]}
     params = {k: v for k, v in params.items() if k not in (constants or {})}
-    g = read_sample(path, columns=columns, params=params, sort=False, **source)  # the file's order is the output's
+    reading = {k: source.pop(k) for k in ("patches", "time", "blocks") if k in source}
+    mesh = load_source(path, columns, sort=False, **reading)  # the file's order is the output's
+    g = as_sample(mesh, path, params=params, **source)
     generate = {k: v for k, v in (generate or {}).items() if v}
     if generate and query is not None:
         raise GeoopError("give a query file or generated queries, not both")
@@ -86,7 +88,6 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
             errors[name] = float(np.linalg.norm(diff) / max(np.linalg.norm(truth), 1e-300))
     result = result.with_point_data(**extra)
     if source.get("at") == "cells" and queries is None:  # the faces (cells) carry their values, for ParaView
-        mesh = read_sample(path, sort=False, **{**source, "at": "points", "cp": None})
         written = cell_fields(mesh, result.point_data).save(out)
     else:
         written = result.save(out)
