@@ -69,7 +69,7 @@ def _tensors_only(module: nn.Module, state: dict, prefix: str, local_metadata: d
 
 
 class _GridBaseline(nn.Module):
-    use_sdf = True  # geoop's FieldOperator then passes the distance function to prepare
+    needs = frozenset({"sdf"})  # geoop's FieldOperator then passes the distance function to prepare
 
     def __init__(self, dim: int, in_channels: int, resolution: int, raster: bool, derived: Sequence[int]):
         super().__init__()

@@ -290,6 +290,15 @@ def test_every_registered_model_trains_and_predicts_from_a_config(name, poisson,
     queries = geoop.sample_volume(g, 100, seed=0).points
     pred = model.predict(g, queries)
     assert pred.n_points == 100 and np.isfinite(pred.point_data["u"]).all()
+    # the input side is encoded once and every chunk of queries decoded from it, with the same answer
+    calls = []
+    encode = model.model.encode
+    model.model.encode = lambda *a: calls.append(1) or encode(*a)
+    for where in (queries, None):  # fresh points, and the geometry's own points
+        whole = model.predict(g, where).point_data["u"]
+        chunked = model.predict(g, where, chunk=37).point_data["u"]
+        np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-5 * np.abs(whole).max())
+    assert len(calls) == 4
 
 
 def test_every_shipped_config_builds_its_model(tmp_path):

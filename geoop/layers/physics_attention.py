@@ -66,10 +66,11 @@ class SliceAttention(nn.Module):
 
 
 class SliceBlock(nn.Module):
-    """Pre-norm block `h + SliceAttention(LN h)`, then `h + MLP(LN h)`. With `queries`, those points take the
-    same two steps but read the tokens of `h` only (they never shape them).
+    """Pre-norm block `h + SliceAttention(LN h)`, then `h + MLP(LN h)`. Other points (queries of a prediction)
+    take the same two steps with `read`, from the tokens of `h` only (they never shape them).
 
-    Shapes: forward(h `(B, N, C)`, weight `(B, N)`, queries `(B, M, C)` or None) -> (h, queries)."""
+    Shapes: forward(h `(B, N, C)`, weight `(B, N)`) -> (h, tokens `(B, H, S, D)`); read(queries `(B, M, C)`,
+    tokens) -> `(B, M, C)`."""
 
     def __init__(self, channels: int, heads: int = 8, slices: int = 32, mlp_ratio: float = 1.0):
         super().__init__()
@@ -84,11 +85,11 @@ class SliceBlock(nn.Module):
         h = h + self.attention.read(normed, tokens, memberships)
         return h + self.mlp(self.norm_mlp(h))
 
-    def forward(self, h: torch.Tensor, weight: torch.Tensor,
-                queries: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, h: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         normed = self.norm_attention(h)
         memberships = self.attention.memberships(normed)
         tokens = self.attention.pool(normed, weight, memberships)
-        if queries is not None:
-            queries = self._step(queries, tokens, self.norm_attention(queries))
-        return self._step(h, tokens, normed, memberships), queries
+        return self._step(h, tokens, normed, memberships), tokens
+
+    def read(self, queries: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self._step(queries, tokens, self.norm_attention(queries))

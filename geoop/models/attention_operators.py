@@ -5,7 +5,7 @@ at a query does not depend on which other queries are asked for (predicting in c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,11 @@ class MINO(nn.Module):
         self.decoder = QueryDecoder(dim, hidden, out_channels, heads, attention, decoder_layers, frequencies,
                                     local_channels=in_channels + int(use_sdf))
 
+    @property
+    def needs(self) -> frozenset[str]:
+        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
+        return frozenset({"weights"} | ({"sdf"} if self.use_sdf else set()))
+
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
                 sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, boundary: torch.Tensor | None = None,
@@ -158,19 +163,27 @@ class MINO(nn.Module):
             raise ValueError(f"this MINO is {self.dim}D; got points {tuple(inputs.pos.shape)}")
         graph, _ = bipartite_graph(inputs.pos, self.token_pos, self.radius, fill_empty="nearest")
         inputs.token_edges, inputs.tokens_per_sample = graph.edge_index, len(self.token_pos)
-        if queries is not None and not (inputs.queries.shape == inputs.pos.shape and
-                                        torch.equal(inputs.queries, inputs.pos)):
-            inputs.to_queries = idw_matrix(inputs.pos, inputs.queries)
         if self.use_sdf:
             if sdf_fn is None:
                 raise ValueError("this MINO feeds the SDF at its tokens: pass sdf_fn, or build it with use_sdf=False")
-            def at(points: torch.Tensor) -> torch.Tensor:
-                return torch.as_tensor(np.asarray(sdf_fn(points.double().cpu().numpy())), dtype=torch.float32)[:, None]
+            inputs.token_sdf = _sdf_at(sdf_fn, self.token_pos)
+        return self.with_queries(inputs, inputs.pos if queries is None else queries, sdf_fn)
 
-            inputs.token_sdf, inputs.query_sdf = at(self.token_pos), at(inputs.queries)
+    @torch.no_grad()
+    def with_queries(self, inputs: TokenInputs, queries: torch.Tensor, sdf_fn: Callable | None = None,
+                     **unused: Any) -> TokenInputs:
+        """`inputs` of ONE geometry with new queries `(M, d)` (the inputs' interpolation there and the signed
+        distance); the token side is shared."""
+        inputs = _with_query_points(inputs, queries)
+        device, queries = inputs.pos.device, inputs.queries
+        if not (queries.shape == inputs.pos.shape and torch.equal(queries, inputs.pos)):
+            inputs.to_queries = idw_matrix(inputs.pos.cpu(), queries.cpu()).to(device)
+        if self.use_sdf:
+            inputs.query_sdf = _sdf_at(sdf_fn, queries).to(device)
         return inputs
 
-    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
+    def encode(self, f: torch.Tensor | None, inputs: TokenInputs) -> TokenState:
+        """The latent tokens after the transformer, with the input fields for the queries' local features."""
         b, t = inputs.n_samples, len(self.token_pos)
         token_pos = self.token_pos.repeat(b, 1)
         pooled = self.gno(inputs.pos, token_pos, inputs.token_edges, f_y=f, weights=inputs.weights)
@@ -178,11 +191,19 @@ class MINO(nn.Module):
         tokens = self.lift(torch.cat(parts, dim=1)).view(b, t, -1)
         for block in self.encoder:
             tokens = block(tokens)
+        return TokenState(f, [tokens])
+
+    def decode(self, state: TokenState, inputs: TokenInputs) -> torch.Tensor:
+        """`(M, C_out)` at the queries: cross-attention to the tokens, with what is known at each query."""
+        f, b = state.f, inputs.n_samples
         q, q_mask = to_padded(inputs.queries, inputs.query_batch, b)
         at_queries = f if f is None or inputs.to_queries is None else torch.sparse.mm(inputs.to_queries, f.float())
         local = [t for t in (at_queries, inputs.query_sdf if self.use_sdf else None) if t is not None]
         local = to_padded(torch.cat(local, dim=1), inputs.query_batch, b)[0] if local else None
-        return from_padded(self.decoder(q, tokens, local=local), q_mask)
+        return from_padded(self.decoder(q, state.tokens[0], local=local), q_mask)
+
+    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
+        return self.decode(self.encode(f, inputs), inputs)
 
 
 class GNOT(nn.Module):
@@ -221,6 +242,8 @@ class GNOT(nn.Module):
         self.expert_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, out_channels))
 
+    needs = frozenset({"weights", "boundary", "normals", "boundary_weights"})  # see geoop.models.registry
+
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
                 sdf_fn: Callable | None = None, boundary: torch.Tensor | None = None,
@@ -233,7 +256,14 @@ class GNOT(nn.Module):
             raise ValueError(f"this GNOT is {self.dim}D; got points {tuple(inputs.pos.shape)}")
         return inputs
 
-    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
+    @torch.no_grad()
+    def with_queries(self, inputs: TokenInputs, queries: torch.Tensor, **unused: Any) -> TokenInputs:
+        """`inputs` of ONE geometry with new queries `(M, d)`; the token sets are shared."""
+        return _with_query_points(inputs, queries)
+
+    def encode(self, f: torch.Tensor | None, inputs: TokenInputs) -> TokenState:
+        """Every layer's point tokens (after its self-attention) and the boundary tokens, with their masks and
+        weights: what the queries attend to."""
         b = inputs.n_samples
         f = inputs.pos.new_zeros((len(inputs.pos), 0)) if f is None else f
         points = self.point_branch(inputs.pos) + self.point_values(torch.cat([inputs.pos, f], dim=1))
@@ -243,10 +273,18 @@ class GNOT(nn.Module):
         bnd_rows = torch.cat([inputs.pos[on], inputs.normals[on], f[on]], dim=1)
         bnd, bnd_mask = to_padded(self.boundary_branch(bnd_rows), inputs.batch[on], b)
         bnd_weight = to_padded(inputs.boundary_weights[on][:, None], inputs.batch[on], b)[0][..., 0]
-        q_pos, q_mask = to_padded(inputs.queries, inputs.query_batch, b)
+        layers = []
+        for block in self.self_blocks:
+            tokens = block(tokens, None, token_mask, token_weight)
+            layers.append(tokens)
+        return TokenState(f, layers, (token_mask, token_weight, bnd, bnd_mask, bnd_weight))
+
+    def decode(self, state: TokenState, inputs: TokenInputs) -> torch.Tensor:
+        """`(M, C_out)` at the queries: heterogeneous cross-attention to the token sets of every layer."""
+        token_mask, token_weight, bnd, bnd_mask, bnd_weight = state.extra
+        q_pos, q_mask = to_padded(inputs.queries, inputs.query_batch, inputs.n_samples)
         x = self.trunk(self.query_embed(q_pos))
-        for layer in range(len(self.self_blocks)):
-            tokens = self.self_blocks[layer](tokens, None, token_mask, token_weight)
+        for layer, tokens in enumerate(state.tokens):
             norm_x, norm_t, norm_b = self.cross_norms[layer]
             attend_points, attend_boundary = self.cross[layer]
             # always run (a geometry without boundary points gives an empty, masked set), so that every
@@ -255,3 +293,32 @@ class GNOT(nn.Module):
                  + attend_boundary(norm_x(x), norm_b(bnd), bnd_mask, bnd_weight))
             x = x + self.expert_norms[layer](self.experts[layer](x, q_pos))
         return from_padded(self.head(x), q_mask)
+
+    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
+        return self.decode(self.encode(f, inputs), inputs)
+
+
+@dataclass
+class TokenState:
+    """What the attention operators' `encode` keeps for the queries: the input fields f `(N, C_in)` or None,
+    the token tensors `(B, T, C)` the queries attend to (one per decoder stage), and the model's other
+    per-sample tensors (masks, weights)."""
+
+    f: torch.Tensor | None
+    tokens: list[torch.Tensor]
+    extra: tuple = ()
+
+
+def _sdf_at(sdf_fn: Callable, points: torch.Tensor) -> torch.Tensor:
+    """`(K, 1)` float32 signed distance at `points (K, d)`."""
+    return torch.as_tensor(np.asarray(sdf_fn(points.double().cpu().numpy())), dtype=torch.float32)[:, None]
+
+
+def _with_query_points(inputs: TokenInputs, queries: torch.Tensor) -> TokenInputs:
+    """A copy of single-sample `inputs` whose queries are `queries (M, d)` (query-side extras cleared)."""
+    device = inputs.pos.device
+    queries = torch.as_tensor(queries, dtype=torch.float32).to(device)
+    if queries.ndim != 2 or queries.shape[1] != inputs.pos.shape[1]:
+        raise ValueError(f"queries must be (M, {inputs.pos.shape[1]}), got {tuple(queries.shape)}")
+    return replace(inputs, queries=queries, query_batch=torch.zeros(len(queries), dtype=torch.int64, device=device),
+                   query_sdf=None, to_queries=None)

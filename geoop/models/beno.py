@@ -4,7 +4,7 @@ boundary nodes, so a boundary's shape and values reach every interior node at ev
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -126,8 +126,8 @@ class BENO(nn.Module):
     Shapes: forward(f `(N, C_in)` or None, graphs) -> `(M, C_out)`.
     """
 
-    uses_mesh_edges = True
-    use_sdf = True  # the node features take the geometry's signed distance when it is given
+    # the node features take the geometry's signed distance; the graph adds the mesh edges (see the registry)
+    needs = frozenset({"sdf", "mesh_edges", "boundary", "normals"})
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, boundary_channels: Sequence[int] = (),
                  type_channels: Sequence[int] = (), hidden: int = 64, layers: int = 6, heads: int = 4,
@@ -168,10 +168,20 @@ class BENO(nn.Module):
                                                                dtype=torch.float32)[:, None]
         normals = torch.zeros_like(pos) if normals is None else torch.as_tensor(normals, dtype=torch.float32)
         spacing = (pos[edges[1]] - pos[edges[0]]).norm(dim=1).median().clamp_min(1e-12)
-        return BoundaryGraphs(pos, torch.zeros(len(pos), dtype=torch.int64), torch.cat([signed, direction], 1), edges,
-                              spacing.expand(len(pos)).clone(),
-                              b_index, normals[b_index], idw_matrix(pos, queries),
-                              torch.zeros(len(queries), dtype=torch.int64), 1)
+        graphs = BoundaryGraphs(pos, torch.zeros(len(pos), dtype=torch.int64), torch.cat([signed, direction], 1),
+                                edges, spacing.expand(len(pos)).clone(), b_index, normals[b_index], None, None, 1)
+        return self.with_queries(graphs, queries)
+
+    @torch.no_grad()
+    def with_queries(self, graphs: BoundaryGraphs, queries: torch.Tensor, **unused: Any) -> BoundaryGraphs:
+        """`graphs` of ONE geometry with new `queries (M, d)`. The rule off the nodes: a query's value is the
+        inverse-distance interpolation of its 3 nearest nodes' values (exact at a node)."""
+        device = graphs.pos.device
+        queries = torch.as_tensor(queries, dtype=torch.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"this model is {self.dim}D; got queries {tuple(queries.shape)}")
+        return replace(graphs, to_queries=idw_matrix(graphs.pos.cpu(), queries.cpu()).to(device),
+                       query_batch=torch.zeros(len(queries), dtype=torch.int64, device=device))
 
     def branches(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> tuple[torch.Tensor, torch.Tensor]:
         """Node values `(N, C_out)` of the source branch and of the boundary-data branch."""
@@ -181,10 +191,18 @@ class BENO(nn.Module):
         boundary = self.boundary_branch(keep(1, 2), graphs) - self.boundary_branch(keep(2), graphs)
         return source, boundary
 
-    def forward(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
+    def encode(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
+        """`(N, C_out)` values at the nodes: everything that does not depend on queries."""
         source, boundary = self.branches(f, graphs)
+        return source + boundary
+
+    def decode(self, nodes: torch.Tensor, graphs: BoundaryGraphs) -> torch.Tensor:
+        """`(M, C_out)` at the queries, interpolated from the node values (see `with_queries`)."""
         with torch.autocast(graphs.pos.device.type, enabled=False):
-            return torch.sparse.mm(graphs.to_queries, (source + boundary).float())
+            return torch.sparse.mm(graphs.to_queries, nodes.float())
+
+    def forward(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
+        return self.decode(self.encode(f, graphs), graphs)
 
 
 class MeshGNN(BENO):
@@ -198,7 +216,6 @@ class MeshGNN(BENO):
         self.branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads=1, boundary_layers=0,
                               conditioned=False)
 
-    def forward(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
+    def encode(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
         f = graphs.pos.new_zeros((len(graphs.pos), self.in_channels)) if f is None else f
-        with torch.autocast(graphs.pos.device.type, enabled=False):
-            return torch.sparse.mm(graphs.to_queries, self.branch(f, graphs).float())
+        return self.branch(f, graphs)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 from geoop.data.pyg import Data
 
 from geoop.data.features import InputLayout, sample_features
@@ -83,43 +84,71 @@ class FieldOperator(nn.Module):
         return (points.float().to(self.center.device) - self.center) / self.scale
 
     @property
+    def needs(self) -> frozenset[str]:
+        """What the model's `prepare` takes from a sample: any of `SAMPLE_INPUTS` (its declared `needs`; a
+        model that declares none gets the point data but no distance function or mesh edges)."""
+        return frozenset(getattr(self.model, "needs", {"weights", "boundary", "normals", "boundary_weights"}))
+
+    @property
     def needs_geometry(self) -> bool:
         """Whether `prepare` needs the sample's `Geometry` (for a distance function or mesh edges)."""
-        return bool(getattr(self.model, "use_sdf", False) or getattr(self.model, "uses_mesh_edges", False))
+        return bool({"sdf", "mesh_edges"} & self.needs)
+
+    def sample_inputs(self, data: Data, geometry: Geometry | None = None,
+                      shape: Geometry | None = None) -> dict[str, Any]:
+        """The keyword arguments of the model's `prepare` for sample `data` (see `prepare`): the inputs it
+        declares in `needs`, in model coordinates."""
+        needs = self.needs
+        if self.needs_geometry and geometry is None:
+            raise GeometryError("this model uses the sample's geometry (distance function or mesh edges)")
+        given = {"weights": data.weight, "boundary": data.boundary, "normals": data.normal,
+                 "boundary_weights": data.boundary_weight}
+        kwargs: dict[str, Any] = {k: v for k, v in given.items() if k in needs}
+        if "sdf" in needs:
+            distance = distance_function(geometry if shape is None else shape)
+            center, scale = self.center.double().cpu().numpy(), float(self.scale)
+            kwargs["sdf_fn"] = lambda p: distance(p * scale + center) / scale
+        if "mesh_edges" in needs and geometry.cells:
+            edges = mesh_edge_index(geometry)
+            if getattr(data, "kept_points", None) is not None:
+                edges = subgraph_edges(edges, data.kept_points, geometry.n_points)
+            kwargs["mesh_edges"] = edges
+        return kwargs
 
     @torch.no_grad()
     def prepare(self, data: Data, geometry: Geometry | None = None, queries: torch.Tensor | None = None,
-                shape: Geometry | None = None) -> Any:
+                shape: Geometry | None = None, inputs: dict[str, Any] | None = None) -> Any:
         """The model's per-geometry structures (graphs, grids, interpolation weights) for one sample `data`
         (see `sample_features`), at `queries (M, d)` in physical coordinates (default: its points). `geometry`
         supplies the distance function and mesh edges for models that use them; `shape` (a surface or mesh)
         the distance function instead, for a geometry that is a bare cloud. A `data` subsampled from
-        `geometry` names its points in `data.kept_points`, and the mesh edges follow it (`subgraph_edges`)."""
+        `geometry` names its points in `data.kept_points`, and the mesh edges follow it (`subgraph_edges`).
+        `inputs`: the sample's `sample_inputs`, when already computed."""
         pos = self.to_model_coordinates(data.pos).cpu()
         q = None if queries is None else self.to_model_coordinates(torch.as_tensor(queries)).cpu()
-        if self.needs_geometry and geometry is None:
-            raise GeometryError("this model uses the sample's geometry (distance function or mesh edges)")
-        sdf_fn = mesh_edges = None
-        if getattr(self.model, "use_sdf", False):
-            distance = distance_function(geometry if shape is None else shape)
-            center, scale = self.center.double().cpu().numpy(), float(self.scale)
-            sdf_fn = lambda p: distance(p * scale + center) / scale  # noqa: E731
-        if getattr(self.model, "uses_mesh_edges", False) and geometry.cells:
-            mesh_edges = mesh_edge_index(geometry)
-            if getattr(data, "kept_points", None) is not None:
-                mesh_edges = subgraph_edges(mesh_edges, data.kept_points, geometry.n_points)
+        kwargs = self.sample_inputs(data, geometry, shape) if inputs is None else inputs
         try:
-            return self.model.prepare(pos, weights=data.weight, queries=q, sdf_fn=sdf_fn, boundary=data.boundary,
-                                      normals=data.normal, mesh_edges=mesh_edges,
-                                      boundary_weights=data.boundary_weight)
+            return self.model.prepare(pos, queries=q, **kwargs)
         except GeoopError:
             raise
         except ValueError as e:  # what the model cannot take, said for this geometry
             fix = "give a geometry of the kind the model was trained on (see its model.json)"
             raise GeometryError(str(e), path=getattr(geometry, "source", None), fix=fix) from None
 
+    def encode(self, x: torch.Tensor, prepared: Any) -> Any:
+        """The model's latent state of inputs `x (N, C_in)` (physical): what every query reads."""
+        return self.model.encode((x - self.x_mean) / self.x_std if x.shape[1] else None, prepared)
+
+    def decode(self, state: Any, prepared: Any, x: torch.Tensor, x_at_queries: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """`(M, C_out)` physical values at the prepared queries from the `encode` state (see `forward`)."""
+        return self._output(self.model.decode(state, prepared), x, x_at_queries)
+
     def forward(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None) -> torch.Tensor:
         out = self.model((x - self.x_mean) / self.x_std if x.shape[1] else None, prepared)
+        return self._output(out, x, x_at_queries)
+
+    def _output(self, out: torch.Tensor, x: torch.Tensor, x_at_queries: torch.Tensor | None) -> torch.Tensor:
         out = out.float() * self.y_std + self.y_mean
         if len(self.lift_targets):
             base = x if x_at_queries is None else x_at_queries
@@ -154,18 +183,7 @@ class FieldOperator(nn.Module):
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise GeometryError(f"queries must have shape (M, {self.dim}), got {q.shape}", path=geometry.source)
         self._warn_outside(geometry.points, q, geometry.source)
-        device = self.center.device
-        x = data.x.to(device)
-        parts = []
-        for start in range(0, len(q), chunk):
-            block = torch.tensor(q[start:start + chunk], dtype=torch.float64)
-            prepared = self.prepare(data, geometry, block, shape)
-            prepared = prepared.to(device) if hasattr(prepared, "to") else prepared
-            at = None
-            if len(self.lift_targets):  # lifted targets need the inputs at the queries
-                at = torch.sparse.mm(idw_matrix(data.pos.double(), block), data.x.float()).to(device)
-            parts.append(self(x, prepared, at).cpu())
-        values = torch.cat(parts).double().numpy() if parts else np.zeros((0, int(self.y_mean.numel())))
+        values = self._predict_chunks(data, geometry, shape, q, chunk)
         fields = {name: values[:, s].squeeze(1) if s.stop - s.start == 1 else values[:, s]
                   for name, s in self.target_slices.items()}
         if target is not None:
@@ -173,11 +191,39 @@ class FieldOperator(nn.Module):
                             source=target.source)
         return Geometry(q, geometry.cells if queries is None else None, point_data=fields, source=geometry.source)
 
+    def _predict_chunks(self, data: Data, geometry: Geometry, shape: Geometry | None, q: np.ndarray,
+                        chunk: int) -> np.ndarray:
+        """`(M, C_out)` predictions at `q` in physical coordinates: the input side is prepared and encoded
+        once, then every chunk of queries gets its own query-side structures and is decoded. Models without
+        `encode`/`decode`/`with_queries` run whole for every chunk."""
+        device = self.center.device
+        x = data.x.to(device)
+        split = all(hasattr(self.model, m) for m in ("encode", "decode", "with_queries"))
+        inputs = self.sample_inputs(data, geometry, shape)
+        starts = range(0, len(q), chunk)
+        prepared = state = None
+        parts = []
+        for start in tqdm(starts, desc="predict", unit="chunk", disable=len(starts) < 3, leave=False):
+            block = torch.tensor(q[start:start + chunk], dtype=torch.float64)
+            if prepared is None or not split:
+                prepared = self.prepare(data, geometry, block, shape, inputs)
+                prepared = prepared.to(device) if hasattr(prepared, "to") else prepared
+                if split:
+                    state = self.encode(x, prepared)
+            else:
+                prepared = self.model.with_queries(prepared, self.to_model_coordinates(block).to(device),
+                                                   sdf_fn=inputs.get("sdf_fn"))
+            at = None
+            if len(self.lift_targets):  # lifted targets need the inputs at the queries
+                at = torch.sparse.mm(idw_matrix(data.pos.double(), block), data.x.float()).to(device)
+            parts.append((self.decode(state, prepared, x, at) if split else self(x, prepared, at)).cpu())
+        return torch.cat(parts).double().numpy() if parts else np.zeros((0, int(self.y_mean.numel())))
+
     def check_distance(self, shape: Geometry) -> None:
         """Refuse a geometry whose distance function is of another kind than the training data's (a bare cloud
         has only the distance to its nearest point) when the model feeds that distance to the network."""
         trained = self.fields.get("distance")
-        if not getattr(self.model, "use_sdf", False) or trained is None:
+        if "sdf" not in self.needs or trained is None:
             return
         given = distance_kind(shape)
         if given != trained:

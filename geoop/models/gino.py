@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -167,6 +167,11 @@ class GINO(nn.Module):
         # the radii live in a buffer: loading a state dict (also as part of a larger module) must update the GNOs
         self.register_load_state_dict_post_hook(lambda module, _: module._sync_radii())
 
+    @property
+    def needs(self) -> frozenset[str]:
+        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
+        return frozenset({"weights", "boundary", "boundary_weights"} | ({"sdf"} if self.use_sdf else set()))
+
     def _sync_radii(self) -> None:
         r_in, r_out = (float(r) for r in self.radii)
         if r_in > 0:
@@ -205,12 +210,6 @@ class GINO(nn.Module):
                      "spacings where those are wider)", float(self.radii[0]), float(self.radii[1]), self.radius_factor)
         in_graph, in_empty = bipartite_graph(pos, grid.points, float(self.radii[0]), fill_empty=self.fill_empty,
                                              backend=backend)
-        out_graph, out_empty = bipartite_graph(grid.points, queries, float(self.radii[1]),
-                                               fill_empty=self.fill_empty, backend=backend)
-        if out_empty:
-            log.warning("%d of %d query points had no latent node within r=%.4g; %s", out_empty, len(queries),
-                        float(self.radii[1]), "each was given its nearest node" if self.fill_empty == "nearest"
-                        else "their output will be the projection of 0")
         log.info("latent nodes without input points within r=%.4g: %.1f%%", float(self.radii[0]),
                  100.0 * in_empty / len(grid.points))
         if boundary_weights is not None:
@@ -228,10 +227,31 @@ class GINO(nn.Module):
             if sdf_fn is None:
                 raise ValueError("this GINO uses the SDF on its grid: pass sdf_fn, or build it with use_sdf=False")
             sdf = torch.as_tensor(np.asarray(sdf_fn(grid.points.double().numpy())), dtype=torch.float32)[:, None]
-        return GINOGraphs(pos, batch, weights, queries, torch.zeros(len(queries), dtype=torch.int64), grid, sdf,
-                          in_graph.edge_index, out_graph.edge_index, in_empty, out_empty, boundary_edges, measure)
+        none = torch.zeros((2, 0), dtype=torch.int64)
+        graphs = GINOGraphs(pos, batch, weights, pos[:0], batch[:0], grid, sdf, in_graph.edge_index, none, in_empty,
+                            0, boundary_edges, measure)
+        return self.with_queries(graphs, queries, backend=backend)
 
-    def forward(self, f: torch.Tensor | None, graphs: GINOGraphs) -> torch.Tensor:
+    @torch.no_grad()
+    def with_queries(self, graphs: GINOGraphs, queries: torch.Tensor, backend: str = "auto",
+                     **unused: Any) -> GINOGraphs:
+        """`graphs` of ONE geometry with the grid -> query graph of new `queries (M, d)`; the input side
+        (grid, SDF, input graphs) is shared. The search runs where the graphs are (KD-tree on CPU, cell list on
+        GPU)."""
+        grid = graphs.grid
+        queries = torch.as_tensor(queries, dtype=torch.float32).to(grid.points.device)
+        out_graph, out_empty = bipartite_graph(grid.points, queries, float(self.radii[1]),
+                                               fill_empty=self.fill_empty, backend=backend)
+        if out_empty:
+            log.warning("%d of %d query points had no latent node within r=%.4g; %s", out_empty, len(queries),
+                        float(self.radii[1]), "each was given its nearest node" if self.fill_empty == "nearest"
+                        else "their output will be the projection of 0")
+        return replace(graphs, queries=queries, query_batch=torch.zeros(len(queries), dtype=torch.int64,
+                                                                        device=queries.device),
+                       out_edges=out_graph.edge_index.to(queries.device), out_empty=out_empty)
+
+    def encode(self, f: torch.Tensor | None, graphs: GINOGraphs) -> torch.Tensor:
+        """`(B * G^d, hidden)` latent grid values after the FNO: everything that does not depend on queries."""
         grid = graphs.grid
         interior = None if f is None or not len(self.interior) else f[:, self.interior]
         features = [self.in_gno(graphs.pos, grid.points, graphs.in_edges, f_y=interior, weights=graphs.weights)]
@@ -240,6 +260,11 @@ class GINO(nn.Module):
                                               f_y=f[:, self.on_boundary], weights=graphs.boundary_weights))
         unit = (grid.points - grid.lower[grid.batch]) / (grid.upper - grid.lower)[grid.batch] * 2 - 1
         features += ([graphs.grid_sdf] if self.use_sdf else []) + [unit]
-        latent = grid.from_tensor(self.fno(grid.to_tensor(torch.cat(features, dim=1))))
-        u = self.out_gno(grid.points, graphs.queries, graphs.out_edges, f_y=latent)
-        return self.projection(u)
+        return grid.from_tensor(self.fno(grid.to_tensor(torch.cat(features, dim=1))))
+
+    def decode(self, latent: torch.Tensor, graphs: GINOGraphs) -> torch.Tensor:
+        """`(M, C_out)` at graphs.queries from the latent grid values."""
+        return self.projection(self.out_gno(graphs.grid.points, graphs.queries, graphs.out_edges, f_y=latent))
+
+    def forward(self, f: torch.Tensor | None, graphs: GINOGraphs) -> torch.Tensor:
+        return self.decode(self.encode(f, graphs), graphs)

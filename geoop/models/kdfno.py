@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,11 @@ class KDFNO(nn.Module):
                        hidden=hidden,
                        n_layers=n_layers, padding=padding)
 
+    @property
+    def needs(self) -> frozenset[str]:
+        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
+        return frozenset({"sdf"} if self.use_sdf else ())
+
     def _draw_symmetry(self) -> list[str]:
         """A random element of the group `symmetries` generate, as the ops to apply in order (each with
         probability 1/2; the global torch generator keeps seeded runs reproducible)."""
@@ -106,17 +111,27 @@ class KDFNO(nn.Module):
         points = np.asarray(torch.as_tensor(points).cpu(), dtype=np.float64)
         queries = points if queries is None else np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
         nodes = self.grids.nodes()
-        to_grid = point_to_grid_matrix(points, nodes)
-        to_points = grid_to_point_matrix(self.tree, self.grids, queries)
         sdf = None
         if self.use_sdf:
             if sdf_fn is None:
                 raise ValueError("this KDFNO uses the SDF on its grids: pass sdf_fn, or build it with use_sdf=False")
             sdf = torch.as_tensor(np.asarray(sdf_fn(nodes)), dtype=torch.float32)[:, None]
-        return KDTransfers(_torch_sparse(to_grid), _torch_sparse(to_points),
-                           torch.zeros(len(queries), dtype=torch.int64), 1, sdf)
+        inputs = KDTransfers(_torch_sparse(point_to_grid_matrix(points, nodes)), None, None, 1, sdf)
+        return self.with_queries(inputs, queries)
 
-    def forward(self, f: torch.Tensor | None, transfers: KDTransfers) -> torch.Tensor:
+    @torch.no_grad()
+    def with_queries(self, transfers: KDTransfers, queries: np.ndarray, **unused: Any) -> KDTransfers:
+        """`transfers` of ONE geometry with the grids -> queries map of new `queries (M, d)`; the input side
+        is shared."""
+        device = transfers.to_grid.device
+        queries = np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
+        to_points = _torch_sparse(grid_to_point_matrix(self.tree, self.grids, queries)).to(device)
+        return replace(transfers, to_points=to_points,
+                       query_batch=torch.zeros(len(queries), dtype=torch.int64, device=device))
+
+    def encode(self, f: torch.Tensor | None, transfers: KDTransfers) -> torch.Tensor:
+        """`(B * L * G, C_out)` output values at every leaf grid node: everything that does not depend on
+        queries."""
         b, n_leaves, shape = transfers.n_samples, self.grids.n_leaves, self.grids.shape
         g = self.grids.nodes_per_leaf
         if f is None:
@@ -134,9 +149,15 @@ class KDFNO(nn.Module):
         else:
             out = self.fno(h.reshape(b * n_leaves, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
         out = _apply(out, ops[::-1], shape)  # each op is its own inverse
-        grid_values = out.permute(0, 1, 3, 2).reshape(b * n_leaves * g, self.out_channels)
-        with torch.autocast(grid_values.device.type, enabled=False):
+        return out.permute(0, 1, 3, 2).reshape(b * n_leaves * g, self.out_channels)
+
+    def decode(self, grid_values: torch.Tensor, transfers: KDTransfers) -> torch.Tensor:
+        """`(M, C_out)` at the queries, interpolated from the grid values."""
+        with torch.autocast(grid_values.device.type, enabled=False):  # sparse products stay in float32
             return torch.sparse.mm(transfers.to_points, grid_values.float())
+
+    def forward(self, f: torch.Tensor | None, transfers: KDTransfers) -> torch.Tensor:
+        return self.decode(self.encode(f, transfers), transfers)
 
 
 SYMMETRIES = {"flip_x": 0, "flip_y": 1, "flip_z": 2, "transpose": None}

@@ -1,9 +1,17 @@
 """Models by name, so a config file can swap one for another. Every registered model shares one interface:
 
-    prepared = model.prepare(pos (N, d), weights (N,), queries (M, d), sdf_fn,       # once per geometry
-                             boundary (N,), normals (N, d), mesh_edges (2, E))       # (each model takes what it uses)
+    model.needs -> frozenset of SAMPLE_INPUTS                                        # what prepare takes
+    prepared = model.prepare(pos (N, d), queries (M, d), **inputs)                  # once per geometry
+    prepared = model.with_queries(prepared, queries (M', d), sdf_fn=...)             # same geometry, new queries
     batch = type(prepared).collate([prepared, ...])                                  # several geometries
-    model(f (N_total, C_in) or None, batch) -> (M_total, C_out)                      # differentiable
+    state = model.encode(f (N_total, C_in) or None, batch)                           # no query in it
+    model.decode(state, batch) -> (M_total, C_out)                                   # at the queries
+    model(f, batch) == model.decode(model.encode(f, batch), batch)                   # differentiable
+
+`inputs` are the sample's data the model declares in `needs` (see `SAMPLE_INPUTS`). `encode` does everything
+that does not depend on the queries (graphs into the latent grid and the FNO, the token transformer, message
+passing), so `FieldOperator.predict` encodes a geometry once and decodes any number of query chunks. A model
+without `encode`/`decode`/`with_queries` (one registered from outside) still works: it runs whole per chunk.
 
 Models whose structure depends on the data (the K-D tree of KD-FNO, BENO's boundary channels) are fitted here,
 and what was fitted is part of the returned config, so `model_from_config` rebuilds them exactly."""
@@ -23,6 +31,16 @@ from geoop.models.beno import BENO, MeshGNN
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
 from geoop.models.transolver import Transolver
+
+
+SAMPLE_INPUTS = {
+    "sdf": "sdf_fn: the signed distance at (K, d) numpy points in model coordinates (from the sample's geometry)",
+    "mesh_edges": "mesh_edges (2, E): the edges of the sample's mesh cells",
+    "weights": "weights (N,): quadrature weights (cell measure shares, summing to 1)",
+    "boundary": "boundary (N,): boundary-node flags",
+    "normals": "normals (N, d): outward unit normals at boundary nodes (0 inside)",
+    "boundary_weights": "boundary_weights (N,): each node's share of the boundary measure (0 inside)",
+}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ slice tokens without shaping them, and point features that carry the geometry an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -101,6 +101,11 @@ class Transolver(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, out_channels))
 
     @property
+    def needs(self) -> frozenset[str]:
+        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
+        return frozenset({"weights", "boundary", "normals"} | ({"sdf"} if self.use_sdf else set()))
+
+    @property
     def geo_channels(self) -> int:
         return 3 + 2 * self.dim
 
@@ -121,22 +126,30 @@ class Transolver(nn.Module):
         normals = torch.zeros_like(pos) if normals is None else torch.as_tensor(normals, dtype=torch.float32)
         if self.use_sdf and sdf_fn is None:
             raise ValueError("this Transolver uses the signed distance: pass sdf_fn, or build it with use_sdf=False")
-        local = lambda p: self._distance_features(sdf_fn, p)  # noqa: E731
         curvature = boundary_curvature(pos.double().numpy(), boundary.numpy(), normals.double().numpy())
-        geo = torch.cat([local(pos), normals, boundary.float()[:, None],
+        geo = torch.cat([self._distance_features(sdf_fn, pos), normals, boundary.float()[:, None],
                          torch.as_tensor(curvature, dtype=torch.float32)[:, None]], dim=1)
         zeros = torch.zeros(n, dtype=torch.int64)
         inputs = PointInputs(pos, zeros, weights, geo, zeros)
-        queries = None if queries is None else torch.as_tensor(queries, dtype=torch.float32)
-        if queries is not None and not (queries.shape == pos.shape and torch.equal(queries, pos)):
-            if queries.shape[1] != self.dim:
-                raise ValueError(f"this Transolver is {self.dim}D; got queries {tuple(queries.shape)}")
-            to_queries = idw_matrix(pos, queries)
-            carried = torch.sparse.mm(to_queries, geo[:, self.dim + 1:])  # normals, flags, curvature
-            inputs.query_pos, inputs.to_queries = queries, to_queries
-            inputs.query_geo = torch.cat([local(queries), carried], dim=1)
-            inputs.query_batch = torch.zeros(len(queries), dtype=torch.int64)
-        return inputs
+        return inputs if queries is None else self.with_queries(inputs, queries, sdf_fn)
+
+    @torch.no_grad()
+    def with_queries(self, inputs: PointInputs, queries: torch.Tensor, sdf_fn: Callable | None = None,
+                     **unused: Any) -> PointInputs:
+        """`inputs` of ONE geometry with new queries `(M, d)` (their local geometry and interpolation weights);
+        the input side is shared. Queries equal to the points are the points themselves."""
+        device = inputs.pos.device
+        pos, geo = inputs.pos.cpu(), inputs.geo.cpu()
+        queries = torch.as_tensor(queries, dtype=torch.float32).cpu()
+        if queries.shape == pos.shape and torch.equal(queries, pos):
+            return replace(inputs, query_batch=inputs.batch, query_pos=None, query_geo=None, to_queries=None)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"this Transolver is {self.dim}D; got queries {tuple(queries.shape)}")
+        to_queries = idw_matrix(pos, queries)
+        carried = torch.sparse.mm(to_queries, geo[:, self.dim + 1:])  # normals, flags, curvature
+        query_geo = torch.cat([self._distance_features(sdf_fn, queries), carried], dim=1)
+        return replace(inputs, query_batch=torch.zeros(len(queries), dtype=torch.int64, device=device),
+                       query_pos=queries.to(device), query_geo=query_geo.to(device), to_queries=to_queries.to(device))
 
     def _distance_features(self, sdf_fn: Callable | None, points: torch.Tensor) -> torch.Tensor:
         """`(M, 1 + d)`: signed distance and its gradient at `points` (zeros without an SDF)."""
@@ -153,20 +166,40 @@ class Transolver(nn.Module):
             parts += [(normal * v).sum(1, keepdim=True), (gradient * v).sum(1, keepdim=True)]
         return self.lift(torch.cat(parts, dim=1))
 
-    def forward(self, f: torch.Tensor | None, inputs: PointInputs) -> torch.Tensor:
+    def encode(self, f: torch.Tensor | None, inputs: PointInputs) -> SliceState:
+        """The input points through every layer, and the slice tokens each layer gave the queries to read."""
         b = inputs.n_samples
         f = inputs.pos.new_zeros((len(inputs.pos), 0)) if f is None else f
         h, mask = to_padded(self._features(inputs.pos, inputs.geo, f), inputs.batch, b)
         weight, _ = to_padded(inputs.weights[:, None], inputs.batch, b)
-        weight = weight[..., 0]
-        hq = q_mask = None
-        if inputs.to_queries is not None:
-            with torch.autocast(f.device.type, enabled=False):  # sparse products stay in float32
-                at_queries = torch.sparse.mm(inputs.to_queries, f.float())
-            features = self._features(inputs.query_pos, inputs.query_geo, at_queries)
-            hq, q_mask = to_padded(features, inputs.query_batch, b)
+        tokens = []
         for block in self.blocks:
-            h, hq = block(h, weight, hq)
-        if hq is None:
-            return from_padded(self.head(h), mask)
+            h, layer_tokens = block(h, weight[..., 0])
+            tokens.append(layer_tokens)
+        return SliceState(f, h, mask, tokens)
+
+    def decode(self, state: SliceState, inputs: PointInputs) -> torch.Tensor:
+        """`(M, C_out)` at the queries of `inputs` (or at the points, when the queries are the points)."""
+        if inputs.to_queries is None:
+            return from_padded(self.head(state.h), state.mask)
+        with torch.autocast(state.f.device.type, enabled=False):  # sparse products stay in float32
+            at_queries = torch.sparse.mm(inputs.to_queries, state.f.float())
+        features = self._features(inputs.query_pos, inputs.query_geo, at_queries)
+        hq, q_mask = to_padded(features, inputs.query_batch, inputs.n_samples)
+        for block, tokens in zip(self.blocks, state.tokens, strict=True):
+            hq = block.read(hq, tokens)
         return from_padded(self.head(hq), q_mask)
+
+    def forward(self, f: torch.Tensor | None, inputs: PointInputs) -> torch.Tensor:
+        return self.decode(self.encode(f, inputs), inputs)
+
+
+@dataclass
+class SliceState:
+    """What `Transolver.encode` keeps for the queries: the input fields f `(N, C_in)`, the points' last hidden
+    state h `(B, N_max, C)` with its mask, and each layer's slice tokens `(B, H, S, D)`."""
+
+    f: torch.Tensor
+    h: torch.Tensor
+    mask: torch.Tensor
+    tokens: list[torch.Tensor]
