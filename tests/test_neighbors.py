@@ -14,7 +14,7 @@ from geoop.graph import (
     radius_graph,
     radius_search,
 )
-from geoop.graph.search_backends import plan_chunks
+from geoop.graph.search_backends import PARALLEL_QUERIES, plan_chunks
 from tests.conftest import box_hexes
 
 RADIUS_BACKENDS = ["kdtree", "cell_list"]
@@ -206,3 +206,19 @@ def test_cell_list_on_cuda_equals_cpu():
     gpu = radius_search(x.cuda(), 0.01, backend="cell_list")
     cpu = radius_search(x, 0.01, backend="brute")
     assert torch.equal(gpu.edge_index.cpu(), cpu.edge_index)
+
+
+def test_a_large_query_set_searched_in_threads_gives_the_single_thread_graph():
+    """Query sets above PARALLEL_QUERIES are split over the torch threads; the graph must not change."""
+    rng = np.random.default_rng(3)
+    points = torch.from_numpy(rng.random((3000, 3)))
+    queries = torch.from_numpy(rng.random((PARALLEL_QUERIES + 5000, 3)))
+    before = torch.get_num_threads()
+    try:
+        graphs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            graphs.append(radius_search(points, 0.08, queries, backend="kdtree"))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(graphs[0].edge_index, graphs[1].edge_index) and graphs[0].edge_index.shape[1] > 50_000

@@ -112,6 +112,28 @@ def test_empty_neighborhoods_are_explicit_zeros_with_a_warning_or_filled_with_th
     assert layer.coverage == 1.0
 
 
+@pytest.mark.parametrize("transform", ["linear", "nonlinear", "linear_kernelonly"])
+@pytest.mark.parametrize("frequencies", [0, 3])
+def test_kernel_integral_computes_node_terms_once_and_equals_the_kernel_on_every_edge(transform, frequencies):
+    """The kernel's first layer is split into per-source, per-target and per-edge parts; the sum must be the
+    kernel MLP applied to each edge's full input [e(y), e(x), (y - x) / r (, f(y))]."""
+    torch.manual_seed(0)
+    p, w = square_mesh(12)
+    q = torch.rand(50, 2, dtype=torch.float64)
+    graph, _ = bipartite_graph(p, q, 0.2)
+    channels = 0 if transform == "linear_kernelonly" else 2
+    layer = KernelIntegral(2, channels, 2, radius=0.2, hidden=(8, 8), transform=transform,
+                           frequencies=frequencies).double()
+    f = torch.rand(len(p), 2, dtype=torch.float64)
+    src, dst = graph.edge_index
+    embed = layer.embed or (lambda t: t)
+    parts = [embed(p[src]), embed(q[dst]), (p[src] - q[dst]) / 0.2] + ([f[src]] if transform == "nonlinear" else [])
+    k = layer.kernel(torch.cat(parts, 1)) * (f[src] if channels else 1)
+    expected = torch.zeros(len(q), 2, dtype=torch.float64).index_add_(0, dst, k * w[src, None])
+    expected = expected / torch.zeros(len(q), dtype=torch.float64).index_add_(0, dst, w[src])[:, None]
+    torch.testing.assert_close(layer(p, q, graph.edge_index, f_y=f if channels else None, weights=w), expected)
+
+
 def test_chunked_kernel_integral_equals_one_pass_in_values_and_gradients():
     torch.manual_seed(0)
     p, w = square_mesh(24)

@@ -96,6 +96,8 @@ def _finish(points: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor, rad
 def _cap(result: Neighbors, k: int) -> Neighbors:
     """Keep the k nearest per query (ties: lower point index), in canonical order again."""
     src, dst = result.edge_index
+    if not len(dst) or int(torch.bincount(dst).max()) <= k:  # no query has more: nothing to cut
+        return result
     order = torch.from_numpy(np.lexsort((src.cpu().numpy(), result.distance.cpu().numpy(),
                                          dst.cpu().numpy()))).to(src.device)
     dst_sorted = dst[order]
@@ -178,13 +180,24 @@ def _knn_kdtree_keys(points: torch.Tensor, q: torch.Tensor, k: int, bp: torch.Te
     for (p0, p1), (q0, q1) in zip(ranges(bp, n_batches), ranges(bq, n_batches), strict=True):
         if p1 == p0 or q1 == q0:
             continue
-        tree = cKDTree(p_np[p0:p1])
-        dist, _ = tree.query(q_np[q0:q1], k=min(k, p1 - p0))
-        kth = np.asarray(dist).reshape(q1 - q0, -1)[:, -1]
-        lists = tree.query_ball_point(q_np[q0:q1], kth * (1 + INFLATE) + np.finfo(np.float64).tiny)
-        lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-        src = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) + p0
-        keys.append(np.repeat(np.arange(q0, q1, dtype=np.int64), lengths) * n + src)
+        tree, m, kk = cKDTree(p_np[p0:p1]), q1 - q0, min(k, p1 - p0)
+        workers = torch.get_num_threads()
+        dist, idx = tree.query(q_np[q0:q1], k=min(kk + 1, p1 - p0), workers=workers)
+        dist, idx = np.asarray(dist).reshape(m, -1), np.asarray(idx).reshape(m, -1)
+        rows = np.repeat(np.arange(q0, q1, dtype=np.int64), kk)
+        if kk == p1 - p0:  # every point of the sample is a candidate
+            keys.append(rows * n + idx[:, :kk].ravel() + p0)
+            continue
+        bound = dist[:, kk - 1] * (1 + INFLATE) + np.finfo(np.float64).tiny
+        tied = np.flatnonzero(dist[:, kk] <= bound)  # a (k+1)-th point as near as the k-th: ask for all of them
+        clean = np.ones(m, dtype=bool)
+        clean[tied] = False
+        keys.append(rows.reshape(m, kk)[clean].ravel() * n + idx[clean, :kk].ravel() + p0)
+        if len(tied):
+            lists = tree.query_ball_point(q_np[q0 + tied], bound[tied], workers=workers)
+            lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+            src = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) + p0
+            keys.append(np.repeat(q0 + tied, lengths) * n + src)
     return torch.from_numpy(np.concatenate(keys)) if keys else torch.zeros(0, dtype=torch.int64)
 
 

@@ -10,6 +10,7 @@ the pairs within the radius, restricted to equal batch ids; `neighbors.py` filte
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from geoop.graph.distance import pair_squared_distance, squared_distance
 
 # Candidates are inflated by this relative margin so that the exact filter alone decides pairs at distance r.
 INFLATE = 1e-9
+# query sets larger than this are split over the torch threads for the KD-tree search
+PARALLEL_QUERIES = 20_000
 
 
 def ranges(batch: torch.Tensor, n_batches: int) -> list[tuple[int, int]]:
@@ -34,11 +37,21 @@ def kdtree_keys(points: torch.Tensor, queries: torch.Tensor, radius: float, batc
     p, q = points.detach().cpu().numpy(), queries.detach().cpu().numpy()
     n = len(p)
     keys = []
+    threads = torch.get_num_threads()
     for (p0, p1), (q0, q1) in zip(ranges(batch_points, n_batches), ranges(batch_queries, n_batches), strict=True):
         if p1 > p0 and q1 > q0:
-            m = cKDTree(p[p0:p1]).sparse_distance_matrix(cKDTree(q[q0:q1]), _candidate_radius(radius),
-                                                         output_type="ndarray")
-            keys.append((m["j"].astype(np.int64) + q0) * n + (m["i"].astype(np.int64) + p0))
+            tree = cKDTree(p[p0:p1])
+
+            def pairs(a: int, b: int, tree: cKDTree = tree, p0: int = p0) -> np.ndarray:
+                m = tree.sparse_distance_matrix(cKDTree(q[a:b]), _candidate_radius(radius), output_type="ndarray")
+                return (m["j"].astype(np.int64) + a) * n + (m["i"].astype(np.int64) + p0)
+
+            cuts = np.linspace(q0, q1, threads + 1 if q1 - q0 > PARALLEL_QUERIES else 2).astype(np.int64)
+            if len(cuts) == 2:
+                keys.append(pairs(q0, q1))
+            else:  # scipy releases the GIL: query slices search in threads (the torch thread count)
+                with ThreadPoolExecutor(threads) as pool:
+                    keys += list(pool.map(pairs, cuts[:-1], cuts[1:]))
     return torch.from_numpy(np.concatenate(keys)) if keys else torch.zeros(0, dtype=torch.int64)
 
 

@@ -14,6 +14,7 @@ from geoop.layers.mlp import MLP
 
 TRANSFORMS = ("linear", "nonlinear", "linear_kernelonly", "nonlinear_kernelonly")
 REDUCTIONS = ("integral", "average", "mean", "sum")
+INFERENCE_CHUNK_EDGES = 1 << 16
 
 
 class KernelIntegral(nn.Module):
@@ -57,33 +58,44 @@ class KernelIntegral(nn.Module):
         self.transform, self.reduction, self.radius = transform, reduction, float(radius)
         self.mollify, self.chunk_edges = mollify, chunk_edges
         self.embed = SinusoidalEmbedding(coord_dim, frequencies) if frequencies else None
-        pos_channels = self.embed.out_channels if self.embed else coord_dim
+        self._pos_channels = pos_channels = self.embed.out_channels if self.embed else coord_dim
         kernel_in = 2 * pos_channels + coord_dim + (in_channels if transform.startswith("nonlinear") else 0)
         self.kernel = MLP(kernel_in, hidden, out_channels)
         self.coverage: float = 1.0
         self._warned = not warn_empty
 
-    def _edges(self, y: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
-               f_y: torch.Tensor | None) -> torch.Tensor:
-        ys, xt = y[src], x[dst]
-        rel = (ys - xt) / self.radius
-        parts = [self.embed(ys), self.embed(xt)] if self.embed else [ys, xt]
-        parts.append(rel)
+    def _source_terms(self, y: torch.Tensor, f_y: torch.Tensor | None) -> torch.Tensor:
+        """`(N_s, H)`: the kernel's first layer applied to what it sees of each source (its embedding and, for
+        the nonlinear forms, f(y)). That layer is linear in its input's parts, so they are computed per node and
+        gathered per edge, instead of embedding and multiplying every edge's copy."""
+        first, p = self.kernel[0], self._pos_channels
+        terms = (self.embed(y) if self.embed else y) @ first.weight[:, :p].T
         if self.transform.startswith("nonlinear"):
-            parts.append(f_y[src])
-        k = self.kernel(torch.cat(parts, dim=-1))
+            terms = terms + f_y @ first.weight[:, 2 * p + y.shape[1]:].T
+        return terms
+
+    def _target_terms(self, x: torch.Tensor) -> torch.Tensor:
+        """`(N_t, H)`: the first layer's share of each target (its embedding, and the bias)."""
+        first, p = self.kernel[0], self._pos_channels
+        return torch.addmm(first.bias, self.embed(x) if self.embed else x, first.weight[:, p:2 * p].T)
+
+    def _chunk(self, y, x, src, dst, f_y, w, source_terms, first: int, n_targets: int) -> torch.Tensor:
+        """The reduction's sum over the edges `src -> dst` of targets `first .. first + n_targets`."""
+        p, d = self._pos_channels, y.shape[1]
+        rel = (y[src] - x[dst]) / self.radius
+        h = source_terms[src] + self._target_terms(x[first:first + n_targets])[dst - first]
+        h = torch.addmm(h, rel, self.kernel[0].weight[:, 2 * p:2 * p + d].T)
+        for layer in list(self.kernel)[1:]:
+            h = layer(h)
+        k = h  # the kernel's value on each edge
         if self.transform in ("linear", "nonlinear"):
             k = k * f_y[src]
         if self.mollify:
             t2 = (rel * rel).sum(-1, keepdim=True).clamp(max=1.0)
             k = k * (1 - t2) ** 2
-        return k
-
-    def _chunk(self, y, x, src, dst, f_y, w, first: int, n_targets: int) -> torch.Tensor:
-        values = self._edges(y, x, src, dst, f_y)
         if w is not None:
-            values = values * w[src, None]
-        return scatter_sum(values, dst - first, n_targets)
+            k = k * w[src, None]
+        return scatter_sum(k, dst - first, n_targets)
 
     def forward(self, y: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor, f_y: torch.Tensor | None = None,
                 weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,17 +107,21 @@ class KernelIntegral(nn.Module):
         if self.reduction in ("integral", "average") and w is None:
             raise ValueError(f"reduction {self.reduction!r} needs quadrature weights of the sources")
         # chunks of whole targets (edges are sorted by target), each at most ~chunk_edges edges
+        # without gradients nothing is kept for backward, and chunks of ~64k edges keep their per-edge
+        # activations in cache (measured 2.5x faster than 1M-edge chunks for a 64-wide kernel on a 2-core CPU)
+        budget = self.chunk_edges if torch.is_grad_enabled() else min(self.chunk_edges, INFERENCE_CHUNK_EDGES)
         bounds = [0]
-        if len(src) > self.chunk_edges:
+        if len(src) > budget:
             ptr = torch.searchsorted(dst, torch.arange(n_t + 1, device=dst.device))
-            cuts = torch.arange(self.chunk_edges, len(src), self.chunk_edges, device=dst.device)
+            cuts = torch.arange(budget, len(src), budget, device=dst.device)
             bounds += sorted(set(torch.searchsorted(ptr, cuts).tolist()) - {0, n_t})
         bounds.append(n_t)
         pieces = []
+        source_terms = self._source_terms(y, f_y)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             e0, e1 = (0, len(src)) if len(bounds) == 2 else torch.searchsorted(
                 dst, torch.tensor([a, b], device=dst.device)).tolist()
-            args = (y, x, src[e0:e1], dst[e0:e1], f_y, w, a, b - a)
+            args = (y, x, src[e0:e1], dst[e0:e1], f_y, w, source_terms, a, b - a)
             if len(bounds) > 2 and torch.is_grad_enabled():
                 pieces.append(checkpoint(self._chunk, *args, use_reentrant=False))
             else:

@@ -158,13 +158,15 @@ class FieldOperator(nn.Module):
     @torch.no_grad()
     def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
                 constants: Mapping[str, Sequence[float] | float] | None = None,
-                chunk: int = 200_000, shape: Geometry | None = None) -> Geometry:
+                chunk: int = 200_000, shape: Geometry | None = None, encode_once: bool = True) -> Geometry:
         """Predicted target fields of `geometry` (which carries the model's input fields as point data) at
         `queries`: `(M, d)` points, a `Geometry` (its cells are kept, for ParaView), or None for the
         geometry's own points, in their order. `constants` fills input fields that are the same at every point
         (e.g. `{"freestream": [1, 0, 0]}`). Queries run in chunks of `chunk` points, so memory stays bounded.
         `shape`: the surface or mesh that a bare-cloud `geometry` samples, for models that use its signed
-        distance (without it such a model refuses a cloud, see `check_distance`)."""
+        distance (without it such a model refuses a cloud, see `check_distance`). The input side is encoded
+        once and each chunk decoded from it; `encode_once=False` runs the whole model per chunk instead (the
+        same values, for comparison: see benchmarks/predict_scale.py)."""
         if geometry.dim != self.dim:
             raise GeometryError(f"this model was trained on {self.dim}D data; the geometry is {geometry.dim}D",
                                 path=geometry.source)
@@ -183,7 +185,7 @@ class FieldOperator(nn.Module):
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise GeometryError(f"queries must have shape (M, {self.dim}), got {q.shape}", path=geometry.source)
         self._warn_outside(geometry.points, q, geometry.source)
-        values = self._predict_chunks(data, geometry, shape, q, chunk)
+        values = self._predict_chunks(data, geometry, shape, q, chunk, encode_once)
         fields = {name: values[:, s].squeeze(1) if s.stop - s.start == 1 else values[:, s]
                   for name, s in self.target_slices.items()}
         if target is not None:
@@ -192,13 +194,13 @@ class FieldOperator(nn.Module):
         return Geometry(q, geometry.cells if queries is None else None, point_data=fields, source=geometry.source)
 
     def _predict_chunks(self, data: Data, geometry: Geometry, shape: Geometry | None, q: np.ndarray,
-                        chunk: int) -> np.ndarray:
+                        chunk: int, encode_once: bool) -> np.ndarray:
         """`(M, C_out)` predictions at `q` in physical coordinates: the input side is prepared and encoded
         once, then every chunk of queries gets its own query-side structures and is decoded. Models without
         `encode`/`decode`/`with_queries` run whole for every chunk."""
         device = self.center.device
         x = data.x.to(device)
-        split = all(hasattr(self.model, m) for m in ("encode", "decode", "with_queries"))
+        split = encode_once and all(hasattr(self.model, m) for m in ("encode", "decode", "with_queries"))
         inputs = self.sample_inputs(data, geometry, shape)
         starts = range(0, len(q), chunk)
         prepared = state = None
