@@ -134,7 +134,10 @@ def test_kernel_integral_computes_node_terms_once_and_equals_the_kernel_on_every
     torch.testing.assert_close(layer(p, q, graph.edge_index, f_y=f if channels else None, weights=w), expected)
 
 
-def test_chunked_kernel_integral_equals_one_pass_in_values_and_gradients():
+def test_chunked_kernel_integral_equals_one_pass_in_values_and_gradients(monkeypatch):
+    """Edge blocks (targets split across two of them) and their recomputation in backward change nothing."""
+    from geoop.layers import kernel_integral
+
     torch.manual_seed(0)
     p, w = square_mesh(24)
     q = torch.rand(300, 2, dtype=torch.float64)
@@ -144,6 +147,7 @@ def test_chunked_kernel_integral_equals_one_pass_in_values_and_gradients():
     full = layer(p, q, graph.edge_index, f_y=f, weights=w)
     (g_full,) = torch.autograd.grad(full.square().sum(), f)
     layer.chunk_edges = 500
+    monkeypatch.setattr(kernel_integral, "EDGE_BLOCK", 333)
     chunked = layer(p, q, graph.edge_index, f_y=f, weights=w)
     (g_chunk,) = torch.autograd.grad(chunked.square().sum(), f)
     torch.testing.assert_close(chunked, full)

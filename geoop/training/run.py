@@ -195,7 +195,7 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
         trainer = Trainer(operator, train_set, val_set, settings, out, data_hash, context)
         history = trainer.fit()
         best = Evaluator(load_model(out / "model.safetensors"), settings.device, settings.amp, settings.batch_size,
-                         context=context)
+                         context=context, cache=settings.cache, spare=out)
         test = None if test_set is None else best.evaluate(test_set)
         if context.is_main:
             if test is not None:

@@ -5,6 +5,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,9 +24,12 @@ from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
 from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_max, all_sum, barrier
 from geoop.training.losses import field_errors, max_errors
+from geoop.training.memory import HeapTrimmer
+from geoop.training.prepared_store import PreparedStore, store_key
 from geoop.training.schedule import KINDS, SchedulePlan, budget_steps, epoch_plan
 
 log = logging.getLogger(__name__)
+CACHES = ("disk", "memory")
 
 
 @dataclass
@@ -40,9 +44,11 @@ class TrainConfig:
     quadrature-weighted) or "huber" (the same with residuals beyond `huber_delta` times the sample's RMS
     counted linearly: robust to spikes such as suction peaks of Cp); `amp`: bf16 autocast on CUDA; `compile`:
     `torch.compile` the model; `device`: "auto" (CUDA when available), "cpu", "cuda", ...
-    `shards`: how the training set is dealt for data parallelism (default: one shard per process; batch_size
-    and max_points are per shard); fix it to replay a run on another number of processes. `dist_timeout`:
-    seconds a collective may wait for a lost rank before the job fails."""
+    `cache`: where each sample's prepared structures (graphs, grids, interpolation weights) are kept between
+    epochs: "disk" (a store beside the dataset, see `PreparedStore`: memory stays flat as the dataset grows) or
+    "memory" (all of them in RAM). `shards`: how the training set is dealt for data parallelism (default: one
+    shard per process; batch_size and max_points are per shard); fix it to replay a run on another number of
+    processes. `dist_timeout`: seconds a collective may wait for a lost rank before the job fails."""
 
     epochs: int | None = None
     budget: float | None = None
@@ -59,6 +65,7 @@ class TrainConfig:
     patience: int | None = None
     amp: bool = True
     compile: bool = False
+    cache: str = "disk"
     device: str = "auto"
     progress: bool = True
     shards: int | None = None
@@ -103,19 +110,36 @@ class Clock:
 
 
 class Evaluator:
-    """Batches a dataset through a `FieldOperator` on a device (bf16 autocast on CUDA when `amp`), caching each
-    sample's per-geometry structures (graphs, grids, interpolation weights) unless the dataset subsamples points
-    anew each epoch; `evaluate` gives per-field errors."""
+    """Batches a dataset through a `FieldOperator` on a device (bf16 autocast on CUDA when `amp`), keeping each
+    sample's per-geometry structures (graphs, grids, interpolation weights) on disk (`cache="disk"`, in the
+    dataset folder, or under `spare` where that is read-only) or in memory, unless the dataset subsamples
+    points anew each epoch; `evaluate` gives per-field errors."""
 
     def __init__(self, operator: FieldOperator, device: str = "auto", amp: bool = True, batch_size: int = 4,
-                 compile: bool = False, context: Context = SINGLE_PROCESS):
+                 compile: bool = False, context: Context = SINGLE_PROCESS, cache: str = "disk",
+                 spare: str | Path | None = None):
         name = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         if name == "cuda" and context.world > 1:
             name = f"cuda:{context.local_rank}"
         self.device, self.amp, self.batch_size, self.context = torch.device(name), amp, batch_size, context
         self.operator = operator.to(self.device)
         self.forward = torch.compile(operator, dynamic=True) if compile else operator
+        if cache not in CACHES:
+            raise GeoopError(f"unknown cache {cache!r}", fix=f"use train.cache={' or '.join(CACHES)}")
+        self.cache, self.spare = cache, None if spare is None else Path(spare)
         self._cache: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._stores: dict[int, PreparedStore] = {}
+
+    def store(self, dataset: SimulationDataset) -> PreparedStore:
+        """The on-disk store of `dataset`'s prepared structures for this operator: `<dataset>/.geoop-cache/<key>`,
+        or `<spare>/cache/<key>` (the run folder) where the dataset folder is read-only."""
+        if id(dataset) not in self._stores:
+            key = store_key(self.operator)
+            folder = dataset.root / ".geoop-cache"
+            if not os.access(folder if folder.exists() else dataset.root, os.W_OK) and self.spare is not None:
+                folder = self.spare / "cache"
+            self._stores[id(dataset)] = PreparedStore(folder / key)
+        return self._stores[id(dataset)]
 
     def sizes(self, dataset: SimulationDataset) -> list[int]:
         points = {r["index"]: r["n_points"] for r in dataset.manifest["samples"]}
@@ -127,9 +151,24 @@ class Evaluator:
         if key in self._cache:
             return self._cache[key]
         data = dataset[i]
-        prepared = self.operator.prepare(data, dataset.geometry(i) if self.operator.needs_geometry else None)
-        if dataset.subsample is None:
-            self._cache[key] = (data, prepared)
+        prepare = lambda: self.operator.prepare(data, dataset.geometry(i) if self.operator.needs_geometry  # noqa: E731
+                                                else None)
+        if dataset.subsample is not None:  # new points every epoch: nothing to keep
+            return data, prepare()
+        if self.cache == "memory":
+            self._cache[key] = (data, prepare())
+            return self._cache[key]
+        store, sample_id, source = self.store(dataset), dataset.ids[i], dataset.files[i]
+        prepared = store.get(sample_id, source)
+        if prepared is None:
+            prepared = prepare()
+            try:
+                store.put(sample_id, source, prepared)
+            except OSError as e:  # a full or read-only disk: keep the structures in memory instead
+                log.warning("cannot write the prepared-structure cache %s (%s); keeping them in memory",
+                            store.folder, e)
+                self.cache = "memory"
+                self._cache[key] = (data, prepared)
         return data, prepared
 
     def batch(self, dataset: SimulationDataset, positions: list[int]) -> tuple[Batch, Any]:
@@ -201,7 +240,8 @@ class Trainer(Evaluator):
 
     def __init__(self, operator: FieldOperator, train_set: SimulationDataset, val_set: SimulationDataset | None,
                  config: TrainConfig, out: str | Path, data_hash: str = "", context: Context = SINGLE_PROCESS):
-        super().__init__(operator, config.device, config.amp, config.batch_size, config.compile, context)
+        super().__init__(operator, config.device, config.amp, config.batch_size, config.compile, context,
+                         config.cache, out)
         self.train_set, self.val_set = train_set, val_set
         self.config, self.out, self.data_hash = config, Path(out), data_hash
         self.n_shards = config.shards or context.world
@@ -334,6 +374,7 @@ class Trainer(Evaluator):
         planned = self.plan.total if c.budget is not None else \
             step + sum(len(self._epoch_plan(e)) for e in range(start, int(c.max_epochs)))
         bar = tqdm(total=planned, initial=step, desc="train", unit="step", disable=not (c.progress and main))
+        trim = HeapTrimmer()  # resident memory stays flat over steps of different sizes
         spent_out = False
         for epoch in itertools.count(start):
             if epoch >= c.max_epochs or spent_out or (self.plan.total is not None and step >= self.plan.total):
@@ -358,6 +399,7 @@ class Trainer(Evaluator):
                     torch.nn.utils.clip_grad_norm_(self.operator.parameters(), c.grad_clip)
                 opt.step()
                 sched.step()
+                trim()
                 step += 1
                 losses.append(value)
                 bar.update()

@@ -1,0 +1,81 @@
+"""The on-disk store of prepared structures: exact round trips for every model, int32 indices on disk, entries
+of a changed sample or another config never read back, and a trained run that keeps none of them in memory."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from geoop.decomposition.kdtree import KDTreeDecomposition
+from geoop.models.attention_operators import MINO
+from geoop.models.beno import BENO
+from geoop.models.gino import GINO
+from geoop.models.kdfno import KDFNO
+from geoop.models.transolver import Transolver
+from geoop.training.prepared_store import PreparedStore
+
+
+def _kdfno() -> KDFNO:
+    tree = KDTreeDecomposition(n_subdomains=2).fit(np.random.default_rng(0).uniform(-1, 1, (400, 2)))
+    return KDFNO(tree, 1, 1, hidden=8, modes=4, n_layers=1, use_sdf=False)
+
+
+MODELS = {
+    "gino": lambda: GINO(2, 1, 1, resolution=8, hidden=8, modes=4, n_layers=1, use_sdf=True),
+    "transolver": lambda: Transolver(2, 1, 1, hidden=16, layers=1, heads=2, slices=4, use_sdf=True),
+    "mino": lambda: MINO(2, 1, 1, tokens_per_axis=4, hidden=16, layers=1, use_sdf=True),
+    "beno": lambda: BENO(2, 2, 1, boundary_channels=[1], hidden=16, layers=1),
+    "kdfno": _kdfno,
+}
+
+
+def _same(a, b) -> None:
+    assert type(a) is type(b)
+    if torch.is_tensor(a):
+        if a.is_sparse:
+            a, b = a.coalesce(), b.coalesce()
+            assert b.is_sparse and torch.equal(a.indices(), b.indices()) and torch.equal(a.values(), b.values())
+        else:
+            assert a.dtype == b.dtype and torch.equal(a, b)
+    elif dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name))
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_stored_structure_comes_back_exactly(name, tmp_path):
+    model = MODELS[name]()
+    pos = torch.rand(150, 2) * 2 - 1
+    boundary = pos.abs().max(1).values > 0.85
+    prepared = model.prepare(pos, queries=torch.rand(40, 2) * 2 - 1, boundary=boundary,
+                             normals=torch.zeros(150, 2), sdf_fn=lambda p: 0.9 - np.abs(p).max(1))
+    source = tmp_path / "sample.npz"
+    source.write_bytes(b"x")
+    store = PreparedStore(tmp_path / "store")
+    store.put(3, source, prepared)
+    back = store.get(3, source)
+    _same(prepared, back)
+    f = torch.rand(150, 2 if name == "beno" else 1)
+    torch.testing.assert_close(model(f, back), model(f, prepared))
+    on_disk = load_file(store.path(3))
+    assert not any(t.dtype == torch.int64 for t in on_disk.values())  # indices are int32 on disk
+
+
+def test_a_changed_sample_or_a_damaged_entry_is_prepared_again(tmp_path):
+    model = MODELS["gino"]()
+    prepared = model.prepare(torch.rand(50, 2), sdf_fn=lambda p: np.ones(len(p)))
+    source = tmp_path / "sample.npz"
+    source.write_bytes(b"first")
+    store = PreparedStore(tmp_path / "store")
+    store.put(0, source, prepared)
+    assert store.get(0, source) is not None
+    source.write_bytes(b"second version")
+    assert store.get(0, source) is None
+    store.put(0, source, prepared)
+    store.path(0).write_bytes(b"not a safetensors file")
+    assert store.get(0, source) is None and store.get(1, source) is None
