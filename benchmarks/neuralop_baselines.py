@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from geoop.decomposition.transfer import point_to_grid_matrix
 from geoop.layers.attention import to_padded
 from geoop.models.kdfno import _torch_sparse
 from geoop.models.registry import DataFacts, register
-from geoop.models.sparse import block_diagonal
+from geoop.graph.structures import Structure, blocks, rows, sample_ids, total
 
 
 def _grid(dim: int, resolution: int) -> np.ndarray:
@@ -36,31 +36,18 @@ def _grid(dim: int, resolution: int) -> np.ndarray:
 
 
 @dataclass
-class GridInputs:
+class GridInputs(Structure):
     """Per-geometry inputs of both baselines, for one or more samples: to_grid `(B * G, N)` raster
     interpolation (FNO only), grid_geo `(B * G, 2)` signed distance and inside mask at the grid nodes, pos
     `(N, d)` and batch `(N,)`, queries `(M, d)` and query_batch `(M,)` in model coordinates."""
 
-    to_grid: torch.Tensor | None
-    grid_geo: torch.Tensor
-    pos: torch.Tensor
-    batch: torch.Tensor
-    queries: torch.Tensor
-    query_batch: torch.Tensor
-    n_samples: int = 1
-
-    def to(self, device: torch.device | str) -> GridInputs:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return GridInputs(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
-
-    @staticmethod
-    def collate(parts: Sequence[GridInputs]) -> GridInputs:
-        offsets = np.cumsum([0] + [p.n_samples for p in parts])
-        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-        shift = lambda name: torch.cat([getattr(p, name) + int(o) for p, o in zip(parts, offsets, strict=False)])  # noqa: E731
-        to_grid = None if parts[0].to_grid is None else block_diagonal([p.to_grid for p in parts])
-        return GridInputs(to_grid, cat("grid_geo"), cat("pos"), shift("batch"), cat("queries"), shift("query_batch"),
-                          int(offsets[-1]))
+    to_grid: torch.Tensor | None = blocks()
+    grid_geo: torch.Tensor = rows()
+    pos: torch.Tensor = rows()
+    batch: torch.Tensor = sample_ids()
+    queries: torch.Tensor = rows()
+    query_batch: torch.Tensor = sample_ids()
+    n_samples: int = total(default=1)
 
 
 def _tensors_only(module: nn.Module, state: dict, prefix: str, local_metadata: dict) -> None:

@@ -6,20 +6,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geoop.graph.structures import Structure, rows, same, sample_ids
+
 
 @dataclass
-class LatentGrid:
+class LatentGrid(Structure):
     """Grids of `resolution^d` nodes per sample, row-major with the last axis fastest.
 
     points `(B * G^d, d)`; batch `(B * G^d,)`; lower/upper `(B, d)` corners; spacing `(B,)` the largest node
     spacing of each grid. `to_tensor` and `from_tensor` move node features between `(B * G^d, C)` and the
     `(B, C, G, ..., G)` layout that spectral convolutions use."""
 
-    points: torch.Tensor
-    batch: torch.Tensor
-    lower: torch.Tensor
-    upper: torch.Tensor
-    resolution: int
+    points: torch.Tensor = rows()
+    batch: torch.Tensor = sample_ids()
+    lower: torch.Tensor = rows()
+    upper: torch.Tensor = rows()
+    resolution: int = same()
 
     @property
     def dim(self) -> int:

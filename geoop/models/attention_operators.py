@@ -5,7 +5,7 @@ at a query does not depend on which other queries are asked for (predicting in c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,15 +14,15 @@ from torch import nn
 
 from geoop.graph.graphs import bipartite_graph
 from geoop.graph.interpolation import idw_matrix
+from geoop.graph.structures import Structure, blocks, index, rows, same, sample_ids, total
 from geoop.layers.attention import AttentionBlock, GatedExperts, MultiHeadAttention, from_padded, to_padded
 from geoop.layers.embeddings import SinusoidalEmbedding
 from geoop.layers.kernel_integral import KernelIntegral
 from geoop.layers.mlp import MLP
-from geoop.models.sparse import block_diagonal
 
 
 @dataclass
-class TokenInputs:
+class TokenInputs(Structure):
     """Per-geometry inputs of the attention operators, for one or more samples: pos `(N, d)`, batch `(N,)`,
     weights `(N,)`, boundary `(N,)` bool, normals `(N, d)`, queries `(M, d)`, query_batch `(M,)`; for MINO the
     edges points -> latent tokens `(2, E)` (token ids offset by sample), token_sdf `(B * T, 1)` or None, the
@@ -30,48 +30,24 @@ class TokenInputs:
     interpolation of the inputs to the queries; None when the queries are the points); boundary_weights `(N,)`
     the boundary measure of each node (GNOT weighs its boundary tokens by it)."""
 
-    pos: torch.Tensor
-    batch: torch.Tensor
-    weights: torch.Tensor
-    boundary: torch.Tensor
-    normals: torch.Tensor
-    queries: torch.Tensor
-    query_batch: torch.Tensor
-    n_samples: int
-    token_edges: torch.Tensor | None = None
-    token_sdf: torch.Tensor | None = None
-    tokens_per_sample: int = 0
-    query_sdf: torch.Tensor | None = None
-    to_queries: torch.Tensor | None = None
-    boundary_weights: torch.Tensor | None = None
+    pos: torch.Tensor = rows()
+    batch: torch.Tensor = sample_ids()
+    weights: torch.Tensor = rows()
+    boundary: torch.Tensor = rows()
+    normals: torch.Tensor = rows()
+    queries: torch.Tensor = rows()
+    query_batch: torch.Tensor = sample_ids()
+    n_samples: int = total()
+    token_edges: torch.Tensor | None = index("pos", "n_tokens", default=None)
+    token_sdf: torch.Tensor | None = rows(default=None)
+    tokens_per_sample: int = same(default=0)
+    query_sdf: torch.Tensor | None = rows(default=None)
+    to_queries: torch.Tensor | None = blocks(default=None)
+    boundary_weights: torch.Tensor | None = rows(default=None)
 
-    def to(self, device: torch.device | str) -> TokenInputs:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return TokenInputs(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
-
-    @staticmethod
-    def collate(parts: Sequence[TokenInputs]) -> TokenInputs:
-        n_pos = n_samples = 0
-        edges, batches, query_batches = [], [], []
-        for p in parts:
-            if p.token_edges is not None:
-                shift = torch.tensor([[n_pos], [n_samples * p.tokens_per_sample]], device=p.token_edges.device)
-                edges.append(p.token_edges + shift)
-            batches.append(p.batch + n_samples)
-            query_batches.append(p.query_batch + n_samples)
-            n_pos, n_samples = n_pos + len(p.pos), n_samples + p.n_samples
-        def cat(name: str) -> torch.Tensor | None:
-            values = [getattr(p, name) for p in parts]
-            return None if any(v is None for v in values) else torch.cat(values)
-
-        separate = {p.to_queries is not None for p in parts}
-        if len(separate) != 1:
-            raise ValueError("cannot batch samples predicted at their own points with samples that have queries")
-        to_queries = block_diagonal([p.to_queries for p in parts]) if separate.pop() else None
-        return TokenInputs(cat("pos"), torch.cat(batches), cat("weights"), cat("boundary"), cat("normals"),
-                           cat("queries"), torch.cat(query_batches), n_samples,
-                           torch.cat(edges, 1) if edges else None, cat("token_sdf"), parts[0].tokens_per_sample,
-                           cat("query_sdf"), to_queries, cat("boundary_weights"))
+    @property
+    def n_tokens(self) -> int:
+        return self.n_samples * self.tokens_per_sample
 
 
 def _token_inputs(pos: torch.Tensor, weights: torch.Tensor | None, queries: torch.Tensor | None,

@@ -4,7 +4,7 @@ boundary nodes, so a boundary's shape and values reach every interior node at ev
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,13 +14,13 @@ from torch import nn
 from geoop.graph.interpolation import idw_matrix
 from geoop.graph.neighbors import knn_search
 from geoop.graph.scatter import scatter_sum
+from geoop.graph.structures import Structure, blocks, index, rows, sample_ids, total
 from geoop.layers.attention import AttentionBlock, MultiHeadAttention, to_padded
 from geoop.layers.mlp import MLP
-from geoop.models.sparse import block_diagonal
 
 
 @dataclass
-class BoundaryGraphs:
+class BoundaryGraphs(Structure):
     """Per-geometry structures of `BENO`, for one or more samples: pos `(N, d)`, batch `(N,)`, node_geo
     `(N, 1 + d)` (signed distance to the boundary and unit direction to its nearest boundary node), edges
     `(2, E)` (source, target), spacing `(N,)` the median edge length of each node's geometry (edge offsets are
@@ -28,36 +28,16 @@ class BoundaryGraphs:
     boundary_normals `(N_b, d)`, to_queries `(M, N)` sparse interpolation from nodes to queries, query_batch
     `(M,)`."""
 
-    pos: torch.Tensor
-    batch: torch.Tensor
-    node_geo: torch.Tensor
-    edges: torch.Tensor
-    spacing: torch.Tensor
-    boundary_index: torch.Tensor
-    boundary_normals: torch.Tensor
-    to_queries: torch.Tensor
-    query_batch: torch.Tensor
-    n_samples: int
-
-    def to(self, device: torch.device | str) -> BoundaryGraphs:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return BoundaryGraphs(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
-
-    @staticmethod
-    def collate(parts: Sequence[BoundaryGraphs]) -> BoundaryGraphs:
-        n_nodes = n_samples = 0
-        edges, bidx, batch, qbatch = [], [], [], []
-        for p in parts:
-            edges.append(p.edges + n_nodes)
-            bidx.append(p.boundary_index + n_nodes)
-            batch.append(p.batch + n_samples)
-            qbatch.append(p.query_batch + n_samples)
-            n_nodes, n_samples = n_nodes + len(p.pos), n_samples + p.n_samples
-        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-        return BoundaryGraphs(cat("pos"), torch.cat(batch), cat("node_geo"), torch.cat(edges, 1), cat("spacing"),
-                              torch.cat(bidx),
-                              cat("boundary_normals"), block_diagonal([p.to_queries for p in parts]),
-                              torch.cat(qbatch), n_samples)
+    pos: torch.Tensor = rows()
+    batch: torch.Tensor = sample_ids()
+    node_geo: torch.Tensor = rows()
+    edges: torch.Tensor = index("pos", "pos")
+    spacing: torch.Tensor = rows()
+    boundary_index: torch.Tensor = index("pos")
+    boundary_normals: torch.Tensor = rows()
+    to_queries: torch.Tensor = blocks()
+    query_batch: torch.Tensor = sample_ids()
+    n_samples: int = total()
 
 
 class _Branch(nn.Module):

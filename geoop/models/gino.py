@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ from torch import nn
 
 from geoop.graph.graphs import bipartite_graph
 from geoop.graph.grids import LatentGrid, latent_grids
+from geoop.graph.structures import Structure, index, nested, rows, sample_ids, total
 from geoop.graph.neighbors import knn_search
 from geoop.layers.fno import FNO
 from geoop.layers.kernel_integral import KernelIntegral
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class GINOGraphs:
+class GINOGraphs(Structure):
     """Everything GINO needs besides the input features, computed once per geometry (no gradients) and
     reused every epoch; `collate` joins several samples' graphs into one batch.
 
@@ -29,67 +30,26 @@ class GINOGraphs:
     and query_batch `(M,)`; grid the latent grids; grid_sdf `(B * G^d, 1)` or None; in_edges `(2, E_in)`
     points -> grid nodes; out_edges `(2, E_out)` grid nodes -> queries; in_empty/out_empty: targets that had no
     neighbor within the radius (and were given their nearest one); boundary_edges `(2, E_b)` boundary nodes ->
-    grid nodes and boundary_weights `(N,)` the nodes' boundary measure (for the boundary-data GNO)."""
+    grid nodes and boundary_weights `(N,)` the nodes' boundary measure (for the boundary-data GNO). The fields
+    say how samples join into a batch (see `geoop.graph.structures`)."""
 
-    pos: torch.Tensor
-    batch: torch.Tensor
-    weights: torch.Tensor
-    queries: torch.Tensor
-    query_batch: torch.Tensor
-    grid: LatentGrid
-    grid_sdf: torch.Tensor | None
-    in_edges: torch.Tensor
-    out_edges: torch.Tensor
-    in_empty: int
-    out_empty: int
-    boundary_edges: torch.Tensor
-    boundary_weights: torch.Tensor
+    pos: torch.Tensor = rows()
+    batch: torch.Tensor = sample_ids()
+    weights: torch.Tensor = rows()
+    queries: torch.Tensor = rows()
+    query_batch: torch.Tensor = sample_ids()
+    grid: LatentGrid = nested()
+    grid_sdf: torch.Tensor | None = rows()
+    in_edges: torch.Tensor = index("pos", "grid.points")
+    out_edges: torch.Tensor = index("grid.points", "queries")
+    in_empty: int = total()
+    out_empty: int = total()
+    boundary_edges: torch.Tensor = index("pos", "grid.points")
+    boundary_weights: torch.Tensor = rows()
 
-    def to(self, device: torch.device | str) -> GINOGraphs:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        for k, v in moved.items():
-            if torch.is_tensor(v):
-                moved[k] = v.to(device)
-        g = self.grid
-        moved["grid"] = LatentGrid(g.points.to(device), g.batch.to(device), g.lower.to(device), g.upper.to(device),
-                                   g.resolution)
-        return GINOGraphs(**moved)
-
-    @staticmethod
-    def collate(parts: Sequence[GINOGraphs]) -> GINOGraphs:
-        """One batch from single- or multi-sample parts, with node indices and sample ids offset."""
-        n_pos = n_query = n_grid = n_samples = 0
-        pieces: dict[str, list] = {k: [] for k in ("pos", "batch", "weights", "queries", "query_batch", "grid_points",
-                                                    "grid_batch", "lower", "upper", "sdf", "in", "out", "bnd",
-                                                    "bnd_weights")}
-        for g in parts:
-            pieces["pos"].append(g.pos)
-            pieces["batch"].append(g.batch + n_samples)
-            pieces["weights"].append(g.weights)
-            pieces["queries"].append(g.queries)
-            pieces["query_batch"].append(g.query_batch + n_samples)
-            pieces["grid_points"].append(g.grid.points)
-            pieces["grid_batch"].append(g.grid.batch + n_samples)
-            pieces["lower"].append(g.grid.lower)
-            pieces["upper"].append(g.grid.upper)
-            pieces["sdf"].append(g.grid_sdf)
-            pieces["in"].append(g.in_edges + torch.tensor([[n_pos], [n_grid]], device=g.in_edges.device))
-            pieces["out"].append(g.out_edges + torch.tensor([[n_grid], [n_query]], device=g.out_edges.device))
-            pieces["bnd"].append(g.boundary_edges + torch.tensor([[n_pos], [n_grid]], device=g.in_edges.device))
-            pieces["bnd_weights"].append(g.boundary_weights)
-            n_pos, n_query, n_grid = n_pos + len(g.pos), n_query + len(g.queries), n_grid + len(g.grid.points)
-            n_samples += g.grid.n_samples
-        resolution = {g.grid.resolution for g in parts}
-        if len(resolution) != 1:
-            raise ValueError(f"cannot batch latent grids of different resolutions {sorted(resolution)}")
-        cat = torch.cat
-        sdf = None if any(s is None for s in pieces["sdf"]) else cat(pieces["sdf"])
-        grid = LatentGrid(cat(pieces["grid_points"]), cat(pieces["grid_batch"]), cat(pieces["lower"]),
-                          cat(pieces["upper"]), resolution.pop())
-        return GINOGraphs(cat(pieces["pos"]), cat(pieces["batch"]), cat(pieces["weights"]), cat(pieces["queries"]),
-                          cat(pieces["query_batch"]), grid, sdf, cat(pieces["in"], 1), cat(pieces["out"], 1),
-                          sum(g.in_empty for g in parts), sum(g.out_empty for g in parts), cat(pieces["bnd"], 1),
-                          cat(pieces["bnd_weights"]))
+    @property
+    def n_samples(self) -> int:
+        return self.grid.n_samples
 
 
 class GINO(nn.Module):

@@ -12,8 +12,8 @@ from torch import nn
 
 from geoop.decomposition.kdtree import KDTreeDecomposition
 from geoop.decomposition.transfer import grid_to_point_matrix, leaf_grids, point_to_grid_matrix
+from geoop.graph.structures import Structure, blocks, rows, sample_ids, total
 from geoop.layers.fno import FNO
-from geoop.models.sparse import block_diagonal
 
 
 def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
@@ -24,28 +24,16 @@ def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
 
 
 @dataclass
-class KDTransfers:
+class KDTransfers(Structure):
     """Precomputed linear maps of one or more geometries: `to_grid (B * L * G, N)` from input points to the leaf
     grids and `to_points (M, B * L * G)` from the grids to the queries (block-diagonal over samples);
     `query_batch (M,)`; `grid_sdf (B * L * G, 1)` the signed distance at the grid nodes, or None."""
 
-    to_grid: torch.Tensor
-    to_points: torch.Tensor
-    query_batch: torch.Tensor
-    n_samples: int
-    grid_sdf: torch.Tensor | None = None
-
-    def to(self, device: torch.device | str) -> KDTransfers:
-        return KDTransfers(self.to_grid.to(device), self.to_points.to(device), self.query_batch.to(device),
-                           self.n_samples, None if self.grid_sdf is None else self.grid_sdf.to(device))
-
-    @staticmethod
-    def collate(parts: list[KDTransfers]) -> KDTransfers:
-        offsets = np.cumsum([0] + [p.n_samples for p in parts])
-        sdf = None if any(p.grid_sdf is None for p in parts) else torch.cat([p.grid_sdf for p in parts])
-        return KDTransfers(block_diagonal([p.to_grid for p in parts]), block_diagonal([p.to_points for p in parts]),
-                           torch.cat([p.query_batch + int(o) for p, o in zip(parts, offsets, strict=False)]),
-                           int(offsets[-1]), sdf)
+    to_grid: torch.Tensor = blocks()
+    to_points: torch.Tensor = blocks()
+    query_batch: torch.Tensor = sample_ids()
+    n_samples: int = total()
+    grid_sdf: torch.Tensor | None = rows(default=None)
 
 
 class KDFNO(nn.Module):

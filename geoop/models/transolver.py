@@ -3,7 +3,7 @@ slice tokens without shaping them, and point features that carry the geometry an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -12,50 +12,30 @@ from torch import nn
 
 from geoop.geometry.local import boundary_curvature, distance_and_gradient
 from geoop.graph.interpolation import idw_matrix
+from geoop.graph.structures import Structure, blocks, rows, sample_ids, total
 from geoop.layers.attention import from_padded, to_padded
 from geoop.layers.embeddings import SinusoidalEmbedding
 from geoop.layers.mlp import MLP
 from geoop.layers.physics_attention import SliceBlock
-from geoop.models.sparse import block_diagonal
 
 
 @dataclass
-class PointInputs:
+class PointInputs(Structure):
     """Per-geometry inputs of `Transolver` for one or more samples: pos `(N, d)`, batch `(N,)`, weights
     `(N,)` (token pooling weights), geo `(N, G)` local geometry (signed distance, its gradient, normal,
     boundary flag, curvature); query_batch `(M,)` the sample of each output row; for queries that are not the
     points themselves, query_pos `(M, d)`, query_geo `(M, G)` and to_queries `(M, N)` (inverse-distance
     interpolation of node data)."""
 
-    pos: torch.Tensor
-    batch: torch.Tensor
-    weights: torch.Tensor
-    geo: torch.Tensor
-    query_batch: torch.Tensor
-    n_samples: int = 1
-    query_pos: torch.Tensor | None = None
-    query_geo: torch.Tensor | None = None
-    to_queries: torch.Tensor | None = None
-
-    def to(self, device: torch.device | str) -> PointInputs:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return PointInputs(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
-
-    @staticmethod
-    def collate(parts: Sequence[PointInputs]) -> PointInputs:
-        """One batch of several samples (all with separate queries, or none)."""
-        separate = {p.to_queries is not None for p in parts}
-        if len(separate) != 1:
-            raise ValueError("cannot batch samples predicted at their own points with samples that have queries")
-        offsets = np.cumsum([0] + [p.n_samples for p in parts])
-        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-        shift = lambda name: torch.cat([getattr(p, name) + int(o) for p, o in zip(parts, offsets, strict=False)])  # noqa: E731
-        out = PointInputs(cat("pos"), shift("batch"), cat("weights"), cat("geo"), shift("query_batch"),
-                          int(offsets[-1]))
-        if separate.pop():
-            out.query_pos, out.query_geo = cat("query_pos"), cat("query_geo")
-            out.to_queries = block_diagonal([p.to_queries for p in parts])
-        return out
+    pos: torch.Tensor = rows()
+    batch: torch.Tensor = sample_ids()
+    weights: torch.Tensor = rows()
+    geo: torch.Tensor = rows()
+    query_batch: torch.Tensor = sample_ids()
+    n_samples: int = total(default=1)
+    query_pos: torch.Tensor | None = rows(default=None)
+    query_geo: torch.Tensor | None = rows(default=None)
+    to_queries: torch.Tensor | None = blocks(default=None)
 
 
 class Transolver(nn.Module):
