@@ -3,6 +3,7 @@ its own (chunked prediction is exact, a query on a node gets the node's output),
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from geoop.layers.physics_attention import SliceAttention
@@ -92,3 +93,13 @@ def test_transolver_learns_a_global_smoothing_operator():
     error = train_and_test(model, samples, prepared, PointInputs.collate, epochs=20, lr=3e-3)
     floor = min(trivial_errors(samples).values())
     assert error < 0.5 * floor, (error, floor)
+
+
+def test_samples_with_and_without_separate_queries_do_not_batch():
+    model = Transolver(2, 1, 1, hidden=16, layers=1, heads=2, slices=4, use_sdf=False)
+    pos = torch.rand(30, 2)
+    own, other = model.prepare(pos), model.prepare(pos, queries=torch.rand(7, 2))
+    with pytest.raises(ValueError, match="to_queries"):
+        type(own).collate([own, other])
+    both = type(other).collate([other, other])
+    assert both.to_queries.shape == (14, 60) and both.query_batch.tolist() == [0] * 7 + [1] * 7
