@@ -99,7 +99,7 @@ def test_samples_with_and_without_separate_queries_do_not_batch():
     model = Transolver(2, 1, 1, hidden=16, layers=1, heads=2, slices=4, use_sdf=False)
     pos = torch.rand(30, 2)
     own, other = model.prepare(pos), model.prepare(pos, queries=torch.rand(7, 2))
-    with pytest.raises(ValueError, match="to_queries"):
+    with pytest.raises(ValueError, match="samples predicted at their own points"):
         type(own).collate([own, other])
     both = type(other).collate([other, other])
     assert both.to_queries.shape == (14, 60) and both.query_batch.tolist() == [0] * 7 + [1] * 7
