@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from geoop.models.attention_operators import MINO
 from geoop.models.beno import BENO
 from geoop.models.gino import GINO
 from geoop.models.transolver import Transolver
@@ -16,10 +15,9 @@ MODELS = {
     "gino": lambda: GINO(2, 1, 1, resolution=8, hidden=8, modes=4, n_layers=1, use_sdf=False, in_gno_hidden=(8,),
                          out_gno_hidden=(8,), projection_hidden=8),
     "transolver": lambda: Transolver(2, 1, 1, hidden=16, layers=1, heads=2, slices=4, use_sdf=False),
-    "mino": lambda: MINO(2, 1, 1, tokens_per_axis=4, hidden=16, layers=1, decoder_layers=1, use_sdf=False),
     "beno": lambda: BENO(2, 2, 1, boundary_channels=[1], hidden=16, layers=2, boundary_layers=1),
 }
-SIZES = (90, 131, 177, 240)
+SIZES = (90, 131, 177)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -89,8 +89,8 @@ def collate(parts: Sequence[T]) -> T:
         elif all(v is None for v in values):
             joined[f.name] = None
         elif any(v is None for v in values):
-            raise ValueError(f"cannot batch {type(first).__name__} parts that have {f.name} with ones that do not (e.g. "
-                             "samples predicted at their own points with samples that have queries)")
+            raise ValueError(f"cannot batch {type(first).__name__} parts that have {f.name} with ones that do not "
+                             "(e.g. samples predicted at their own points with samples that have queries)")
         elif rule[0] == "rows":
             joined[f.name] = torch.cat(values)
         elif rule[0] == "nested":

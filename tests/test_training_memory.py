@@ -1,5 +1,5 @@
-"""The on-disk store of prepared structures: exact round trips for every model, int32 indices on disk, entries
-of a changed sample or another config never read back, and a trained run that keeps none of them in memory."""
+"""Training memory: the on-disk store of prepared structures (exact round trips for every model, int32 indices
+on disk, entries of a changed sample or a damaged file never read back) and the heap trimmer's rule."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +15,7 @@ from geoop.models.beno import BENO
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
 from geoop.models.transolver import Transolver
+from geoop.training import memory
 from geoop.training.prepared_store import PreparedStore
 
 
@@ -79,3 +80,17 @@ def test_a_changed_sample_or_a_damaged_entry_is_prepared_again(tmp_path):
     store.put(0, source, prepared)
     store.path(0).write_bytes(b"not a safetensors file")
     assert store.get(0, source) is None and store.get(1, source) is None
+
+
+def test_the_heap_is_trimmed_only_past_the_margin_over_the_working_level(monkeypatch):
+    resident = iter([100, 150, 170, 260, 120, 200, 215, 330])  # MB after each step (the first: at creation)
+    monkeypatch.setattr(memory, "resident_bytes", lambda: next(resident) * 2**20)
+    trimmer = memory.HeapTrimmer(margin=100 * 2**20)
+    calls = []
+    if trimmer._trim is None:
+        pytest.skip("no glibc malloc_trim here")
+    trimmer._trim = lambda pad: calls.append(pad)
+    for _ in range(7):
+        trimmer()
+    # 150, 170: within 100 of 100; 260: trim; 120: the new working level; 200, 215: within; 330: trim
+    assert len(calls) == 2 and trimmer.trims == 2
