@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 import geoop
 from geoop.models.field_operator import FieldOperator
@@ -53,14 +53,13 @@ class PreparedStore:
         if not path.is_file():
             return None
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
+            with safe_open(str(path), framework="pt") as f:  # one read: header, then the tensors
                 meta = json.loads(f.metadata()["geoop"])
-            if meta["source"] != _stamp(source):
-                return None
-            return _unflatten(meta["tree"], load_file(path))
-        except (SafetensorError, OSError, KeyError, ValueError, TypeError):
+                if meta["source"] != _stamp(source):
+                    return None
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+            return _unflatten(meta["tree"], tensors)
+        except (SafetensorError, OSError, KeyError, ValueError, TypeError, RuntimeError):
             return None
 
     def put(self, sample_id: int, source: Path, prepared: Any) -> None:
