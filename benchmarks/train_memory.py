@@ -62,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[250, 1000, 4000])
     parser.add_argument("--caches", nargs="+", default=["disk", "memory"])
-    parser.add_argument("--epochs", type=int, default=2, help="the first builds the caches; later ones are timed")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per run (the caches are built before the first)")
     parser.add_argument("--out", type=Path, default=Path("out/train_memory"))
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -89,7 +89,7 @@ def main() -> None:
               f"peak_{large}_over_{small}": summary}
     (args.out / "train_memory.json").write_text(json.dumps(result, indent=1))
     lines = [f"GINO elasticity2d training ({result['date']}, 1 thread): peak RSS and seconds per epoch", "",
-             "| samples | train samples | cache | peak RSS MB | epoch 1 s (builds caches) | later epochs s | "
+             "| samples | train samples | cache | peak RSS MB | epoch 1 s | later epochs s | "
              "system s |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['samples']} | {r['train_samples']} | {r['cache']} | {r['peak_rss_mb']:.0f} | "
               f"{r['first_epoch_seconds']:.1f} | {r['later_epoch_seconds']:.1f} | {r['system_seconds']:.1f} |"
