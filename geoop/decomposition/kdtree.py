@@ -141,6 +141,23 @@ class KDTreeDecomposition:
         self._check()
         return len(self.leaf_count_)
 
+    def cell_boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(L, d)` lower and upper corners of the leaves' tree cells: the root box (the fitted points' box)
+        cut at the thresholds, so that the cells tile it (the tight boxes `leaf_lower_`/`leaf_upper_` leave
+        gaps between them)."""
+        self._check()
+        lower = np.empty((len(self.node_axis_), self.leaf_lower_.shape[1]))
+        upper = np.empty_like(lower)
+        lower[0], upper[0] = self.leaf_lower_.min(0), self.leaf_upper_.max(0)
+        for node in range(len(self.node_axis_)):  # children come after their parent
+            if self.node_leaf_[node] < 0:
+                a, b = self.node_axis_[node], self.node_threshold_[node]
+                for child in (self.node_left_[node], self.node_right_[node]):
+                    lower[child], upper[child] = lower[node], upper[node]
+                upper[self.node_left_[node], a] = lower[self.node_right_[node], a] = b
+        leaves = np.flatnonzero(self.node_leaf_ >= 0)[np.argsort(self.node_leaf_[self.node_leaf_ >= 0])]
+        return lower[leaves], upper[leaves]
+
     def assign(self, points: np.ndarray) -> np.ndarray:
         """Leaf id `(M,)` of any points `(M, d)` by the tree's cuts (points outside every box get one too)."""
         self._check()

@@ -1,5 +1,10 @@
 """Per-leaf uniform grids of a K-D tree decomposition and the linear maps between points and those grids,
-precomputed once per geometry as sparse matrices (an epoch only multiplies)."""
+precomputed once per geometry as sparse matrices (an epoch only multiplies).
+
+Each leaf's grid covers its tree cell grown by an overlap (clipped to the tree's root box), with its own node
+count sized to the points the cell holds. Points -> grids interpolates in the mesh's own cells, so a node in a
+hole or a void takes no value from across it; grids -> queries blends the overlapping leaves with a partition
+of unity, so the read-out is continuous across the cuts and reproduces linear functions exactly."""
 from __future__ import annotations
 
 import itertools
@@ -11,98 +16,192 @@ from scipy.spatial import Delaunay, cKDTree
 
 from geoop.decomposition.kdtree import KDTreeDecomposition
 
+#: fewest grid nodes along any leaf axis
+MIN_NODES = 4
+
 
 @dataclass
 class LeafGrids:
-    """L leaf grids of one common shape `S = (S_1 >= S_2 [>= S_3])`. Leaf k's aligned axis a is physical axis
-    `axes[k, a]` (its longest extent first), so that all leaves stack; node coordinates are endpoint-inclusive
-    linspaces over the leaf's box `[lower[k], upper[k]]`."""
+    """L uniform grids, leaf k of `shapes[k]` nodes per physical axis over its box `[lower[k], upper[k]]`
+    (endpoint-inclusive: node i of an axis with S nodes sits at i / (S - 1) of the box); `core_lower`,
+    `core_upper` `(L, d)` the tree cells the boxes grow from (the boxes overlap, the cores tile the root box)."""
 
-    shape: tuple[int, ...]
+    shapes: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
-    axes: np.ndarray
+    core_lower: np.ndarray
+    core_upper: np.ndarray
 
     @property
     def n_leaves(self) -> int:
         return len(self.lower)
 
     @property
-    def nodes_per_leaf(self) -> int:
-        return int(np.prod(self.shape))
+    def sizes(self) -> np.ndarray:
+        """`(L,)` nodes of each leaf."""
+        return np.prod(self.shapes, axis=1)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """`(L + 1,)` where each leaf's nodes start in `nodes()`."""
+        return np.concatenate([[0], np.cumsum(self.sizes)])
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.sizes.sum())
+
+    def leaf_shape(self, k: int) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.shapes[k])
 
     def nodes(self) -> np.ndarray:
-        """`(L * prod(S), d)` physical coordinates, leaf after leaf, each row-major over the aligned axes."""
-        unit = np.stack(np.meshgrid(*[np.linspace(0, 1, s) for s in self.shape], indexing="ij"), -1)
-        unit = unit.reshape(-1, len(self.shape))  # aligned unit coordinates
+        """`(G, d)` physical coordinates, leaf after leaf, each row-major (last axis fastest)."""
         out = []
         for k in range(self.n_leaves):
-            physical = np.empty_like(unit)
-            physical[:, self.axes[k]] = unit
-            out.append(self.lower[k] + physical * (self.upper[k] - self.lower[k]))
+            axes = [np.linspace(lo, hi, s) for lo, hi, s in zip(self.lower[k], self.upper[k], self.shapes[k],
+                                                                 strict=True)]
+            out.append(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes)))
         return np.concatenate(out)
 
 
-def leaf_grids(tree: KDTreeDecomposition, oversample: float = 1.5) -> LeafGrids:
-    """Grids with about `oversample x points` nodes per leaf (points of one sample when the tree was fitted on
-    several), per-axis counts proportional to the leaf's box extents (at least 2), aligned longest axis first;
-    the common shape is the elementwise maximum."""
-    extents = np.maximum(tree.leaf_upper_ - tree.leaf_lower_, 1e-12)
-    d = extents.shape[1]
-    axes = np.argsort(-extents, axis=1, kind="stable")
-    shapes = []
-    for k in range(len(extents)):
-        e = extents[k, axes[k]]
-        per_sample = tree.leaf_count_[k] / float(tree.n_samples_)
-        n1 = (oversample * per_sample * np.prod(e[0] / e[1:])) ** (1 / d)
-        shapes.append(np.maximum(2, np.round(n1 * e / e[0])).astype(int))
-    return LeafGrids(tuple(int(s) for s in np.max(shapes, axis=0)), tree.leaf_lower_.copy(),
-                     tree.leaf_upper_.copy(), axes)
+def leaf_grids(tree: KDTreeDecomposition, oversample: float = 1.5, overlap: float = 0.0) -> LeafGrids:
+    """Grids of `oversample x points` nodes in all (points of one sample when the tree was fitted on several):
+    each leaf's box is its tree cell grown by `overlap` times the cell's extent on every side that is not a face
+    of the root box, and its node spacing is the one that puts the same number of nodes per point in every
+    cell (at least `MIN_NODES` per axis), so dense leaves get fine grids and sparse ones coarse grids."""
+    core_lo, core_hi = tree.cell_boxes()
+    root_lo, root_hi = core_lo.min(0), core_hi.max(0)
+    extent = np.maximum(core_hi - core_lo, 1e-12)
+    lower = np.maximum(core_lo - overlap * extent, root_lo)
+    upper = np.minimum(core_hi + overlap * extent, root_hi)
+    d = extent.shape[1]
+    per_sample = np.maximum(tree.leaf_count_ / float(tree.n_samples_), 1.0)
+    spacing = (np.prod(extent, axis=1) / per_sample) ** (1 / d)  # one node per point in each core
+    box = np.maximum(upper - lower, 1e-12)
+
+    def shapes_at(scale: float) -> np.ndarray:
+        return np.maximum(MIN_NODES, np.round(box / (spacing[:, None] * scale)).astype(int) + 1)
+
+    target = oversample * per_sample.sum()
+    lo, hi = 1e-3, 1e3  # spacing multipliers: more nodes at lo
+    for _ in range(60):  # the node count falls with the multiplier: bisect (in log) for the target
+        mid = np.sqrt(lo * hi)
+        lo, hi = (mid, hi) if np.prod(shapes_at(mid), axis=1).sum() > target else (lo, mid)
+    scale = min((lo, hi), key=lambda s: abs(np.prod(shapes_at(s), axis=1).sum() - target))
+    return LeafGrids(shapes_at(scale), lower, upper, core_lo, core_hi)
 
 
-def point_to_grid_matrix(points: np.ndarray, nodes: np.ndarray) -> sp.csr_matrix:
-    """`(G, N)` piecewise-linear interpolation from scattered `points (N, d)` (their Delaunay triangulation)
-    to `nodes (G, d)`; nodes outside the convex hull take their nearest point's value."""
-    tri = Delaunay(points)
-    simplex = tri.find_simplex(nodes)
-    inside = simplex >= 0
+def locate_in_cells(points: np.ndarray, cells: np.ndarray, nodes: np.ndarray, chunk: int = 20000
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh cell containing each of `nodes (G, d)`: `cell (G,)` (-1 where none does) and barycentric
+    coordinates `(G, d + 1)`, for simplices `cells (K, d + 1)` of `points (N, d)`. Cells are searched by
+    their centroids within their own circumscribing radius, in bins of similar size (a graded mesh's large
+    cells do not widen the search among its small ones); degenerate cells are skipped."""
     d = points.shape[1]
-    transform = tri.transform[simplex[inside]]  # (g, d+1, d)
-    partial = np.einsum("gij,gj->gi", transform[:, :d], nodes[inside] - transform[:, d])
-    bary = np.concatenate([partial, 1 - partial.sum(1, keepdims=True)], axis=1)
-    rows_in = np.repeat(np.flatnonzero(inside), d + 1)
-    cols_in = tri.simplices[simplex[inside]].ravel()
-    outside = np.flatnonzero(~inside)
+    verts = points[cells]  # (K, d+1, d)
+    frame = np.swapaxes(verts[:, :d] - verts[:, d:], 1, 2)  # (K, d, d): columns v_i - v_d
+    good = np.abs(np.linalg.det(frame)) > 1e-14 * np.prod(np.ptp(points, axis=0))
+    centroid = verts.mean(1)
+    radius = np.linalg.norm(verts - centroid[:, None], axis=2).max(1)
+    level = np.floor(np.log2(radius / radius[good].min())).astype(int) if good.any() else np.zeros(len(cells), int)
+    found = np.full(len(nodes), -1)
+    bary = np.zeros((len(nodes), d + 1))
+    for lv in np.unique(level[good]):
+        members = np.flatnonzero(good & (level == lv))
+        search = cKDTree(centroid[members])
+        reach = radius[members].max() * (1 + 1e-9)
+        for start in range(0, len(nodes), chunk):
+            todo = start + np.flatnonzero(found[start:start + chunk] < 0)
+            if not len(todo):
+                continue
+            balls = search.query_ball_point(nodes[todo], reach)
+            rows = np.repeat(todo, [len(b) for b in balls])
+            if not len(rows):
+                continue
+            cols = members[np.fromiter((j for b in balls for j in b), dtype=np.int64, count=len(rows))]
+            lam = np.linalg.solve(frame[cols], (nodes[rows] - verts[cols, d])[:, :, None])[:, :, 0]
+            lam = np.concatenate([lam, 1 - lam.sum(1, keepdims=True)], axis=1)
+            inside = (lam >= -1e-9).all(1)
+            rows, cols, lam = rows[inside], cols[inside], lam[inside]
+            first = np.unique(rows, return_index=True)[1]
+            found[rows[first]], bary[rows[first]] = cols[first], lam[first]
+    return found, bary
+
+
+def point_to_grid_matrix(points: np.ndarray, nodes: np.ndarray, cells: np.ndarray | None = None,
+                         inside: np.ndarray | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """`(G, N)` piecewise-linear interpolation from `points (N, d)` to `nodes (G, d)`, and `(G,)` whether each
+    node lies in the domain.
+
+    With the mesh's simplices `cells (K, d + 1)` a node is interpolated in the cell that contains it, and the
+    domain is the union of the cells. Without them (a point cloud) the points' Delaunay triangulation stands in,
+    and `inside (G,)` (e.g. from a signed distance) says where the domain is (default: the convex hull). A node
+    outside the domain takes the value of its nearest point, never a blend across a hole or a void."""
+    d = points.shape[1]
+    if cells is not None:
+        simplex, bary = locate_in_cells(points, cells, nodes)
+        in_cell = simplex >= 0
+        vertex_of = cells[simplex[in_cell]]
+    else:
+        tri = Delaunay(points)
+        simplex = tri.find_simplex(nodes)
+        if inside is not None:
+            simplex[~np.asarray(inside, dtype=bool)] = -1
+        in_cell = simplex >= 0
+        transform = tri.transform[simplex[in_cell]]  # (g, d+1, d)
+        partial = np.einsum("gij,gj->gi", transform[:, :d], nodes[in_cell] - transform[:, d])
+        bary = np.zeros((len(nodes), d + 1))
+        bary[in_cell] = np.concatenate([partial, 1 - partial.sum(1, keepdims=True)], axis=1)
+        vertex_of = tri.simplices[simplex[in_cell]]
+    rows_in = np.repeat(np.flatnonzero(in_cell), d + 1)
+    outside = np.flatnonzero(~in_cell)
     _, nearest = cKDTree(points).query(nodes[outside])
     rows = np.concatenate([rows_in, outside])
-    cols = np.concatenate([cols_in, nearest])
-    vals = np.concatenate([bary.ravel(), np.ones(len(outside))])
-    return sp.csr_matrix((vals, (rows, cols)), shape=(len(nodes), len(points)))
+    cols = np.concatenate([vertex_of.ravel(), nearest])
+    vals = np.concatenate([bary[in_cell].ravel(), np.ones(len(outside))])
+    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(nodes), len(points)))
+    return matrix, in_cell
 
 
-def grid_to_point_matrix(tree: KDTreeDecomposition, grids: LeafGrids, queries: np.ndarray) -> sp.csr_matrix:
-    """`(M, L * prod(S))` multilinear interpolation from the leaf grids to `queries (M, d)`.
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
 
-    A query belongs to the leaf whose tree cell contains it. Inside the leaf's box it is interpolated; in the
-    gap between the box and the cell it is extrapolated linearly from the nearest grid cell (exact for linear
-    fields), at most half a box beyond the box, and clamped further out. Grid node i of an axis with S nodes
-    sits exactly at i / (S - 1) of the box: the endpoint-inclusive convention, no half-cell shift."""
-    leaf = tree.assign(queries)
-    span = np.maximum(grids.upper - grids.lower, 1e-300)
-    local = np.clip((queries - grids.lower[leaf]) / span[leaf], -0.5, 1.5)
-    aligned = np.take_along_axis(local, grids.axes[leaf], axis=1)
-    shape = np.array(grids.shape)
-    position = aligned * (shape - 1)
-    base = np.clip(np.floor(position).astype(int), 0, shape - 2)
-    frac = position - base  # outside [0, 1] in the gaps: linear extrapolation
+
+def blend_weights(grids: LeafGrids, queries: np.ndarray) -> np.ndarray:
+    """`(M, L)` partition of unity over the leaves at `queries (M, d)`: leaf k's weight is its node density
+    (nodes per unit volume) on its core, falls smoothly to 0 across its overlap, and is normalised to sum 1, so
+    where a fine leaf reaches into a coarse one the fine grid is read. Queries outside the root box are first
+    clamped onto it (the leaves at its faces extrapolate there)."""
+    root_lo, root_hi = grids.core_lower.min(0), grids.core_upper.max(0)
+    q = np.clip(queries, root_lo, root_hi)[:, None]  # (M, 1, d)
+    grow_lo, grow_hi = grids.core_lower - grids.lower, grids.upper - grids.core_upper  # (L, d) overlaps
+    ramp_lo = np.where(grow_lo > 0, _smoothstep((q - grids.lower) / np.maximum(grow_lo, 1e-300)),
+                       (q >= grids.lower).astype(float))
+    ramp_hi = np.where(grow_hi > 0, _smoothstep((grids.upper - q) / np.maximum(grow_hi, 1e-300)),
+                       (q <= grids.upper).astype(float))
+    density = np.prod((grids.shapes - 1) / np.maximum(grids.upper - grids.lower, 1e-300), axis=1)
+    w = np.prod(ramp_lo * ramp_hi, axis=2) * (density / density.max())
+    return w / w.sum(1, keepdims=True)
+
+
+def grid_to_point_matrix(grids: LeafGrids, queries: np.ndarray) -> sp.csr_matrix:
+    """`(M, G)` read-out of the leaf grids at `queries (M, d)`: each leaf whose box holds the query interpolates
+    it multilinearly, blended by `blend_weights`. A query outside the root box is extrapolated linearly from the
+    nearest grid cell (exact for linear fields), at most half a box beyond, and clamped further out."""
+    weights = blend_weights(grids, queries)
     rows, cols, vals = [], [], []
-    for corner in itertools.product((0, 1), repeat=len(shape)):
-        corner = np.array(corner)
-        weight = np.prod(np.where(corner, frac, 1 - frac), axis=1)
-        index = np.ravel_multi_index((base + corner).T, grids.shape)
-        rows.append(np.arange(len(queries)))
-        cols.append(leaf * grids.nodes_per_leaf + index)
-        vals.append(weight)
-    total = grids.n_leaves * grids.nodes_per_leaf
+    for k in range(grids.n_leaves):
+        at = np.flatnonzero(weights[:, k] > 0)
+        span = np.maximum(grids.upper[k] - grids.lower[k], 1e-300)
+        shape = grids.shapes[k]
+        position = np.clip((queries[at] - grids.lower[k]) / span, -0.5, 1.5) * (shape - 1)
+        base = np.clip(np.floor(position).astype(int), 0, shape - 2)
+        frac = position - base  # outside [0, 1] beyond the root box: linear extrapolation
+        for corner in itertools.product((0, 1), repeat=len(shape)):
+            corner = np.array(corner)
+            rows.append(at)
+            cols.append(grids.offsets[k] + np.ravel_multi_index((base + corner).T, tuple(shape)))
+            vals.append(weights[at, k] * np.prod(np.where(corner, frac, 1 - frac), axis=1))
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(len(queries), total))
+                         shape=(len(queries), grids.n_nodes))
+

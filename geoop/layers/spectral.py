@@ -18,13 +18,19 @@ class SpectralConv(nn.Module):
         in_channels, out_channels: C_in, C_out. modes: per axis (an int for all axes needs `dim`).
         rank: None for a dense R of shape (C_in, C_out, *modes); an int r for a CP-factorised
         R = sum_r a_r (x) b_r (x) c_r over (C_in, C_out, modes), far fewer parameters.
+        clip_modes: a grid too small for `modes` uses the lowest modes it has (the others' weights wait for
+        a larger grid), so one layer serves grids of different shapes; without it such a grid is an error.
+        The transforms are normalised (`norm="forward"`), so a mode's weight means the same amplitude on any
+        grid size.
     Shapes:
         `(B, C_in, S_1, ..., S_d) -> (B, C_out, S_1, ..., S_d)`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int], rank: int | None = None):
+    def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int], rank: int | None = None,
+                 clip_modes: bool = False):
         super().__init__()
         self.modes = tuple(int(m) for m in modes)
+        self.clip_modes = clip_modes
         self.kept = self.modes[:-1] + (self.modes[-1] // 2 + 1,)
         self.in_channels, self.out_channels, self.rank = in_channels, out_channels, rank
         scale = (2.0 / (in_channels + out_channels)) ** 0.5  # Glorot-like: branches start at full strength
@@ -50,34 +56,44 @@ class SpectralConv(nn.Module):
         """`out[b, o, m] = sum_i low[b, i, m] w[i, o, m]` as one batched matmul over the modes m."""
         b, i = low.shape[:2]
         o, modes = weight.shape[1], low.shape[2:]
-        lhs = low.reshape(b, i, -1).permute(2, 0, 1)  # (M, B, I)
-        rhs = weight.reshape(i, o, -1).permute(2, 0, 1)  # (M, I, O)
+        # contiguous operands: complex bmm on strided ones is ~40% slower on CPU (measured, with backward)
+        lhs = low.reshape(b, i, -1).permute(2, 0, 1).contiguous()  # (M, B, I)
+        rhs = weight.reshape(i, o, -1).permute(2, 0, 1).contiguous()  # (M, I, O)
         return torch.bmm(lhs, rhs).permute(1, 2, 0).reshape(b, o, *modes)
 
-    def _indices(self, sizes: Sequence[int], device: torch.device) -> list[torch.Tensor]:
-        out = []
+    def _indices(self, sizes: Sequence[int], device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per axis but the last: the grid's frequency indices kept, and where their weights sit in R."""
+        grid, weight = [], []
         for m, s in zip(self.modes[:-1], sizes[:-1], strict=True):
-            if m > s:
+            if m > s and not self.clip_modes:
                 raise ValueError(f"{m} modes do not fit a grid axis of {s} points")
-            half = m // 2
-            out.append(torch.cat([torch.arange(0, m - half), torch.arange(s - half, s)]).to(device))
-        return out
+            used = min(m, s)
+            half = used // 2
+            grid.append(torch.cat([torch.arange(0, used - half), torch.arange(s - half, s)]).to(device))
+            weight.append(torch.cat([torch.arange(0, used - half), torch.arange(m - half, m)]).to(device))
+        return grid, weight
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         dims = tuple(range(2, v.ndim))
         sizes = v.shape[2:]
         if len(sizes) != len(self.modes):
             raise ValueError(f"expected a {len(self.modes)}D grid, got shape {tuple(v.shape)}")
-        if self.kept[-1] > sizes[-1] // 2 + 1:
-            raise ValueError(f"{self.modes[-1]} modes do not fit a last axis of {sizes[-1]} points")
+        last = self.kept[-1]
+        if last > sizes[-1] // 2 + 1:
+            if not self.clip_modes:
+                raise ValueError(f"{self.modes[-1]} modes do not fit a last axis of {sizes[-1]} points")
+            last = sizes[-1] // 2 + 1
         vf = torch.fft.rfftn(v.float(), dim=dims, norm="forward")
-        index = self._indices(sizes, v.device)
-        low = vf[..., : self.kept[-1]]
-        for axis, idx in enumerate(index):
+        index, at = self._indices(sizes, v.device)
+        low = vf[..., :last]
+        weight = self.dense_weight()[..., :last]
+        for axis, (idx, w_idx) in enumerate(zip(index, at, strict=True)):
             low = low.index_select(2 + axis, idx)
-        mixed = self._contract(low, self.dense_weight())
+            if len(w_idx) < weight.shape[2 + axis]:
+                weight = weight.index_select(2 + axis, w_idx)
+        mixed = self._contract(low, weight)
         out = vf.new_zeros((v.shape[0], self.out_channels, *vf.shape[2:]))
-        region = out[..., : self.kept[-1]]  # a view: writing it writes `out`
+        region = out[..., :last]  # a view: writing it writes `out`
         if index:
             grids = torch.meshgrid(*index, indexing="ij")
             region[(slice(None), slice(None), *grids)] = mixed

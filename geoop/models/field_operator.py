@@ -91,8 +91,8 @@ class FieldOperator(nn.Module):
 
     @property
     def needs_geometry(self) -> bool:
-        """Whether `prepare` needs the sample's `Geometry` (for a distance function or mesh edges)."""
-        return bool({"sdf", "mesh_edges"} & self.needs)
+        """Whether `prepare` needs the sample's `Geometry` (for a distance function, mesh edges or cells)."""
+        return bool({"sdf", "mesh_edges", "cells"} & self.needs)
 
     def sample_inputs(self, data: Data, geometry: Geometry | None = None,
                       shape: Geometry | None = None) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class FieldOperator(nn.Module):
         declares in `needs`, in model coordinates."""
         needs = self.needs
         if self.needs_geometry and geometry is None:
-            raise GeometryError("this model uses the sample's geometry (distance function or mesh edges)")
+            raise GeometryError("this model uses the sample's geometry (distance function, mesh edges or cells)")
         given = {"weights": data.weight, "boundary": data.boundary, "normals": data.normal,
                  "boundary_weights": data.boundary_weight}
         kwargs: dict[str, Any] = {k: v for k, v in given.items() if k in needs}
@@ -113,6 +113,9 @@ class FieldOperator(nn.Module):
             if getattr(data, "kept_points", None) is not None:
                 edges = subgraph_edges(edges, data.kept_points, geometry.n_points)
             kwargs["mesh_edges"] = edges
+        if "cells" in needs:
+            whole = geometry is not None and geometry.kind == "volume" and getattr(data, "kept_points", None) is None
+            kwargs["cells"] = geometry.simplices if whole else None
         return kwargs
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""KD-FNO: a K-D tree decomposition feeds one FNO with per-leaf uniform grids (NUNO's NU-FNO)."""
+"""KD-FNO: a K-D tree decomposition feeds one FNO with per-leaf uniform grids (after NUNO's NU-FNO)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from geoop.decomposition.kdtree import KDTreeDecomposition
-from geoop.decomposition.transfer import grid_to_point_matrix, leaf_grids, point_to_grid_matrix
+from geoop.decomposition.transfer import (MIN_NODES, LeafGrids, grid_to_point_matrix, leaf_grids,
+                                          point_to_grid_matrix)
 from geoop.graph.structures import Structure, blocks, rows, sample_ids, total
 from geoop.layers.fno import FNO
 
@@ -25,29 +26,39 @@ def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
 
 @dataclass
 class KDTransfers(Structure):
-    """Precomputed linear maps of one or more geometries: `to_grid (B * L * G, N)` from input points to the leaf
-    grids and `to_points (M, B * L * G)` from the grids to the queries (block-diagonal over samples);
-    `query_batch (M,)`; `grid_sdf (B * L * G, 1)` the signed distance at the grid nodes, or None."""
+    """Precomputed linear maps of one or more geometries: `to_grid (B * G, N)` from input points to the grid
+    nodes (the leaves', then the global grid's) and `to_points (M, B * G_leaves)` from the leaf grids to the
+    queries (block-diagonal over samples); `query_batch (M,)`; `grid_geo (B * G, 1 or 2)` at the grid nodes:
+    the signed distance (with `use_sdf`) and whether the node lies in the domain."""
 
     to_grid: torch.Tensor = blocks()
     to_points: torch.Tensor = blocks()
     query_batch: torch.Tensor = sample_ids()
     n_samples: int = total()
-    grid_sdf: torch.Tensor | None = rows(default=None)
+    grid_geo: torch.Tensor = rows()
 
 
 class KDFNO(nn.Module):
-    """Fields at points -> per-leaf grids (piecewise-linear interpolation) -> one FNO -> back to any queries
-    (multilinear interpolation), with the leaves stacked as channels (NUNO) or as a batch.
+    """Fields at points -> per-leaf grids of a K-D tree (interpolated in the mesh's cells) -> one FNO shared by
+    the leaves, each leaf also reading a coarse global grid's FNO -> back to any queries (multilinear in each
+    leaf, the overlapping leaves blended by a partition of unity). After NUNO, with the seams closed.
 
-    Each grid node also carries its coordinates in the tree's root box (scaled to [-1, 1]) and, with `use_sdf`,
-    the geometry's signed distance there: without it a model with no input fields would not see the shape.
+    Each leaf's grid covers its tree cell grown by `overlap` (of the cell's extent, on every inner side) with
+    nodes sized to the points the cell holds (`oversample` nodes per point in all), so the leaves' grids differ
+    in shape; the FNO's spectral weights are normalised to amplitude and clipped to the modes a leaf has, so
+    the same layers serve every leaf, and each leaf is zero-padded by `padding` (at least `min_padding` nodes)
+    against the FFT's wrap. The global branch (`global_resolution` nodes along the root box's longest axis, an
+    FNO of `global_layers` blocks) gives every leaf the context of the whole domain: its output, read at the leaf
+    nodes, is an input of the leaf FNO. Every grid node carries its coordinates in the root box (scaled to
+    [-1, 1]), whether it lies in the domain and, with `use_sdf`, the geometry's signed distance: a model with no
+    input fields still sees the shape.
 
     Args:
-        tree: a fitted `KDTreeDecomposition` (one leaf gives the single-grid interpolation baseline).
-        in_channels, out_channels: fields in and out. oversample: grid nodes per point in each leaf.
-        hidden, modes, n_layers, padding: the FNO. leaves_as: "channels" or "batch". use_sdf: feed the signed
-        distance at the grid nodes (needs `sdf_fn` in `prepare`).
+        tree: a fitted `KDTreeDecomposition` (one leaf gives the single-grid FNO: no overlap, no global grid).
+        in_channels, out_channels: fields in and out. oversample: grid nodes per point in all.
+        overlap: how far each leaf's grid reaches into its neighbours, a fraction of its cell.
+        hidden, modes, n_layers, padding, min_padding: the FNO. global_resolution, global_layers: the global
+        branch (0: none). use_sdf: feed the signed distance at the grid nodes (needs `sdf_fn` in `prepare`).
         symmetries: training augmentation for one grid (`n_subdomains=1`) over a box that the problem family
         maps onto itself: any of "flip_x", "flip_y", "flip_z" (mirror an axis) and "transpose" (swap x and y;
         a square grid). Each training step mirrors the gridded inputs by a random element of the group they
@@ -58,30 +69,41 @@ class KDFNO(nn.Module):
     """
 
     def __init__(self, tree: KDTreeDecomposition, in_channels: int, out_channels: int, oversample: float = 1.5,
-                 hidden: int = 32, modes: int = 12, n_layers: int = 4, padding: float = 0.1,
-                 leaves_as: str = "channels", use_sdf: bool = True, symmetries: Sequence[str] = ()):
+                 overlap: float = 0.25, hidden: int = 32, modes: int = 12, n_layers: int = 4,
+                 padding: float = 0.1, min_padding: int = 4, global_resolution: int = 16, global_layers: int = 2,
+                 use_sdf: bool = True, symmetries: Sequence[str] = ()):
         super().__init__()
-        self.use_sdf = use_sdf
-        if leaves_as not in ("channels", "batch"):
-            raise ValueError(f"leaves_as must be 'channels' or 'batch', got {leaves_as!r}")
-        self.tree, self.grids, self.leaves_as = tree, leaf_grids(tree, oversample), leaves_as
-        self.out_channels = out_channels
-        nodes = self.grids.nodes()
-        lo, hi = nodes.min(0), nodes.max(0)
+        self.use_sdf, self.out_channels = use_sdf, out_channels
+        self.tree = tree
+        several = tree.n_leaves > 1
+        self.grids = leaf_grids(tree, oversample, overlap if several else 0.0)
+        self.global_grids = _global_grid(self.grids, global_resolution) if several and global_resolution else None
+        nodes = self._all_nodes()
+        lo, hi = self.grids.core_lower.min(0), self.grids.core_upper.max(0)
         coords = (nodes - lo) / np.maximum(hi - lo, 1e-300) * 2 - 1
         self.register_buffer("node_coords", torch.tensor(coords, dtype=torch.float32))
-        shape, n_leaves, dim = self.grids.shape, self.grids.n_leaves, nodes.shape[1]
-        self.symmetries = _check_symmetries(tuple(symmetries), shape, n_leaves)
-        modes_per_axis = tuple(min(modes, s) for s in shape)
-        width = n_leaves if leaves_as == "channels" else 1
-        self.fno = FNO(width * (in_channels + int(use_sdf) + dim), width * out_channels, modes_per_axis,
-                       hidden=hidden,
-                       n_layers=n_layers, padding=padding)
+        dim = nodes.shape[1]
+        if "transpose" in symmetries and self.grids.n_leaves == 1 and _nearly_square(self.grids):
+            self.grids.shapes[0, :2] = self.grids.shapes[0, :2].max()  # a square box's grid, whatever the rounding
+        self.symmetries = _check_symmetries(tuple(symmetries), self.grids.leaf_shape(0), self.grids.n_leaves)
+        node_channels = in_channels + int(use_sdf) + 1 + dim
+        fno = dict(hidden=hidden, padding=padding, min_padding=min_padding, clip_modes=True)
+        global_channels = 0
+        if self.global_grids is not None:
+            global_channels = hidden
+            self.global_fno = FNO(node_channels, global_channels, (modes,) * dim, n_layers=global_layers, **fno)
+            self._global_to_leaves = _torch_sparse(grid_to_point_matrix(self.global_grids, self.grids.nodes()))
+        self.fno = FNO(node_channels + global_channels, out_channels, (modes,) * dim, n_layers=n_layers, **fno)
 
     @property
     def needs(self) -> frozenset[str]:
         """What `prepare` takes from a sample (see `geoop.models.registry`)."""
-        return frozenset({"sdf"} if self.use_sdf else ())
+        return frozenset({"cells", "sdf"} if self.use_sdf else {"cells"})
+
+    def _all_nodes(self) -> np.ndarray:
+        """`(G, d)` the leaf grids' nodes, then the global grid's."""
+        nodes = [self.grids.nodes()] + ([self.global_grids.nodes()] if self.global_grids is not None else [])
+        return np.concatenate(nodes)
 
     def _draw_symmetry(self) -> list[str]:
         """A random element of the group `symmetries` generate, as the ops to apply in order (each with
@@ -91,20 +113,23 @@ class KDFNO(nn.Module):
 
     @torch.no_grad()
     def prepare(self, points: np.ndarray, weights: torch.Tensor | None = None, queries: np.ndarray | None = None,
-                sdf_fn: Callable | None = None, **unused: Any) -> KDTransfers:
+                sdf_fn: Callable | None = None, cells: np.ndarray | None = None, **unused: Any) -> KDTransfers:
         """Interpolation matrices of one geometry `points (N, d)` to its queries `(M, d)` (default: the points),
-        once per geometry and reused every epoch. `sdf_fn`: signed distance at `(K, d)` numpy points (needed
-        with `use_sdf`). `weights` and the other per-geometry inputs of the common interface (boundary flags,
-        normals, mesh edges) are not used (the Delaunay interpolation weighs the points itself)."""
+        once per geometry and reused every epoch. `cells (K, d + 1)`: the mesh's simplices, which say where
+        the domain is (None: the points' Delaunay triangulation, cut by the signed distance where given).
+        `sdf_fn`: signed distance at `(K, d)` numpy points (needed with `use_sdf`). `weights` and the other
+        per-geometry inputs of the common interface are not used (the interpolation weighs the points itself)."""
         points = np.asarray(torch.as_tensor(points).cpu(), dtype=np.float64)
         queries = points if queries is None else np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
-        nodes = self.grids.nodes()
-        sdf = None
-        if self.use_sdf:
-            if sdf_fn is None:
-                raise ValueError("this KDFNO uses the SDF on its grids: pass sdf_fn, or build it with use_sdf=False")
-            sdf = torch.as_tensor(np.asarray(sdf_fn(nodes)), dtype=torch.float32)[:, None]
-        inputs = KDTransfers(_torch_sparse(point_to_grid_matrix(points, nodes)), None, None, 1, sdf)
+        nodes = self._all_nodes()
+        if self.use_sdf and sdf_fn is None:
+            raise ValueError("this KDFNO uses the SDF on its grids: pass sdf_fn, or build it with use_sdf=False")
+        sdf = None if sdf_fn is None else np.asarray(sdf_fn(nodes), dtype=np.float64)
+        cells = None if cells is None else np.asarray(cells, dtype=np.int64)
+        to_grid, inside = point_to_grid_matrix(points, nodes, cells, None if sdf is None else sdf <= 0)
+        geo = ([sdf] if self.use_sdf else []) + [inside.astype(np.float64)]
+        inputs = KDTransfers(_torch_sparse(to_grid), None, None, 1,
+                             torch.tensor(np.stack(geo, axis=1), dtype=torch.float32))
         return self.with_queries(inputs, queries)
 
     @torch.no_grad()
@@ -113,34 +138,40 @@ class KDFNO(nn.Module):
         is shared."""
         device = transfers.to_grid.device
         queries = np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
-        to_points = _torch_sparse(grid_to_point_matrix(self.tree, self.grids, queries)).to(device)
+        to_points = _torch_sparse(grid_to_point_matrix(self.grids, queries)).to(device)
         return replace(transfers, to_points=to_points,
                        query_batch=torch.zeros(len(queries), dtype=torch.int64, device=device))
 
     def encode(self, f: torch.Tensor | None, transfers: KDTransfers) -> torch.Tensor:
-        """`(B * L * G, C_out)` output values at every leaf grid node: everything that does not depend on
+        """`(B * G_leaves, C_out)` output values at every leaf grid node: everything that does not depend on
         queries."""
-        b, n_leaves, shape = transfers.n_samples, self.grids.n_leaves, self.grids.shape
-        g = self.grids.nodes_per_leaf
+        b, g = transfers.n_samples, self.grids.n_nodes
         if f is None:
             f = torch.zeros((transfers.to_grid.shape[1], 0), device=transfers.to_grid.device)  # geometry only
         with torch.autocast(f.device.type, enabled=False):  # sparse products stay in float32
-            values = torch.sparse.mm(transfers.to_grid, f.float())  # (B * L * G, C)
-        extra = [transfers.grid_sdf] if self.use_sdf else []
-        data = torch.cat([values, *extra], dim=1).reshape(b, n_leaves, g, -1).permute(0, 1, 3, 2)  # (B, L, C, G)
+            values = torch.sparse.mm(transfers.to_grid, f.float())  # (B * G, C)
+        data = torch.cat([values, transfers.grid_geo], dim=1).reshape(b, len(self.node_coords), -1)
+        data = torch.cat([data, self.node_coords.expand(b, -1, -1)], dim=2)  # (B, G, C')
+        leaves = data[:, :g]
+        if self.global_grids is not None:
+            coarse = _grid(data[:, g:], self.global_grids.leaf_shape(0))
+            context = self.global_fno(coarse).flatten(2)  # (B, H, G_global)
+            if self._global_to_leaves.device != context.device:
+                self._global_to_leaves = self._global_to_leaves.to(context.device)
+            read = torch.sparse.mm(self._global_to_leaves, context.permute(2, 0, 1).reshape(context.shape[2], -1))
+            leaves = torch.cat([leaves, read.reshape(g, b, -1).transpose(0, 1)], dim=2)
+        out = leaves.new_empty((b, g, self.out_channels))
         ops = self._draw_symmetry() if self.training and self.symmetries else []
-        data = _apply(data, ops, shape)
-        coords = self.node_coords.reshape(1, n_leaves, g, -1).permute(0, 1, 3, 2).expand(b, -1, -1, -1)
-        h = torch.cat([data, coords], dim=2)  # (B, L, C', G)
-        if self.leaves_as == "channels":
-            out = self.fno(h.reshape(b, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
-        else:
-            out = self.fno(h.reshape(b * n_leaves, -1, *shape)).reshape(b, n_leaves, self.out_channels, g)
-        out = _apply(out, ops[::-1], shape)  # each op is its own inverse
-        return out.permute(0, 1, 3, 2).reshape(b * n_leaves * g, self.out_channels)
+        offsets = self.grids.offsets
+        for shape, members in _by_shape(self.grids).items():
+            x = torch.cat([_grid(leaves[:, offsets[k]:offsets[k + 1]], shape) for k in members])  # (B * n, C, *S)
+            y = _apply(self.fno(_apply(x, ops)), ops[::-1]).flatten(2).transpose(1, 2)  # each op its own inverse
+            for i, k in enumerate(members):
+                out[:, offsets[k]:offsets[k + 1]] = y[i * b:(i + 1) * b]
+        return out.reshape(b * g, self.out_channels)
 
     def decode(self, grid_values: torch.Tensor, transfers: KDTransfers) -> torch.Tensor:
-        """`(M, C_out)` at the queries, interpolated from the grid values."""
+        """`(M, C_out)` at the queries, read from the leaf grids."""
         with torch.autocast(grid_values.device.type, enabled=False):  # sparse products stay in float32
             return torch.sparse.mm(transfers.to_points, grid_values.float())
 
@@ -148,7 +179,34 @@ class KDFNO(nn.Module):
         return self.decode(self.encode(f, transfers), transfers)
 
 
+def _grid(rows: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """`(B, G, C)` node rows of one grid, row-major -> `(B, C, *shape)`."""
+    return rows.transpose(1, 2).reshape(rows.shape[0], rows.shape[2], *shape)
+
+
+def _by_shape(grids: LeafGrids) -> dict[tuple[int, ...], list[int]]:
+    """Leaves grouped by grid shape, so that each group runs through the FNO as one batch."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k in range(grids.n_leaves):
+        groups.setdefault(grids.leaf_shape(k), []).append(k)
+    return groups
+
+
+def _global_grid(grids: LeafGrids, resolution: int) -> LeafGrids:
+    """One uniform grid over the root box with `resolution` nodes along its longest axis."""
+    lo, hi = grids.core_lower.min(0), grids.core_upper.max(0)
+    extent = np.maximum(hi - lo, 1e-12)
+    shape = np.maximum(MIN_NODES, np.round((resolution - 1) * extent / extent.max()).astype(int) + 1)
+    return LeafGrids(shape[None], lo[None], hi[None], lo[None], hi[None])
+
+
 SYMMETRIES = {"flip_x": 0, "flip_y": 1, "flip_z": 2, "transpose": None}
+
+
+def _nearly_square(grids: LeafGrids, tolerance: float = 0.05) -> bool:
+    """Whether the first leaf's box has x and y extents within `tolerance` of each other."""
+    x, y = (grids.upper[0] - grids.lower[0])[:2]
+    return abs(x - y) <= tolerance * max(x, y)
 
 
 def _check_symmetries(symmetries: tuple[str, ...], shape: tuple[int, ...], n_leaves: int) -> tuple[str, ...]:
@@ -164,12 +222,8 @@ def _check_symmetries(symmetries: tuple[str, ...], shape: tuple[int, ...], n_lea
     return symmetries
 
 
-def _apply(grid: torch.Tensor, ops: Sequence[str], shape: tuple[int, ...]) -> torch.Tensor:
-    """`(B, L, C, G)` grid values with the mirror `ops` applied in order on the spatial axes `shape`."""
-    if not ops:
-        return grid
-    b, leaves, c, g = grid.shape
-    x = grid.reshape(b, leaves, c, *shape)
+def _apply(grid: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
+    """`(B, C, *S)` grid values with the mirror `ops` applied in order on the spatial axes."""
     for op in ops:
-        x = x.transpose(3, 4) if op == "transpose" else x.flip(3 + SYMMETRIES[op])
-    return x.reshape(b, leaves, c, g)
+        grid = grid.transpose(2, 3) if op == "transpose" else grid.flip(2 + SYMMETRIES[op])
+    return grid

@@ -40,6 +40,8 @@ SAMPLE_INPUTS = {
     "boundary": "boundary (N,): boundary-node flags",
     "normals": "normals (N, d): outward unit normals at boundary nodes (0 inside)",
     "boundary_weights": "boundary_weights (N,): each node's share of the boundary measure (0 inside)",
+    "cells": "cells (K, d + 1) or None: the simplices of the sample's volume mesh (None for a surface, a point "
+             "cloud or a subsampled sample), which say where the domain is",
 }
 
 
