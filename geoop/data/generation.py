@@ -109,8 +109,12 @@ def _records_from_files(root: Path) -> dict[int, dict]:
 
 
 def _check_same(manifest: dict, family: Family, seed: int, options: dict, root: Path) -> None:
+    """Refuse to resume a folder made with other settings. An option the folder does not record (made before
+    the family had it) counts as the family's default."""
     wanted = {"family": family.name, "seed": seed, "options": _json_safe(options)}
     have = {k: manifest.get(k) for k in wanted}
+    if isinstance(have["options"], dict):
+        have["options"] = {**_json_safe(family.options), **have["options"]}
     if have != wanted:
         raise GeoopError(f"this folder holds a different dataset ({have}); not touching it", path=root,
                          fix=f"choose another --out, or resume with the same settings {wanted}")

@@ -88,3 +88,33 @@ def drop_unused_nodes(points: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray
     remap = np.full(len(points), -1)
     remap[used] = np.arange(len(used))
     return points[used], remap[cells]
+
+
+#: distance over which a graded mesh's size grows from fine to coarse (the families live in the unit square)
+GRADING_REACH = 0.35
+
+
+def graded_sizes(h: float, grading: float, fine_factor: float) -> tuple[float, float]:
+    """(fine, coarse) sizes of a graded mesh with `coarse = grading x fine` and `fine = fine_factor x h /
+    sqrt(grading)`; a family picks `fine_factor` so that its graded meshes have about as many nodes as its
+    uniform ones of size h."""
+    fine = fine_factor * h / np.sqrt(grading)
+    return fine, fine * grading
+
+
+def grade_towards(gmsh, curves: list[int], fine: float, coarse: float, reach: float) -> None:
+    """Make the current gmsh model's mesh size grow linearly with the distance to `curves`: `fine` on them,
+    `coarse` from `reach` away (the size of every other source is lifted so that this field alone decides)."""
+    field = gmsh.model.mesh.field
+    distance = field.add("Distance")
+    field.setNumbers(distance, "CurvesList", curves)
+    field.setNumber(distance, "Sampling", 200)
+    ramp = field.add("Threshold")
+    field.setNumber(ramp, "InField", distance)
+    for name, value in (("SizeMin", fine), ("SizeMax", coarse), ("DistMin", 0.0), ("DistMax", reach)):
+        field.setNumber(ramp, name, value)
+    field.setAsBackgroundMesh(ramp)
+    for option in ("MeshSizeFromPoints", "MeshSizeFromCurvature", "MeshSizeExtendFromBoundary"):
+        gmsh.option.setNumber(f"Mesh.{option}", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.0)
+    gmsh.option.setNumber("Mesh.MeshSizeMax", coarse)

@@ -10,7 +10,7 @@ import numpy as np
 
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
-from geoop.data.meshing import drop_unused_nodes, mesh_with_gmsh
+from geoop.data.meshing import GRADING_REACH, drop_unused_nodes, graded_sizes, grade_towards, mesh_with_gmsh
 from geoop.geometry.geometry import Geometry
 
 YOUNG, POISSON = 1.0, 0.3
@@ -26,15 +26,24 @@ def void_radius(rng: np.random.Generator, n: int = 128, modes: int = 5) -> tuple
     return theta, 0.2 + 0.2 / (1 + np.exp(xi))
 
 
-def build_domain(gmsh, outline: np.ndarray, h: float) -> None:
-    """Unit square minus the closed spline through `outline (n, 2)`."""
+#: graded meshes (`grading` > 1): finest size relative to h / sqrt(grading), for about the uniform mesh's
+#: node count (measured at grading 10 on four samples: 0.92x of the uniform h = 0.03 mesh, edges 0.009-0.12)
+GRADED_FINE = 1.15
+
+
+def build_domain(gmsh, outline: np.ndarray, h: float, grading: float = 1.0) -> None:
+    """Unit square minus the closed spline through `outline (n, 2)`, triangles of size about h; with `grading`
+    > 1 the size grows with the distance from the void (see `graded_sizes`)."""
     geo = gmsh.model.geo
     pts = [geo.addPoint(x, y, 0, h) for x, y in outline]
-    void = geo.addCurveLoop([geo.addSpline(pts + [pts[0]])])
+    rim = geo.addSpline(pts + [pts[0]])
+    void = geo.addCurveLoop([rim])
     corners = [geo.addPoint(x, y, 0, h) for x, y in [(0, 0), (1, 0), (1, 1), (0, 1)]]
     square = geo.addCurveLoop([geo.addLine(corners[i], corners[(i + 1) % 4]) for i in range(4)])
     geo.addPlaneSurface([square, void])
     geo.synchronize()
+    if grading > 1:
+        grade_towards(gmsh, [rim], *graded_sizes(h, grading, GRADED_FINE), reach=GRADING_REACH)
     gmsh.model.mesh.generate(2)
 
 
@@ -95,13 +104,14 @@ def von_mises(basis, u: np.ndarray) -> np.ndarray:
     return np.maximum(scalar.project(vm), 0.0)
 
 
-def make(rng: np.random.Generator, h: float = 0.03, mesh_timeout: float = 60.0) -> Geometry:
-    """One sample: a random void, the P2 solution, von Mises stress and displacement at the vertices."""
+def make(rng: np.random.Generator, h: float = 0.03, grading: float = 1.0, mesh_timeout: float = 60.0) -> Geometry:
+    """One sample: a random void, the P2 solution, von Mises stress and displacement at the vertices.
+    `grading`: coarsest / finest mesh size, fine at the void (1: uniform size h)."""
     import skfem
 
     theta, radius = void_radius(rng)
     outline = 0.5 + radius[:, None] * np.stack([np.cos(theta), np.sin(theta)], 1)
-    pts, cells = mesh_with_gmsh(build_domain, outline, h, timeout=mesh_timeout)
+    pts, cells = mesh_with_gmsh(build_domain, outline, h, grading, timeout=mesh_timeout)
     points, triangles = drop_unused_nodes(pts[:, :2], cells["triangle"])
     mesh = skfem.MeshTri(points.T.copy(), triangles.T.copy())
     bottom = mesh.facets_satisfying(lambda x: x[1] < 1e-9, boundaries_only=True)
@@ -123,6 +133,6 @@ FAMILY = Family(
     targets={"von_mises": FieldSpec(1, "E (Young's modulus)", "von Mises stress"),
              "displacement": FieldSpec(2, "L (square side)", "displacement")},
     make=make,
-    options={"h": 0.03},
+    options={"h": 0.03, "grading": 1.0},
     default_n=1200,
 )

@@ -7,7 +7,7 @@ import numpy as np
 
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
-from geoop.data.meshing import drop_unused_nodes, mesh_with_gmsh
+from geoop.data.meshing import GRADING_REACH, drop_unused_nodes, graded_sizes, grade_towards, mesh_with_gmsh
 from geoop.data.random_fields import FourierField
 from geoop.geometry.geometry import Geometry
 
@@ -26,16 +26,33 @@ def random_holes(rng: np.random.Generator, n_holes: int, r_min: float = 0.07, r_
     return np.array(holes).reshape(-1, 3)
 
 
-def build_domain(gmsh, holes: np.ndarray, h: float) -> None:
-    """gmsh model of the unit square minus `holes`, triangles of size about h."""
+#: graded meshes (`grading` > 1): finest size relative to h / sqrt(grading), for about the uniform mesh's
+#: node count (measured at grading 10 on four samples: 0.85-1.15x of the uniform h = 0.03 mesh, edges 0.011-0.15)
+GRADED_FINE = 1.6
+
+
+def build_domain(gmsh, holes: np.ndarray, h: float, grading: float = 1.0) -> None:
+    """gmsh model of the unit square minus `holes`, triangles of size about h; with `grading` > 1 the size
+    grows with the distance from the holes (see `graded_sizes`)."""
     occ = gmsh.model.occ
     square = occ.addRectangle(0, 0, 0, 1, 1)
     if len(holes):
         occ.cut([(2, square)], [(2, occ.addDisk(cx, cy, 0, r, r)) for cx, cy, r in holes])
     occ.synchronize()
-    gmsh.option.setNumber("Mesh.MeshSizeMax", h)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", h / 2)
+    rims = [tag for dim, tag in gmsh.model.getBoundary(gmsh.model.getEntities(2), oriented=False)
+            if not _on_square(gmsh.model.getBoundingBox(dim, tag))]
+    if grading > 1 and rims:
+        grade_towards(gmsh, rims, *graded_sizes(h, grading, GRADED_FINE), reach=GRADING_REACH)
+    else:
+        gmsh.option.setNumber("Mesh.MeshSizeMax", h)
+        gmsh.option.setNumber("Mesh.MeshSizeMin", h / 2)
     gmsh.model.mesh.generate(2)
+
+
+def _on_square(box: tuple[float, ...], tol: float = 1e-7) -> bool:
+    """Whether a curve's bounding box `(x0, y0, z0, x1, y1, z1)` lies on an edge of the unit square."""
+    x0, y0, _, x1, y1, _ = box
+    return any(abs(a) < tol and abs(b) < tol or abs(a - 1) < tol and abs(b - 1) < tol for a, b in ((x0, x1), (y0, y1)))
 
 
 def boundary_facets(mesh) -> tuple[np.ndarray, np.ndarray]:
@@ -75,13 +92,14 @@ def solve(points: np.ndarray, triangles: np.ndarray, k: np.ndarray, f: np.ndarra
     return solve_condensed(K, F, u, dofs)
 
 
-def make(rng: np.random.Generator, h: float = 0.03, holes: tuple[int, int] = (1, 3),
+def make(rng: np.random.Generator, h: float = 0.03, holes: tuple[int, int] = (1, 3), grading: float = 1.0,
          mesh_timeout: float = 60.0) -> Geometry:
-    """One sample: a random domain, random coefficients, the FEM solution, as a 2D Geometry."""
+    """One sample: a random domain, random coefficients, the FEM solution, as a 2D Geometry. `grading`:
+    coarsest / finest mesh size, fine at the holes (1: uniform size h)."""
     import skfem
 
     disks = random_holes(rng, int(rng.integers(holes[0], holes[1] + 1)))
-    pts, cells = mesh_with_gmsh(build_domain, disks, h, timeout=mesh_timeout)
+    pts, cells = mesh_with_gmsh(build_domain, disks, h, grading, timeout=mesh_timeout)
     points, triangles = drop_unused_nodes(pts[:, :2], cells["triangle"])
     mesh = skfem.MeshTri(points.T.copy(), triangles.T.copy())
     dirichlet, neumann = boundary_facets(mesh)
@@ -109,6 +127,6 @@ FAMILY = Family(
             "flux": FieldSpec(1, "1", "Neumann flux k du/dn (used on the holes)", mask="neumann")},
     targets={"u": FieldSpec(1, "1", "solution")},
     make=make,
-    options={"h": 0.03, "holes": (1, 3)},
+    options={"h": 0.03, "holes": (1, 3), "grading": 1.0},
     default_n=1000,
 )
