@@ -55,6 +55,29 @@ def test_extension_is_exact_for_constant_data_and_empty_without_a_mask():
     assert empty._nnz() == 0 and empty.shape == (len(pos), len(pos))
 
 
+def test_extension_neighbourhoods_are_the_same_searched_by_distances_or_by_neighbours():
+    """Up to `max_neighbors` boundary nodes the extension computes every distance; beyond, it searches k nearest
+    neighbours with growing k. Both give the same matrix, and a cap keeps each query's nearest nodes."""
+    from scipy.spatial import Delaunay
+
+    grid = np.stack(np.meshgrid(np.linspace(0, 4, 41), np.linspace(0, 1, 11), indexing="ij"), -1).reshape(-1, 2)
+    g = Geometry(grid, {"triangle": Delaunay(grid).simplices})  # a long strip: no ball holds its whole boundary
+    pos, measure, on = torch.tensor(g.points), torch.tensor(facet_weights(g)), torch.tensor(g.boundary_mask)
+    every = extension_matrix(pos, on, measure)  # 100 boundary nodes <= 1024: all distances
+    balls = torch.bincount(every.indices()[0], minlength=len(pos))
+    searched = extension_matrix(pos, on, measure, max_neighbors=99)  # neighbour search, no ball reaches the cap
+    assert int(balls.max()) <= 99 and torch.equal(every.indices(), searched.indices())
+    torch.testing.assert_close(every.values(), searched.values())
+    capped = extension_matrix(pos, on, measure, max_neighbors=5)
+    assert int(torch.bincount(capped.indices()[0]).max()) == 5
+    source = g.points[g.boundary_mask]
+    rows, cols = capped.indices().numpy()
+    for row in np.unique(rows)[::25]:
+        distances = np.sort(np.linalg.norm(source - g.points[row], axis=1))
+        taken = np.linalg.norm(g.points[cols[rows == row]] - g.points[row], axis=1)
+        assert taken.max() <= distances[4] + 1e-12  # the five nearest
+
+
 def test_a_field_on_a_body_surface_is_integrated_with_area_weights():
     box = box_tets(4, size=(1.0, 1.0, 1.0))
     top = np.isclose(box.points[:, 2], 1.0)

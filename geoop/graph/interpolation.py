@@ -50,19 +50,55 @@ def extension_matrix(pos: torch.Tensor, on: torch.Tensor, measure: torch.Tensor,
         return _sparse(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0), (m, n))
     source = pos[index].double().numpy()
     q = queries.double().numpy()
-    tree = cKDTree(source)
-    nearest, _ = tree.query(q)
-    balls = tree.query_ball_point(q, reach * nearest + 1e-12)
-    rows = np.repeat(np.arange(m), [len(b) for b in balls])
-    cols = np.fromiter((j for b in balls for j in b), dtype=np.int64, count=len(rows))
-    d = np.linalg.norm(q[rows] - source[cols], axis=1)
-    order = np.lexsort((d, rows))  # per query nearest first, so a cap keeps the nearest
-    rows, cols, d = rows[order], cols[order], d[order]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
-    keep = rank < max_neighbors
-    rows, cols, d = rows[keep], cols[keep], d[keep]
+    rows, cols, d = _within_reach(cKDTree(source), q, reach, max_neighbors)
     w = measure.double().numpy()[index.numpy()][cols].clip(1e-30) / np.maximum(d, 1e-12) ** pos.shape[1]
     hit = d <= 1e-9
-    w = np.where(np.isin(rows, rows[hit]), hit.astype(np.float64), w)
+    on_node = np.zeros(m, dtype=bool)
+    on_node[rows[hit]] = True
+    w = np.where(on_node[rows], hit.astype(np.float64), w)
     w /= np.bincount(rows, weights=w, minlength=m)[rows]
-    return _sparse(torch.from_numpy(rows), index[torch.from_numpy(cols)], torch.from_numpy(w), (m, n))
+    cols = index.numpy()[cols]
+    order = np.lexsort((cols, rows))  # row-major with sorted columns: already coalesced
+    rows, cols, w = (torch.from_numpy(a[order]) for a in (rows, cols, w))
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), w.float(), (m, n), is_coalesced=True,
+                                   check_invariants=False)
+
+
+def _within_reach(tree, q: np.ndarray, reach: float, cap: int, pairs_per_pass: int = 2_000_000
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each query of `q (M, d)`, the points of `tree` within `reach` times its distance to the nearest one
+    (at most `cap`, the nearest): `(rows, cols, distances)`, rows ascending. Up to `cap` points all distances
+    are computed (in blocks); beyond, k nearest neighbours are asked for, doubling k for the queries whose k-th
+    neighbour is still in reach, so each query costs about what its ball holds."""
+    if tree.n <= cap:
+        from scipy.spatial.distance import cdist
+
+        out = []
+        chunk = max(1, pairs_per_pass // tree.n)
+        for start in range(0, len(q), chunk):
+            d = cdist(q[start:start + chunk], tree.data)
+            r, c = np.nonzero(d <= reach * d.min(1, keepdims=True) + 1e-12)
+            out.append((r + start, c, d[r, c]))
+        return tuple(np.concatenate(a) for a in zip(*out, strict=True))
+    nearest = tree.query(q)[0]
+    most = min(tree.n, cap)
+    out_rows, out_cols, out_d = [], [], []
+    todo, k = np.arange(len(q)), min(16, most)
+    while len(todo):
+        chunk = max(1, pairs_per_pass // k)
+        unfinished = []
+        for start in range(0, len(todo), chunk):
+            at = todo[start:start + chunk]
+            d, j = tree.query(q[at], k=k)
+            d, j = d.reshape(len(at), k), j.reshape(len(at), k)
+            bound = reach * nearest[at] + 1e-12
+            done = (d[:, -1] > bound) | (k >= most)
+            inside = (d <= bound[:, None]) & done[:, None]
+            out_rows.append(np.broadcast_to(at[:, None], d.shape)[inside])
+            out_cols.append(j[inside])
+            out_d.append(d[inside])
+            unfinished.append(at[~done])
+        todo, k = np.concatenate(unfinished), min(2 * k, most)
+    return np.concatenate(out_rows), np.concatenate(out_cols).astype(np.int64), np.concatenate(out_d)
+
+
