@@ -1,88 +1,168 @@
-"""KD-tree FNO vs single-grid interpolation FNO vs GINO at one training budget (same epochs, batch size,
-learning-rate schedule and data), on the 2D elasticity and 3D potential-flow datasets made by geoop's solvers.
+"""K-D tree FNO against the single grid of the same node count, on uniform and graded meshes (issue: the seed's
+central idea, NUNO's claim of 30-60% lower error on non-uniform meshes).
 
-Each (dataset, model) trains in a fresh process (1 torch thread) so its peak memory is its own. Prints JSON:
-test relative L2 per field, seconds per epoch, peak RSS, parameters; and the KD-FNO's error relative to the
-single-grid FNO with the same backbone (the NUNO claim is 30-60% lower).
+1. Transfer only (no training, a few minutes): the true fields of each test sample go points -> grids ->
+   points through the transfers the model builds (`configs/kdfno_<family>.yaml`, tree fitted on the training
+   split as training does it) and through its single-grid twin (the same config with `model.n_subdomains=1`:
+   the same total grid nodes). Two errors per field: the round trip as interpolated (what the network's input
+   sees) and the best read-out (least squares over the leaf grid values: the closest the network's output can
+   get). If the tree does not represent the data better, the network cannot either.
+2. Training at equal CPU budget (one torch thread, `train.budget`): KD-FNO, its single-grid twin, GINO and the
+   best model of `benchmarks/accuracy.py` on each dataset, the cells run by `accuracy.py` (fresh process each,
+   resumable, the same JSON).
 
-    python benchmarks/kdtree_fno.py [--epochs 40] [--n-elasticity 200] [--n-potential 60] [--out out/bench_kdfno]
+Datasets: poisson2d, elasticity2d, potential3d as built in, and poisson2d / elasticity2d on graded meshes
+(`grading=10`: fine at the holes / void, 10x coarser away). Prints JSON; writes `OUT/transfer.json`,
+`OUT/kdtree_fno.json` and the table `OUT/kdtree_fno.md`.
+
+    python benchmarks/kdtree_fno.py [--budget 900] [--datasets ...] [--models ...] [--transfer-only]
+                                    [--out out/kdtree_fno] [--cells out/accuracy] [--quick]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
-import time
 from pathlib import Path
 
-from common import in_fresh_process, train_and_measure
+import numpy as np
 
-BACKBONE_2D = ["model.hidden=32", "model.modes=8", "model.n_layers=4"]
-BACKBONE_3D = ["model.hidden=24", "model.modes=4", "model.n_layers=4"]
-MODELS = {
-    "elasticity2d": {
-        "kdfno": ["model.name=kdfno", "model.n_subdomains=8", "model.oversample=1.5"] + BACKBONE_2D,
-        "single_grid_fno": ["model.name=kdfno", "model.n_subdomains=1", "model.oversample=1.5"] + BACKBONE_2D,
-        "kdfno_leaves_as_batch": ["model.name=kdfno", "model.n_subdomains=8", "model.oversample=1.5",
-                                  "model.leaves_as=batch"] + BACKBONE_2D,
-        "gino": ["model.name=gino", "model.resolution=32", "model.hidden=32", "model.modes=12", "model.n_layers=4",
-                 "model.in_gno_hidden=[32,32]", "model.out_gno_hidden=[64,64]", "model.projection_hidden=64"],
-    },
-    "potential3d": {
-        "kdfno": ["model.name=kdfno", "model.n_subdomains=8", "model.oversample=1.0"] + BACKBONE_3D,
-        "single_grid_fno": ["model.name=kdfno", "model.n_subdomains=1", "model.oversample=1.0"] + BACKBONE_3D,
-        "gino": ["model.name=gino", "model.resolution=20", "model.hidden=24", "model.modes=6", "model.n_layers=4",
-                 "model.in_gno_hidden=[32,32]", "model.out_gno_hidden=[64,64]", "model.projection_hidden=64"],
-    },
-}
+sys.path.insert(0, str(Path(__file__).parent))
+from accuracy import QUICK, ROOT, SIZES, _save, family_of, make_data  # noqa: E402
+
+DATASETS = ["poisson2d", "poisson2d_graded", "elasticity2d", "elasticity2d_graded", "potential3d"]
+#: the most accurate geoop model per family in benchmarks/results/accuracy.json
+BEST = {"poisson2d": "fno", "elasticity2d": "fno", "potential3d": "transolver"}
+MODELS = ["kdfno", "kdfno_one_grid", "gino", "best"]
 
 
-def run_one(dataset: str, model: str, data: Path, out: Path, epochs: int) -> dict:
-    """Train one model in this process; returns its figures."""
-    settings = MODELS[dataset][model] + [f"data.root={data}", f"train.epochs={epochs}", "train.batch_size=4",
-                                         "train.lr=3e-3"]
-    return {"dataset": dataset, "model": model, **train_and_measure(settings, out)}
+def _scipy(matrix) -> "object":
+    """A torch sparse COO matrix as scipy CSR."""
+    import scipy.sparse as sp
+
+    coo = matrix.coalesce()
+    (rows, cols), vals = coo.indices().numpy(), coo.values().double().numpy()
+    return sp.csr_matrix((vals, (rows, cols)), shape=tuple(coo.shape))
+
+
+def transfer_errors(root: Path, n_subdomains: int | None = None, max_test: int = 40) -> dict:
+    """Round-trip errors of the test split's true fields through the KD-FNO transfers of the family's config
+    (`n_subdomains` overrides the config's: 1 gives the single-grid twin). Returns per-field means of the
+    interpolated round trip (fields defined at every point) and of the best read-out fit, and the node count."""
+    import torch
+    from scipy.sparse.linalg import lsqr
+
+    from geoop.data.dataset import SimulationDataset
+    from geoop.training.run import build_operator, load_config
+
+    config = load_config(ROOT / "configs" / f"kdfno_{json.loads((root / 'manifest.json').read_text())['family']}"
+                         ".yaml", [f"data.root={root}"] + ([f"model.n_subdomains={n_subdomains}"]
+                                                            if n_subdomains else []))
+    train = SimulationDataset(root, "train")
+    test = SimulationDataset(root, "test")
+    torch.manual_seed(0)
+    operator = build_operator(train, config["model"])
+    leaves = operator.model.grids.n_nodes
+    slices, start = {}, 0
+    for name in test.targets:
+        slices[name] = slice(start, start + test.specs[name]["components"])
+        start = slices[name].stop
+    interpolated = {n: [] for n in slices}
+    best = {n: [] for n in slices}
+    for i in range(min(max_test, len(test))):
+        data = test[i]
+        transfers = operator.prepare(data, test.geometry(i))
+        to_grid = _scipy(transfers.to_grid)[:leaves]
+        read = _scipy(transfers.to_points)
+        y, mask = data.y.double().numpy(), data.y_mask.numpy()
+        for name, s in slices.items():
+            values, defined = y[:, s], mask[:, s].all(1)
+            truth = values[defined]
+            norm = np.linalg.norm(truth)
+            if defined.all():
+                interpolated[name].append(np.linalg.norm(read @ (to_grid @ values) - values) / norm)
+            fit = np.stack([lsqr(read[defined], values[defined, c], atol=1e-10, btol=1e-10, iter_lim=5000)[0]
+                            for c in range(values.shape[1])], 1)
+            best[name].append(np.linalg.norm(read[defined] @ fit - truth) / norm)
+    return {"grid_nodes": int(leaves), "leaves": int(operator.model.grids.n_leaves),
+            "interpolated": {n: float(np.mean(v)) for n, v in interpolated.items() if v},
+            "best_fit": {n: float(np.mean(v)) for n, v in best.items()}}
+
+
+def model_name(dataset: str, model: str) -> str:
+    return BEST[family_of(dataset)] if model == "best" else model
+
+
+def table(transfer: dict, cells: dict, datasets: list[str]) -> tuple[str, dict]:
+    """Markdown: per dataset, test error of each model and the transfer-only errors; and the KD-FNO vs
+    single-grid summary."""
+    rows = ["| dataset | model | test rel. L2 (mean over fields) | per field | CPU s | epochs | transfer: "
+            "interpolated / best read-out | grid nodes |", "|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for d in datasets:
+        for m in MODELS:
+            name = model_name(d, m)
+            cell = cells.get(f"{d}/{name}")
+            t = transfer.get(d, {}).get({"kdfno": "kdfno", "kdfno_one_grid": "one_grid"}.get(m, ""), {})
+            tr = "; ".join(f"{f} {t['interpolated'].get(f, float('nan')):.4f} / {t['best_fit'][f]:.4f}"
+                           for f in t.get("best_fit", {}))
+            if cell is None or "failed" in cell:
+                status = "failed" if cell else "not run"
+                rows.append(f"| {d} | {name} | {status} | | | | {tr} | {t.get('grid_nodes', '')} |")
+                continue
+            fields = ", ".join(f"{f} {v['rel_l2']:.4f}" for f, v in cell["test"].items())
+            rows.append(f"| {d} | {name} | {cell['test_rel_l2_mean']:.4f} | {fields} | {cell['cpu_seconds']:.0f} | "
+                        f"{cell['epochs']} | {tr} | {t.get('grid_nodes', '')} |")
+        kd, one = cells.get(f"{d}/kdfno"), cells.get(f"{d}/kdfno_one_grid")
+        if kd and one and "failed" not in kd and "failed" not in one:
+            summary[d] = {"kdfno": kd["test_rel_l2_mean"], "one_grid": one["test_rel_l2_mean"],
+                          "reduction": 1 - kd["test_rel_l2_mean"] / one["test_rel_l2_mean"]}
+    return "\n".join(rows) + "\n", summary
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="out/bench_kdfno")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--n-elasticity", type=int, default=200)
-    ap.add_argument("--n-potential", type=int, default=60)
-    ap.add_argument("--datasets", nargs="+", default=list(MODELS))
-    ap.add_argument("--models", nargs="+", default=["kdfno", "single_grid_fno", "gino"])
-    ap.add_argument("--run", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", default="out/kdtree_fno")
+    ap.add_argument("--budget", type=float, default=900.0, help="CPU-seconds of training per cell")
+    ap.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
+    ap.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--cells", default=None, metavar="DIR",
+                    help="accuracy.py's output folder to train the cells in (default OUT/cells); pointing it at "
+                         "that benchmark's folder shares its data and the cells both need")
+    ap.add_argument("--transfer-only", action="store_true", help="only the round-trip study (no training)")
+    ap.add_argument("--max-test", type=int, default=40, help="test samples in the round-trip study")
+    ap.add_argument("--quick", action="store_true", help="tiny datasets and budget: a smoke test")
     args = ap.parse_args()
-    out = Path(args.out)
-    if args.run:
-        dataset, model = args.run
-        print(json.dumps(run_one(dataset, model, out / "data" / dataset, out / "runs" / f"{dataset}_{model}",
-                                 args.epochs)))
-        return
-    from geoop.data import generate
-
-    sizes = {"elasticity2d": args.n_elasticity, "potential3d": args.n_potential}
-    results = []
-    for dataset in args.datasets:
-        t0 = time.perf_counter()
-        manifest = generate(dataset, out / "data" / dataset, n=sizes[dataset], seed=0, workers=2, progress=False)
-        print(f"{dataset}: {len(manifest['samples'])} samples in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        for model in args.models:
-            results.append(in_fresh_process(__file__, ["--out", str(out), "--epochs", str(args.epochs),
-                                                       "--run", dataset, model]))
-            print(json.dumps(results[-1]), file=sys.stderr)
-    summary = {}
-    for dataset in args.datasets:
-        by = {r["model"]: r for r in results if r["dataset"] == dataset}
-        if "kdfno" in by and "single_grid_fno" in by:
-            summary[dataset] = {
-                "kdfno_error_vs_single_grid": {
-                    f: by["kdfno"]["test_rel_l2"][f] / by["single_grid_fno"]["test_rel_l2"][f]
-                    for f in by["kdfno"]["test_rel_l2"]},
-                "kdfno_mean_error_reduction": 1 - by["kdfno"]["test_rel_l2_mean"] / by["single_grid_fno"][
-                    "test_rel_l2_mean"]}
-    print(json.dumps({"epochs": args.epochs, "results": results, "summary": summary}, indent=1))
+    out = Path(args.out) / ("quick" if args.quick else "")
+    cells_out = Path(args.cells or Path(args.out) / "cells")  # accuracy.py's --out (it adds quick/ itself)
+    cells_dir = cells_out / ("quick" if args.quick else "")
+    data = cells_dir / "data"
+    sizes = QUICK if args.quick else SIZES
+    out.mkdir(parents=True, exist_ok=True)
+    transfer_path = out / "transfer.json"
+    transfer = json.loads(transfer_path.read_text()) if transfer_path.is_file() else {}
+    for d in args.datasets:
+        make_data(d, data / d, sizes[d])
+        if d not in transfer:
+            transfer[d] = {"kdfno": transfer_errors(data / d, max_test=args.max_test),
+                           "one_grid": transfer_errors(data / d, 1, max_test=args.max_test)}
+            _save(transfer_path, transfer)
+            print(f"{d}: transfer {json.dumps(transfer[d])}", file=sys.stderr)
+    if not args.transfer_only:
+        models = sorted({model_name(d, m) for d in args.datasets for m in args.models})
+        command = [sys.executable, str(Path(__file__).parent / "accuracy.py"), "--out", str(cells_out),
+                   "--budget", str(args.budget), "--jobs", str(args.jobs),
+                   "--datasets", *args.datasets, "--models", *models] + (["--quick"] if args.quick else [])
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    results = cells_dir / "results.json"
+    cells = json.loads(results.read_text())["cells"] if results.is_file() else {}
+    markdown, summary = table(transfer, cells, args.datasets)
+    (out / "kdtree_fno.md").write_text(markdown)
+    report = {"budget_cpu_s": args.budget, "transfer": transfer, "kdfno_vs_one_grid": summary}
+    _save(out / "kdtree_fno.json", report)
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

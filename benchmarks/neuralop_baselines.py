@@ -75,7 +75,7 @@ class _GridBaseline(nn.Module):
         nodes = self.nodes.double().numpy()
         sdf = np.asarray(sdf_fn(nodes), dtype=np.float64)
         geo = torch.tensor(np.stack([sdf, (sdf <= 0).astype(np.float64)], axis=1), dtype=torch.float32)
-        to_grid = _torch_sparse(point_to_grid_matrix(pos.double().numpy(), nodes)) if self.raster else None
+        to_grid = _torch_sparse(point_to_grid_matrix(pos.double().numpy(), nodes)[0]) if self.raster else None
         return GridInputs(to_grid, geo, pos, torch.zeros(len(pos), dtype=torch.int64), queries,
                           torch.zeros(len(queries), dtype=torch.int64))
 
