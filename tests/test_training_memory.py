@@ -94,3 +94,22 @@ def test_the_heap_is_trimmed_only_past_the_margin_over_the_working_level(monkeyp
         trimmer()
     # 150, 170: within 100 of 100; 260: trim; 120: the new working level; 200, 215: within; 330: trim
     assert len(calls) == 2 and trimmer.trims == 2
+
+
+def test_structures_prepared_by_other_code_are_not_read_back(tmp_path, monkeypatch):
+    """The store's key carries a hash of geoop's source files, so an edited or upgraded geoop (same version
+    number) prepares again instead of reading structures of another layout or meaning."""
+    import geoop
+    from geoop.training import prepared_store
+
+    package = tmp_path / "geoop"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "models" / "kdfno.py").write_text("GRID = 1\n")
+    monkeypatch.setattr(geoop, "__file__", str(package / "__init__.py"))
+    prepared_store._code_hash.cache_clear()
+    before = prepared_store._code_hash()
+    (package / "models" / "kdfno.py").write_text("GRID = 2\n")
+    prepared_store._code_hash.cache_clear()
+    assert prepared_store._code_hash() != before
+    prepared_store._code_hash.cache_clear()

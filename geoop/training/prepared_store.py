@@ -9,6 +9,7 @@ written is prepared again."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -26,10 +27,21 @@ from geoop.models.field_operator import FieldOperator
 INT32_MAX = 2**31 - 1
 
 
+@functools.cache
+def _code_hash() -> str:
+    """A hash of geoop's own source files: structures prepared by other code are never read back (the version
+    number alone does not change with every edit of a working tree)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(geoop.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def store_key(operator: FieldOperator) -> str:
-    """16 hex digits naming what shapes `operator.prepare`: model config and buffers, normalization, fields."""
+    """16 hex digits naming what shapes `operator.prepare`: geoop's code, model config and buffers,
+    normalization, fields."""
     buffers = {name: b.tolist() for name, b in operator.model.named_buffers()}
-    described = {"geoop": geoop.__version__, "model": operator.model_config, "buffers": buffers,
+    described = {"geoop": geoop.__version__, "code": _code_hash(), "model": operator.model_config, "buffers": buffers,
                  "center": operator.center.tolist(), "scale": float(operator.scale), "fields": operator.fields}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
