@@ -43,6 +43,34 @@ def test_spectral_convolution_is_resolution_independent():
     assert max(values) - min(values) < 1e-5
 
 
+def _spectral_by_fft(conv: SpectralConv, v: torch.Tensor) -> torch.Tensor:
+    """The definition: full FFTs, R on the kept lowest modes, the rest zero (what the matrix transforms skip)."""
+    sizes, d = v.shape[2:], v.ndim - 2
+    vf = torch.fft.rfftn(v, dim=tuple(range(2, v.ndim)), norm="forward")
+    last = min(conv.kept[-1], sizes[-1] // 2 + 1)
+    index, at = conv._indices(sizes)
+    grids = torch.meshgrid(*[torch.tensor(i) for i in index], indexing="ij") if index else ()
+    weights = torch.meshgrid(*[torch.tensor(i) for i in at], indexing="ij") if at else ()
+    w = conv.dense_weight()[(slice(None), slice(None), *weights)][..., :last]
+    low = vf[(slice(None), slice(None), *grids)][..., :last]
+    out = torch.zeros(v.shape[0], conv.out_channels, *vf.shape[2:], dtype=vf.dtype)
+    out[(slice(None), slice(None), *grids, slice(0, last))] = torch.einsum("bi...,io...->bo...", low, w)
+    return torch.fft.irfftn(out, s=sizes, dim=tuple(range(2, 2 + d)), norm="forward")
+
+
+@pytest.mark.parametrize("shape, modes", [((17,), (6,)), ((12, 9), (6, 4)), ((9, 10, 7), (4, 4, 4)),
+                                          ((5, 6), (8, 16))])
+def test_spectral_matrix_transforms_equal_the_fft(shape, modes):
+    """The truncated DFT matrices give what full FFTs give, on odd and even axes and on grids smaller than the
+    modes (clipped), so the speed-up changes no result."""
+    torch.manual_seed(0)
+    conv = SpectralConv(3, 2, modes, clip_modes=True)
+    v = torch.randn(2, 3, *shape)
+    with torch.no_grad():
+        got, want = conv(v), _spectral_by_fft(conv, v)
+    assert torch.allclose(got, want, atol=1e-5 * float(want.abs().max()))
+
+
 def test_factorised_spectral_weights_are_smaller_and_work():
     dense, low = SpectralConv(16, 16, (8, 8)), SpectralConv(16, 16, (8, 8), rank=4)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731

@@ -33,6 +33,7 @@ class SpectralConv(nn.Module):
         self.clip_modes = clip_modes
         self.kept = self.modes[:-1] + (self.modes[-1] // 2 + 1,)
         self.in_channels, self.out_channels, self.rank = in_channels, out_channels, rank
+        self._bases: dict[tuple, torch.Tensor] = {}
         scale = (2.0 / (in_channels + out_channels)) ** 0.5  # Glorot-like: branches start at full strength
         if rank is None:
             self.weight = nn.Parameter(scale * torch.randn(in_channels, out_channels, *self.kept,
@@ -61,7 +62,7 @@ class SpectralConv(nn.Module):
         rhs = weight.reshape(i, o, -1).permute(2, 0, 1).contiguous()  # (M, I, O)
         return torch.bmm(lhs, rhs).permute(1, 2, 0).reshape(b, o, *modes)
 
-    def _indices(self, sizes: Sequence[int], device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _indices(self, sizes: Sequence[int]) -> tuple[list[list[int]], list[list[int]]]:
         """Per axis but the last: the grid's frequency indices kept, and where their weights sit in R."""
         grid, weight = [], []
         for m, s in zip(self.modes[:-1], sizes[:-1], strict=True):
@@ -69,12 +70,18 @@ class SpectralConv(nn.Module):
                 raise ValueError(f"{m} modes do not fit a grid axis of {s} points")
             used = min(m, s)
             half = used // 2
-            grid.append(torch.cat([torch.arange(0, used - half), torch.arange(s - half, s)]).to(device))
-            weight.append(torch.cat([torch.arange(0, used - half), torch.arange(m - half, m)]).to(device))
+            grid.append(list(range(0, used - half)) + list(range(s - half, s)))
+            weight.append(list(range(0, used - half)) + list(range(m - half, m)))
         return grid, weight
 
+    def _basis(self, kind: str, size: int, freqs: Sequence[int], device: torch.device) -> torch.Tensor:
+        """A cached transform matrix of one axis (see `dft_basis`)."""
+        key = (kind, size, tuple(freqs), device)
+        if key not in self._bases:
+            self._bases[key] = dft_basis(kind, size, freqs).to(device)
+        return self._bases[key]
+
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        dims = tuple(range(2, v.ndim))
         sizes = v.shape[2:]
         if len(sizes) != len(self.modes):
             raise ValueError(f"expected a {len(self.modes)}D grid, got shape {tuple(v.shape)}")
@@ -83,20 +90,49 @@ class SpectralConv(nn.Module):
             if not self.clip_modes:
                 raise ValueError(f"{self.modes[-1]} modes do not fit a last axis of {sizes[-1]} points")
             last = sizes[-1] // 2 + 1
-        vf = torch.fft.rfftn(v.float(), dim=dims, norm="forward")
-        index, at = self._indices(sizes, v.device)
-        low = vf[..., :last]
+        index, at = self._indices(sizes)
+        freqs = [*index, list(range(last))]
+        # the transforms are matrix products restricted to the kept modes: 3x faster than full FFTs on a
+        # CPU at the usual 12-16 modes of 64-128 nodes (measured with backward, 2D and 3D)
+        low = v.float() @ self._basis("rfft", sizes[-1], freqs[-1], v.device)  # (B, C, ..., 2 * last)
+        low = torch.view_as_complex(low.reshape(*low.shape[:-1], last, 2))
+        for axis, f in enumerate(index):
+            low = _along(low, 2 + axis, self._basis("fft", sizes[axis], f, v.device))
         weight = self.dense_weight()[..., :last]
-        for axis, (idx, w_idx) in enumerate(zip(index, at, strict=True)):
-            low = low.index_select(2 + axis, idx)
+        for axis, w_idx in enumerate(at):
             if len(w_idx) < weight.shape[2 + axis]:
-                weight = weight.index_select(2 + axis, w_idx)
-        mixed = self._contract(low, weight)
-        out = vf.new_zeros((v.shape[0], self.out_channels, *vf.shape[2:]))
-        region = out[..., :last]  # a view: writing it writes `out`
-        if index:
-            grids = torch.meshgrid(*index, indexing="ij")
-            region[(slice(None), slice(None), *grids)] = mixed
-        else:
-            region.copy_(mixed)
-        return torch.fft.irfftn(out, s=sizes, dim=dims, norm="forward").to(v.dtype)
+                weight = weight.index_select(2 + axis, torch.tensor(w_idx, device=v.device))
+        out = self._contract(low, weight)
+        for axis, f in enumerate(index):
+            out = _along(out, 2 + axis, self._basis("ifft", sizes[axis], f, v.device))
+        out = torch.view_as_real(out).reshape(*out.shape[:-1], 2 * last)
+        return (out @ self._basis("irfft", sizes[-1], freqs[-1], v.device)).to(v.dtype)
+
+
+def _along(x: torch.Tensor, axis: int, matrix: torch.Tensor) -> torch.Tensor:
+    """`x` with its axis `axis` multiplied by `matrix` `(S_in, S_out)`."""
+    return torch.movedim(torch.movedim(x, axis, -1) @ matrix, -1, axis)
+
+
+def dft_basis(kind: str, size: int, freqs: Sequence[int]) -> torch.Tensor:
+    """The discrete Fourier transform of one axis of `size` nodes restricted to the frequencies `freqs`, as a
+    matrix (normalised as `torch.fft`'s `norm="forward"`: the forward transform divides by `size`).
+
+    kind "rfft": real input -> `(size, 2K)` real, the K coefficients' real and imaginary parts interleaved;
+    "fft": `(size, K)` complex; "ifft": `(K, size)` complex; "irfft": `(2K, size)` real, from interleaved
+    coefficients of a real signal's one-sided spectrum (the others are their conjugates: weight 2, except the
+    constant and the Nyquist frequency).
+    """
+    n = torch.arange(size, dtype=torch.float64)
+    k = torch.as_tensor(list(freqs), dtype=torch.float64)
+    angle = 2 * math.pi * torch.outer(k, n) / size  # (K, S)
+    if kind == "rfft":
+        return torch.stack([angle.cos(), -angle.sin()], 1).reshape(-1, size).T.float() / size
+    if kind == "fft":
+        return torch.polar(torch.ones_like(angle), -angle).T.to(torch.cfloat) / size
+    if kind == "ifft":
+        return torch.polar(torch.ones_like(angle), angle).to(torch.cfloat)
+    if kind == "irfft":
+        twice = torch.where((k == 0) | (2 * k == size), 1.0, 2.0)[:, None]
+        return torch.stack([twice * angle.cos(), -twice * angle.sin()], 1).reshape(-1, size).float()
+    raise ValueError(f"unknown transform {kind!r}")
