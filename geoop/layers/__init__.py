@@ -3,8 +3,9 @@ from geoop.layers.attention import AttentionBlock, GatedExperts, MultiHeadAttent
 from geoop.layers.embeddings import SinusoidalEmbedding
 from geoop.layers.fno import FNO, FNOBlock
 from geoop.layers.kernel_integral import KernelIntegral
+from geoop.layers.message_passing import EdgeUpdate
 from geoop.layers.mlp import MLP
 from geoop.layers.spectral import SpectralConv
 
-__all__ = ["FNO", "AttentionBlock", "FNOBlock", "GatedExperts", "KernelIntegral", "MLP", "MultiHeadAttention",
-           "SinusoidalEmbedding", "SpectralConv"]
+__all__ = ["FNO", "AttentionBlock", "EdgeUpdate", "FNOBlock", "GatedExperts", "KernelIntegral", "MLP",
+           "MultiHeadAttention", "SinusoidalEmbedding", "SpectralConv"]

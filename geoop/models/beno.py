@@ -16,6 +16,7 @@ from geoop.graph.neighbors import knn_search
 from geoop.graph.scatter import scatter_sum
 from geoop.graph.structures import Structure, blocks, index, rows, sample_ids, total
 from geoop.layers.attention import AttentionBlock, MultiHeadAttention, to_padded
+from geoop.layers.message_passing import EdgeUpdate
 from geoop.layers.mlp import MLP
 
 
@@ -42,12 +43,15 @@ class BoundaryGraphs(Structure):
 
 class _Branch(nn.Module):
     """One branch: node/edge encoders, boundary transformer with one pooled vector per layer, message passing
-    `e' = LN(MLP[h_i, h_j, e]); m_i = mean_j e'; h' = LN(MLP[m_i, h_i, z])` with residuals, and a decoder."""
+    `e' = LN(MLP[h_i, h_j, e]); m_i = mean_j e'; h' = LN(MLP[m_i, h_i, g, z])` with residuals, and a decoder.
+    `g` is the mean of the node states over the sample (a virtual node, when `global_context`): local
+    messages travel one hop per layer, which is far less than a mesh's width, while an elliptic solution at a
+    node depends on the data everywhere."""
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int, layers: int, heads: int,
-                 boundary_layers: int, conditioned: bool = True):
+                 boundary_layers: int, conditioned: bool = True, global_context: bool = True):
         super().__init__()
-        self.conditioned = conditioned
+        self.conditioned, self.global_context = conditioned, global_context
         self.node_encoder = nn.Sequential(MLP(2 * dim + 1 + in_channels, [hidden], hidden), nn.LayerNorm(hidden))
         self.edge_encoder = nn.Sequential(MLP(dim + 1, [hidden], hidden), nn.LayerNorm(hidden))
         if conditioned:
@@ -56,9 +60,9 @@ class _Branch(nn.Module):
                                                  for _ in range(boundary_layers))
             self.layer_queries = nn.Parameter(torch.randn(layers, hidden) / hidden ** 0.5)
             self.pool = MultiHeadAttention(hidden, hidden, hidden, heads)
-        self.edge_mlps = nn.ModuleList(nn.Sequential(MLP(3 * hidden, [hidden], hidden), nn.LayerNorm(hidden))
-                                       for _ in range(layers))
-        self.node_mlps = nn.ModuleList(nn.Sequential(MLP(3 * hidden, [hidden], hidden), nn.LayerNorm(hidden))
+        self.edge_updates = nn.ModuleList(EdgeUpdate(hidden) for _ in range(layers))
+        node_inputs = (2 + conditioned + global_context) * hidden
+        self.node_mlps = nn.ModuleList(nn.Sequential(MLP(node_inputs, [hidden], hidden), nn.LayerNorm(hidden))
                                        for _ in range(layers))
         self.decoder = MLP(hidden, [hidden], out_channels)
 
@@ -74,15 +78,19 @@ class _Branch(nn.Module):
     def forward(self, x: torch.Tensor, g: BoundaryGraphs) -> torch.Tensor:
         src, dst = g.edges
         h = self.node_encoder(torch.cat([g.pos, g.node_geo, x], dim=1))
-        rel = (g.pos[dst] - g.pos[src]) / g.spacing[dst, None]
+        rel = (g.pos.index_select(0, dst) - g.pos.index_select(0, src)) / g.spacing[dst, None]
         e = self.edge_encoder(torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1))
-        z = self._boundary_vectors(x, g) if self.conditioned else h.new_zeros((g.n_samples, len(self.edge_mlps),
-                                                                                h.shape[1]))
+        z = self._boundary_vectors(x, g) if self.conditioned else None
         degree = scatter_sum(torch.ones_like(dst, dtype=h.dtype)[:, None], dst, len(h)).clamp_min(1)
-        for layer, (edge_mlp, node_mlp) in enumerate(zip(self.edge_mlps, self.node_mlps, strict=True)):
-            e = e + edge_mlp(torch.cat([h[dst], h[src], e], dim=1))
-            m = scatter_sum(e, dst, len(h)) / degree
-            h = h + node_mlp(torch.cat([m, h, z[g.batch, layer]], dim=1))
+        sizes = scatter_sum(torch.ones_like(g.batch, dtype=h.dtype)[:, None], g.batch, g.n_samples).clamp_min(1)
+        for layer, (edge_update, node_mlp) in enumerate(zip(self.edge_updates, self.node_mlps, strict=True)):
+            e = e + edge_update(h, e, src, dst)
+            inputs = [scatter_sum(e, dst, len(h)) / degree, h]
+            if self.global_context:
+                inputs.append((scatter_sum(h, g.batch, g.n_samples) / sizes).index_select(0, g.batch))
+            if z is not None:
+                inputs.append(z[:, layer].index_select(0, g.batch))
+            h = h + node_mlp(torch.cat(inputs, dim=1))
         return self.decoder(h)
 
 
@@ -103,6 +111,8 @@ class BENO(nn.Module):
         dim, in_channels, out_channels. boundary_channels: input channels holding boundary data (values);
         type_channels: channels saying which kind of boundary condition applies (kept in both branches); the
         rest are interior data (the source). hidden, layers, heads, boundary_layers, k: kNN neighbors.
+        global_context: feed every node update the mean node state of its sample (a virtual node), so that
+        information crosses the mesh in one layer rather than one hop per layer.
     Shapes: forward(f `(N, C_in)` or None, graphs) -> `(M, C_out)`.
     """
 
@@ -111,15 +121,17 @@ class BENO(nn.Module):
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, boundary_channels: Sequence[int] = (),
                  type_channels: Sequence[int] = (), hidden: int = 64, layers: int = 6, heads: int = 4,
-                 boundary_layers: int = 2, k: int = 8):
+                 boundary_layers: int = 2, k: int = 8, global_context: bool = True):
         super().__init__()
         self.dim, self.in_channels, self.k = dim, in_channels, k
         roles = torch.zeros(in_channels, dtype=torch.long)  # 0 interior, 1 boundary values, 2 condition type
         roles[list(boundary_channels)] = 1
         roles[list(type_channels)] = 2
         self.register_buffer("roles", roles, persistent=False)
-        self.source_branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads, boundary_layers)
-        self.boundary_branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads, boundary_layers)
+        self.source_branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads, boundary_layers,
+                                     global_context=global_context)
+        self.boundary_branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads, boundary_layers,
+                                       global_context=global_context)
 
     @torch.no_grad()
     def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
@@ -190,11 +202,12 @@ class MeshGNN(BENO):
     input channels, without the boundary transformer. Shapes: forward(f `(N, C_in)` or None, graphs) ->
     `(M, C_out)`."""
 
-    def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int = 64, layers: int = 6, k: int = 8):
+    def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int = 64, layers: int = 6, k: int = 8,
+                 global_context: bool = True):
         nn.Module.__init__(self)
         self.dim, self.in_channels, self.k = dim, in_channels, k
         self.branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads=1, boundary_layers=0,
-                              conditioned=False)
+                              conditioned=False, global_context=global_context)
 
     def encode(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
         f = graphs.pos.new_zeros((len(graphs.pos), self.in_channels)) if f is None else f
