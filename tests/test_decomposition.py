@@ -270,3 +270,34 @@ def test_an_untrained_kdfno_reads_out_continuously_across_the_cuts():
     assert fine < 0.25 * coarse, (coarse, fine)  # 8x shorter steps: ~1/8 of the largest change
     coarse, fine = largest_steps(0.0)
     assert fine > 0.5 * coarse, (coarse, fine)  # a seam: the jump stays whatever the step
+
+
+def test_evaluation_averaged_over_the_mirrors_is_equivariant():
+    """`mean_g g^-1 F(g x)` over the 8 symmetries of a square commutes with each of them for any network F
+    (an inverse applied in the wrong order breaks it); an evaluating KDFNO answers with that mean, training
+    and `single_pass` with one pass."""
+    from geoop.layers.fno import FNO
+    from geoop.models.kdfno import _apply, group_elements, group_mean, single_pass
+    from tests.conftest import disk_mesh
+
+    torch.manual_seed(0)
+    group = group_elements(("flip_x", "flip_y", "transpose"))
+    assert len({tuple(_apply(torch.arange(9.0).reshape(1, 1, 3, 3), g).flatten().tolist()) for g in group}) == 8
+    fno = FNO(2, 1, (4, 4), hidden=8, n_layers=2, padding=0.1)
+    x = torch.randn(2, 2, 12, 12)
+    for h in (["flip_x"], ["transpose"], ["flip_y", "transpose"]):
+        torch.testing.assert_close(group_mean(fno, _apply(x, h), group), _apply(group_mean(fno, x, group), h),
+                                   atol=1e-5, rtol=1e-5)
+    g = disk_mesh(radius=1.0, rings=8)
+    model = KDFNO(KDTreeDecomposition(n_subdomains=1).fit(g.points, n_samples=1), 1, 1, oversample=1.0, hidden=8,
+                  modes=4, n_layers=1, use_sdf=False, symmetries=("flip_x", "flip_y", "transpose")).eval()
+    transfers = model.prepare(np.array(g.points))
+    f = torch.randn(g.n_points, 1)
+    with torch.no_grad():
+        averaged = model(f, transfers)
+        with single_pass(model):
+            one = model(f, transfers)
+        assert model.average_symmetries
+        model.average_symmetries = False
+        torch.testing.assert_close(model(f, transfers), one)
+    assert (averaged - one).abs().max() > 1e-4  # an untrained network is not invariant by itself

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from geoop.data.dataset import SimulationDataset
 from geoop.errors import GeoopError
 from geoop.models.field_operator import FieldOperator
+from geoop.models.kdfno import single_pass
 from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
 from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_max, all_sum, barrier
@@ -409,7 +410,8 @@ class Trainer(Evaluator):
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses),
                       "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
             if self.val_set is not None and len(self.val_set):
-                val = self.evaluate(self.val_set)
+                with single_pass(self.operator):  # symmetry-averaged models: one pass per epoch's check
+                    val = self.evaluate(self.val_set)
                 record["val_rel_l2"] = val["rel_l2"]
                 record["val"] = {n: f["rel_l2"] for n, f in val["fields"].items()}
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4f}", val=f"{val['rel_l2']:.4f}")
