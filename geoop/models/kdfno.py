@@ -170,10 +170,10 @@ class KDFNO(nn.Module):
             read = torch.sparse.mm(self._global_to_leaves, context.permute(2, 0, 1).reshape(context.shape[2], -1))
             leaves = torch.cat([leaves, read.reshape(g, b, -1).transpose(0, 1)], dim=2)
         out = leaves.new_empty((b, g, self.out_channels))
-        if self.training or not self.average_symmetries:
-            group = [self._draw_symmetry() if self.training and self.symmetries else []]
+        if self.training:
+            group = [self._draw_symmetry()]  # no symmetries: the identity
         else:
-            group = group_elements(self.symmetries)
+            group = group_elements(self.symmetries) if self.average_symmetries else [[]]
         offsets = self.grids.offsets
         for shape, members in _by_shape(self.grids).items():
             x = torch.cat([_grid(leaves[:, offsets[k]:offsets[k + 1]], shape) for k in members])  # (B * n, C, *S)
