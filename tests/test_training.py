@@ -160,6 +160,32 @@ def test_cli_evaluate_prints_a_table_and_writes_json(trained, poisson, capsys, t
     assert metrics["fields"]["u"]["rel_l2"] == pytest.approx(trained["test"]["fields"]["u"]["rel_l2"], rel=1e-5)
 
 
+def test_clipped_errors_clip_to_the_training_percentiles(trained, poisson):
+    """`rel_l2_clipped` clips prediction and truth to the 1st-99th percentiles of the training targets: the
+    bounds are those percentiles; without bounds it is the plain error; bounds that meet (both sides clipped to
+    one value) leave no error at all, whatever the model predicts."""
+    from geoop.data.dataset import SimulationDataset
+    from geoop.training.trainer import Evaluator
+
+    model = load_model(trained["out"])
+    train_split = SimulationDataset(poisson, "train")  # 2% of its values lie outside the bounds (test split: none)
+    u = torch.cat([d.y[:, 0] for d in train_split]).double()
+    assert float(model.y_low) == pytest.approx(float(torch.quantile(u, 0.01)), rel=1e-5)
+    assert float(model.y_high) == pytest.approx(float(torch.quantile(u, 0.99)), rel=1e-5)
+    assert float(model.y_low) > float(u.min()) and float(model.y_high) < float(u.max())  # it does clip
+    fitted = Evaluator(model, cache="memory").evaluate(train_split)["fields"]["u"]
+    assert fitted["rel_l2_clipped"] != pytest.approx(fitted["rel_l2"], rel=1e-4)
+    model.y_low.fill_(-float("inf"))
+    model.y_high.fill_(float("inf"))
+    unbounded = Evaluator(model, cache="memory").evaluate(train_split)["fields"]["u"]
+    assert unbounded["rel_l2_clipped"] == pytest.approx(unbounded["rel_l2"], rel=1e-6)
+    assert unbounded["rel_l2"] == pytest.approx(fitted["rel_l2"], rel=1e-6)
+    model.y_low.fill_(float(u.median()))
+    model.y_high.fill_(float(u.median()))
+    collapsed = Evaluator(model, cache="memory").evaluate(train_split)["fields"]["u"]
+    assert collapsed["rel_l2_clipped"] == pytest.approx(0.0) and collapsed["rel_l2"] > 0.1
+
+
 def test_predict_names_missing_inputs_and_refuses_another_dimension(trained, poisson):
     model = load_model(trained["out"])
     g = geoop.load(poisson / "samples" / "sample_000001.npz")
