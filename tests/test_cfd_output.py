@@ -161,10 +161,13 @@ def test_openfoam_cases_import_train_and_predict_to_vtp(tmp_path, capsys):
     cases = tmp_path / "cases"
     for i, lid in enumerate((1.0, 1.5, 2.0, 2.5, 3.0)):
         _cavity(cases / ("held_out" if i == 4 else "") / f"lid{i}", lid)
-    internal = geoop.load(cases / "lid0")
-    assert internal.kind == "volume" and {"U", "p"} <= set(internal.point_data) and internal.n_points == 882
+    internal = geoop.load(cases / "lid0")  # a 2D case (one cell thick, empty front and back) reads as 2D
+    assert internal.kind == "volume" and internal.dim == 2 and internal.n_points == 21 * 21
+    assert {"U", "p"} <= set(internal.point_data) and internal.point_data["U"].shape == (441, 2)
+    assert geoop.load(cases / "lid0", flatten=False).n_points == 2 * 21 * 21
     walls = geoop.load(cases / "lid0", patches="movingWall,fixed*", time=0.3, sort=False)
-    assert walls.kind == "surface" and float(walls.global_data["time"]) == pytest.approx(0.3)
+    assert walls.kind == "curve" and len(walls.cells["line"]) == 80
+    assert float(walls.global_data["time"]) == pytest.approx(0.3)
     assert main(["data", "import", str(cases), "--out", str(tmp_path / "data"), "--patches", "*Wall*",
                  "--targets", "p,cp", "--at", "cells", "--cp", "p,1,lid,0", "--test-from",
                  str(cases / "held_out")]) == 0
@@ -182,9 +185,9 @@ def test_openfoam_cases_import_train_and_predict_to_vtp(tmp_path, capsys):
                  "--out", str(tmp_path / "pred.vtp")]) == 0
     assert "cp: relative L2" in capsys.readouterr().out
     pred = geoop.load(tmp_path / "pred.vtp", sort=False)  # the wall faces, with the values as cell data
-    assert pred.kind == "surface" and len(pred.cells["quad"]) == 80 and (tmp_path / "pred.png").is_file()
+    assert pred.kind == "curve" and len(pred.cells["line"]) == 80 and (tmp_path / "pred.png").is_file()
     assert {"p", "p_true", "p_error", "cp", "cp_true", "lid"} <= set(pred.cell_data)
-    assert np.allclose(pred.cell_data["lid"]["quad"], 3.0)
+    assert np.allclose(pred.cell_data["lid"]["line"], 3.0)
 
 
 @needs_openfoam

@@ -4,6 +4,7 @@ held-out designs as the test split."""
 from __future__ import annotations
 
 import json
+import os
 from time import perf_counter
 from pathlib import Path
 
@@ -32,19 +33,36 @@ def is_case(folder: Path) -> bool:
 def find_files(source: str | Path, extensions: tuple[str, ...] = IMPORTABLE) -> list[Path]:
     """Samples under `source` (a folder, searched recursively, or one file or case): files with one of
     `extensions`, and OpenFOAM case folders (whose own files, such as foamToVTK output, are not samples
-    again); sorted."""
+    again); sorted. Symbolic links to files and folders are followed (a folder reached twice is searched
+    once, so link loops end)."""
     source = Path(source)
     if source.is_file() or (source.is_dir() and is_case(source)):
         return [source]
     if not source.is_dir():
         raise GeoopError("no such file or folder", path=source)
-    cases = sorted({c.parent.parent for c in source.rglob("system/controlDict")}) if extensions == IMPORTABLE else []
+    found = list(walk(source))
+    cases = sorted({p.parent.parent for p in found if p.name == "controlDict" and p.parent.name == "system"}) \
+        if extensions == IMPORTABLE else []
     inside = lambda p: any(c in p.parents for c in cases)  # noqa: E731
-    files = sorted([p for p in source.rglob("*") if p.suffix.lower() in extensions and p.is_file() and not inside(p)]
-                   + cases)
+    files = sorted([p for p in found if p.suffix.lower() in extensions and p.is_file() and not inside(p)] + cases)
     if not files:
         raise GeoopError(f"no {', '.join(extensions)} files or OpenFOAM cases found", path=source)
     return files
+
+
+def walk(folder: Path):
+    """Every file under `folder`, following symbolic links to files and folders; each real folder is entered
+    once (a link back up the tree is not followed again)."""
+    seen: set[str] = set()
+    for top, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders.sort()
+        for name in sorted(names):
+            yield Path(top) / name
 
 
 def parameters(path: Path, table: dict[str, dict[str, float]] | None = None) -> dict[str, float]:

@@ -43,8 +43,9 @@ def _top_blocks(geometry: Geometry) -> list[str]:
 
 def cells_as_points(geometry: Geometry) -> Geometry:
     """The top-dimensional cells as a point cloud: one point per cell at its centroid `(C, d)`, the cell fields
-    as its point fields, and for cells on a 3D surface their unit normals (in the cells' winding), so that
-    fields solvers write per face (surface pressure) train as they are."""
+    as its point fields, and for the faces of a 3D surface or the edges of a 2D curve their unit normals (in
+    the cells' winding: right-hand for faces, (dy, -dx) for edges), so that fields solvers write per face
+    (surface pressure) train as they are."""
     dim = geometry.cell_dim
     blocks = _top_blocks(geometry)
     if dim < 1 or not blocks:
@@ -65,6 +66,10 @@ def cells_as_points(geometry: Geometry) -> Geometry:
         parts = [np.cross(p[c[:, 2]] - p[c[:, 0]], p[c[:, 3]] - p[c[:, 1]]) if c.shape[1] == 4  # quad diagonals
                  else np.cross(p[c[:, 1]] - p[c[:, 0]], p[c[:, 2]] - p[c[:, 0]]) for c in corners]
         normals = np.concatenate(parts)
+    elif dim == 1 and geometry.dim == 2:
+        tangent = np.concatenate([geometry.points[c[:, 1]] - geometry.points[c[:, 0]] for c in corners])
+        normals = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
+    if normals is not None:
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
     return Geometry(centres, point_data=fields, normals=normals, source=geometry.source,
                     global_data=geometry.global_data)

@@ -200,11 +200,13 @@ def is_openfoam_case(folder: Path) -> bool:
 
 
 def read_openfoam(path: Path, patches: str | list[str] | None = None, time: float | str | None = None,
-                  cell_to_point: bool = True) -> Geometry:
+                  cell_to_point: bool = True, flatten: bool = True) -> Geometry:
     """An OpenFOAM case (its folder, or a `.foam` file in it): the internal mesh, or with `patches` (names,
     wildcards or regular expressions) those boundary patches merged into one surface, at the latest time or
-    `time`. Cell fields come as cell data, and (`cell_to_point`) averaged onto the points by the reader.
-    Polyhedral cells are decomposed."""
+    `time`. Cell fields come as cell data, and (`cell_to_point`) averaged onto the points by the reader, a
+    boundary's points taking its face values. Polyhedral cells are decomposed. A 2D case (a mesh one cell thick
+    in z, as OpenFOAM solves 2D problems between two `empty` patches) comes back 2D with `flatten`: see
+    `front_plane`."""
     vtk = vtk_module()
     folder = path.parent if path.suffix.lower() in (".foam", ".openfoam") else path
     if not is_openfoam_case(folder):
@@ -244,7 +246,51 @@ def read_openfoam(path: Path, patches: str | list[str] | None = None, time: floa
     if not chosen:
         raise CorruptFileError("the reader returned no cells", path=folder)
     g = _merge(chosen, folder)
+    if flatten:
+        g = front_plane(g) or g
     return g.with_global_data(time=np.array(at))
+
+
+#: an extruded cell's front face: (3D type, nodes on the front plane, 2D type)
+_EXTRUDED = {"hexahedron": (4, "quad"), "wedge": (3, "triangle"), "quad": (2, "line")}
+
+
+def front_plane(g: Geometry) -> Geometry | None:
+    """The front (z = min) plane of a mesh one cell thick in z, as a 2D geometry; None if `g` is not one.
+
+    Hexahedra become quads, wedges triangles (both wound counter-clockwise), and the side faces of an
+    extruded patch (quads) its edges; cell data follow their cells, point data the front plane's points, and
+    3-component fields lose their z component (the empty direction of a 2D case)."""
+    if g.dim != 3 or not g.cells or set(g.cells) - set(_EXTRUDED):
+        return None
+    z = g.points[:, 2]
+    levels = np.unique(z)
+    if len(levels) != 2:
+        return None
+    front = z == levels[0]
+    remap = np.full(len(z), -1)
+    remap[front] = np.arange(int(front.sum()))
+    points = g.points[front, :2]
+    cells = {}
+    for kind, nodes in g.cells.items():
+        k, shape = _EXTRUDED[kind]
+        on_front = front[nodes]
+        if not (on_front.sum(1) == k).all():
+            return None
+        rows = remap[nodes[on_front]].reshape(-1, k)
+        cells[shape] = _counter_clockwise(points, rows) if k > 2 else rows
+    flat = lambda v: v[..., :2] if v.ndim == 2 and v.shape[1] == 3 else v  # noqa: E731
+    cell_data = {name: {_EXTRUDED[kind][1]: flat(values) for kind, values in by_kind.items()}
+                 for name, by_kind in g.cell_data.items()}
+    point_data = {name: flat(values[front]) for name, values in g.point_data.items()}
+    return Geometry(points, cells, point_data, cell_data, source=g.source, global_data=g.global_data)
+
+
+def _counter_clockwise(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Cells `(C, k)` of convex polygons with their nodes sorted counter-clockwise around their centroid."""
+    corner = points[cells]
+    offset = corner - corner.mean(1, keepdims=True)
+    return np.take_along_axis(cells, np.argsort(np.arctan2(offset[..., 1], offset[..., 0]), axis=1), axis=1)
 
 
 def write_vtp(geometry: Geometry, path: Path) -> None:
