@@ -14,7 +14,7 @@ from geoop.geometry.local import boundary_curvature, distance_and_gradient
 from geoop.geometry.quadrature import facet_weights
 from geoop.graph.interpolation import extension_matrix
 from geoop.models import GINO
-from geoop.models.field_operator import lift_channels
+from geoop.models.field_operator import lift_channels, scale_channels, target_multiplier
 from geoop.training.losses import field_errors
 from tests.conftest import box_tets, disk_mesh
 
@@ -140,3 +140,17 @@ def test_lifted_targets_and_their_misuse():
         lift_channels({**fields, "lift": {"k": "g"}})
     with pytest.raises(GeoopError, match="extension"):
         lift_channels({**fields, "extension": 0})
+
+
+def test_scaled_targets_are_learned_in_units_of_an_input_magnitude():
+    specs = {"U": {"components": 2}, "g": {"components": 1, "mask": "dirichlet"}, "p": {"components": 1},
+             "v": {"components": 2}}
+    fields = {"inputs": ["U", "g"], "targets": ["p", "v"], "specs": specs, "extension": 0,
+              "scale": {"p": "U^2", "v": "U"}}
+    scales = scale_channels(fields)
+    assert scales == [([0], [0, 1], 2.0), ([1, 2], [0, 1], 1.0)]
+    x = torch.tensor([[3.0, 4.0, 0.0, 0.0], [0.6, 0.8, 1.0, 1.0]])
+    np.testing.assert_allclose(target_multiplier(x, scales, 3).numpy(), [[25, 5, 5], [1, 1, 1]], rtol=1e-6)
+    for bad, match in (({"U": "U"}, "not a target"), ({"p": "g"}, "defined everywhere"), ({"p": "U^two"}, r"input\^k")):
+        with pytest.raises(GeoopError, match=match):
+            scale_channels({**fields, "scale": bad})

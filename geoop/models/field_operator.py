@@ -33,7 +33,9 @@ class FieldOperator(nn.Module):
         model: a registry model (see `geoop.models.registry`). model_config: its `build_model` config.
         fields: {"inputs": [names], "targets": [names], "specs": {name: {"components", "mask", ...}},
         "extension": how far masked inputs were carried inward (see `InputLayout`), "lift": {target:
-        input} targets predicted as an input field plus the model's output (see `lift_channels`)}.
+        input} targets predicted as an input field plus the model's output (see `lift_channels`), "scale":
+        {target: "input" or "input^k"} targets the model learns divided by the input's magnitude to the power k
+        (see `scale_channels`)}.
         center `(d,)`, scale: the coordinate map. x_mean, x_std `(C_in,)`, y_mean, y_std `(C_out,)`.
         y_low, y_high `(C_out,)`: the 1st and 99th percentiles of the training targets (for clipped errors).
     Shapes: forward(x `(N, C_in)`, prepared, x_at_queries `(M, C_in)` or None) -> `(M, C_out)` physical values
@@ -59,6 +61,7 @@ class FieldOperator(nn.Module):
         targets, sources = lift_channels(fields)
         self.register_buffer("lift_targets", torch.tensor(targets, dtype=torch.int64), persistent=False)
         self.register_buffer("lift_sources", torch.tensor(sources, dtype=torch.int64), persistent=False)
+        self.scales = scale_channels(fields)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> FieldOperator:
@@ -153,10 +156,17 @@ class FieldOperator(nn.Module):
 
     def _output(self, out: torch.Tensor, x: torch.Tensor, x_at_queries: torch.Tensor | None) -> torch.Tensor:
         out = out.float() * self.y_std + self.y_mean
+        base = x if x_at_queries is None else x_at_queries
+        if self.scales:
+            out = out * target_multiplier(base.float(), self.scales, out.shape[1])
         if len(self.lift_targets):
-            base = x if x_at_queries is None else x_at_queries
             out = out.index_add(1, self.lift_targets, base[:, self.lift_sources].float())
         return out
+
+    @property
+    def needs_query_inputs(self) -> bool:
+        """Whether outputs depend on the input fields at the queries (lifted or scaled targets)."""
+        return bool(len(self.lift_targets) or self.scales)
 
     @torch.no_grad()
     def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
@@ -219,7 +229,7 @@ class FieldOperator(nn.Module):
                 prepared = self.model.with_queries(prepared, self.to_model_coordinates(block).to(device),
                                                    sdf_fn=inputs.get("sdf_fn"))
             at = None
-            if len(self.lift_targets):  # lifted targets need the inputs at the queries
+            if self.needs_query_inputs:  # lifted and scaled targets need the inputs at the queries
                 at = torch.sparse.mm(idw_matrix(data.pos.double(), block), data.x.float()).to(device)
             parts.append((self.decode(state, prepared, x, at) if split else self(x, prepared, at)).cpu())
         return torch.cat(parts).double().numpy() if parts else np.zeros((0, int(self.y_mean.numel())))
@@ -288,3 +298,41 @@ def lift_channels(fields: dict[str, Any]) -> tuple[list[int], list[int]]:
         targets += list(range(s.start, s.stop))
         sources += channels
     return targets, sources
+
+
+def scale_channels(fields: dict[str, Any]) -> list[tuple[list[int], list[int], float]]:
+    """(output channels, input channels, power k) for each target that `fields["scale"]` ({target: "input" or
+    "input^k"}) has the model learn in units of an input's magnitude: target / |input|^k, e.g. a velocity over
+    the free-stream speed (k = 1) and a kinematic pressure over its square (k = 2), which makes flows at
+    different speeds look alike. The magnitude is taken per point over the input's components."""
+    layout = InputLayout(tuple(fields["inputs"]), fields["specs"], float(fields.get("extension", 0)))
+    slices = target_slices(fields)
+    out = []
+    for target, text in (fields.get("scale") or {}).items():
+        source, _, power = str(text).partition("^")
+        source = source.strip()
+        if target not in slices:
+            raise GeoopError(f"data.scale names {target!r}, which is not a target (targets: {list(slices)})",
+                             fix="scale only target fields, e.g. data.scale={p: 'freestream^2'}")
+        if source not in fields["inputs"] or fields["specs"][source].get("mask"):
+            raise GeoopError(f"data.scale scales {target!r} by {source!r}, which is not an input defined everywhere "
+                             f"(inputs: {fields['inputs']})", fix="name an unmasked input field, e.g. freestream")
+        try:
+            k = float(power) if power else 1.0
+        except ValueError:
+            raise GeoopError(f"data.scale: {text!r} is not 'input' or 'input^k'", fix="e.g. freestream^2") from None
+        s = slices[target]
+        out.append((list(range(s.start, s.stop)), layout.channels_of(source), k))
+    return out
+
+
+def target_multiplier(x: torch.Tensor, scales: list[tuple[list[int], list[int], float]], channels: int
+                      ) -> torch.Tensor:
+    """`(N, C_out)`: |x[:, input channels]|^k on the channels of each scaled target (`scale_channels`), 1
+    elsewhere; inputs `x (N, C_in)` in physical units. A zero magnitude counts as 1e-12 of the largest."""
+    factor = torch.ones(len(x), channels, dtype=x.dtype, device=x.device)
+    for targets, sources, k in scales:
+        size = x[:, sources].norm(dim=1)
+        size = size.clamp_min(1e-12 * float(size.max().clamp_min(1e-30))) if len(size) else size
+        factor[:, targets] = size[:, None] ** k
+    return factor

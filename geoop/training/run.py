@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,15 +20,17 @@ from geoop.data.manifest import write_json_atomic
 from geoop.errors import GeoopError
 from geoop.geometry.normalize import UnitBoxTransform
 from geoop.geometry.sdf import distance_kind
-from geoop.models.field_operator import FieldOperator, lift_channels
+from geoop.models.field_operator import FieldOperator, lift_channels, scale_channels, target_multiplier
 from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
 from geoop.training.distributed import setup, teardown
 from geoop.training.trainer import Evaluator, TrainConfig, Trainer
 from geoop.viz.curves import plot_history
 
+log = logging.getLogger(__name__)
+
 SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None, "extension": EXTENSION_REACH,
-                     "lift": None},
+                     "lift": None, "scale": None},
             "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
 
 
@@ -84,14 +87,16 @@ def _safe_std(s: torch.Tensor) -> torch.Tensor:
     return torch.where(s > 1e-12 * s.max().clamp_min(1e-300), s, torch.ones_like(s))
 
 
-def fit_normalization(dataset: SimulationDataset, lift: tuple[list[int], list[int]] = ([], [])) -> dict[str, Any]:
+def fit_normalization(dataset: SimulationDataset, lift: tuple[list[int], list[int]] = ([], []),
+                      scales: list[tuple[list[int], list[int], float]] = ()) -> dict[str, Any]:
     """Coordinate box and per-channel mean/std of inputs and (where defined) targets over `dataset`. Boundary
     data and their masks are only scaled (mean 0, root mean square 1 where defined), so that "no boundary
     data" stays exactly zero for the models; spatial vectors (inputs of d components) get one scale for all
     components and no shift, so they keep their direction. Targets also get their 1st and 99th percentiles
     (for errors clipped to the range of the training data, which tame the suction spikes of Cp). Lifted targets
     (`lift`: their output channels and the input channels added to them) are standardised as what the model
-    learns: their difference from those inputs."""
+    learns: their difference from those inputs, divided by an input's magnitude for scaled targets (`scales`,
+    see `scale_channels`)."""
     corners, xs, ys, masks = [], [], [], []
     for i in range(len(dataset)):
         d = dataset[i]
@@ -104,6 +109,8 @@ def fit_normalization(dataset: SimulationDataset, lift: tuple[list[int], list[in
     count = m.sum(0).clamp_min(1)
     learned = y.clone()
     learned[:, lift[0]] -= x[:, lift[1]]
+    if scales:
+        learned /= target_multiplier(x, list(scales), y.shape[1])
     y_mean = (learned * m).sum(0) / count
     y_std = (((learned - y_mean) ** 2 * m).sum(0) / count).sqrt()
     defined = [y[m[:, c] > 0, c] for c in range(y.shape[1])]
@@ -146,14 +153,17 @@ def _datasets(config: dict[str, Any]
     return train, val, test
 
 
-def build_operator(train: SimulationDataset, model: dict[str, Any],
-                   lift: dict[str, str] | None = None) -> FieldOperator:
+def build_operator(train: SimulationDataset, model: dict[str, Any], lift: dict[str, str] | None = None,
+                   scale: dict[str, str] | None = None) -> FieldOperator:
     """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model` ({"name", ...});
-    `lift` {target: input}: targets predicted as that input plus the model's output (see `lift_channels`)."""
+    `lift` {target: input}: targets predicted as that input plus the model's output (see `lift_channels`);
+    `scale` {target: "input^k"}: targets learned in units of an input's magnitude (see `scale_channels`).
+    Entries for fields this dataset does not have are skipped (a config serves several datasets), saying so."""
     fields = {"inputs": train.inputs, "targets": train.targets, "extension": train.extension,
-              "specs": {n: train.specs[n] for n in train.inputs + train.targets}, "lift": dict(lift or {}),
+              "specs": {n: train.specs[n] for n in train.inputs + train.targets},
+              "lift": applicable(lift, train, "lift"), "scale": applicable(scale, train, "scale"),
               "distance": distance_kind(train.geometry(0))}
-    stats = fit_normalization(train, lift_channels(fields))
+    stats = fit_normalization(train, lift_channels(fields), scale_channels(fields))
     options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
@@ -167,6 +177,21 @@ def build_operator(train: SimulationDataset, model: dict[str, Any],
     # of a distributed run, and a resumed run, holds the same ones
     operator.prepare(train[0], train.geometry(0) if operator.needs_geometry else None)
     return operator
+
+
+def applicable(setting: dict[str, str] | None, train: SimulationDataset, name: str) -> dict[str, str]:
+    """The entries of a per-target data setting (`data.lift`, `data.scale`) whose target and input this run
+    has; the others are skipped with one line saying so (a config written for a dataset with other fields)."""
+    out = {}
+    for target, source in (setting or {}).items():
+        base = str(source).partition("^")[0].strip()
+        if target in train.targets and base in train.inputs:
+            out[target] = source
+        else:
+            missing = target if target not in train.targets else base
+            log.warning("data.%s: %s -> %s skipped: this run has no %s %r (targets %s, inputs %s)", name, target,
+                        source, "target" if missing == target else "input", missing, train.targets, train.inputs)
+    return out
 
 
 def train(config: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +213,7 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
         if last.is_file():
             operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
         else:
-            operator = build_operator(train_set, config["model"], config["data"]["lift"])
+            operator = build_operator(train_set, config["model"], config["data"]["lift"], config["data"]["scale"])
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
