@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import geoop
 from geoop.errors import GeoopError
 
@@ -163,7 +165,8 @@ def _data_make(args: argparse.Namespace) -> None:
     from geoop.data import generate
     from geoop.data.families.potential3d import SHAPES, samples_with_bodies
     from geoop.data.importer import find_files
-    from geoop.data.splits import DEFAULT_FRACTIONS, choose_splits, parse_fractions, resplit
+    from geoop.data.families import get_family
+    from geoop.data.splits import choose_splits, parse_fractions, resplit
     from geoop.training.run import parse_value
 
     options = {}
@@ -189,9 +192,9 @@ def _data_make(args: argparse.Namespace) -> None:
         test_files = [str(f) for f in find_files(args.test_from, SURFACES)]
         options["surface_files"] = tuple(options.get("surface_files", ())) + tuple(test_files)
         options.setdefault("shapes", SHAPES)
-    fractions = parse_fractions(args.fractions) if args.fractions else DEFAULT_FRACTIONS
+    fractions = parse_fractions(args.fractions) if args.fractions else get_family(args.name).splits
     m = generate(args.name, args.out, n=args.n, seed=args.seed, workers=args.workers, timeout=args.timeout,
-                 splits=fractions, **options)
+                 splits=fractions, keep_unconverged=args.keep_unconverged, **options)
     if args.split_file or test_files:
         names = {r["index"]: {Path(r["file"]).stem, str(r["index"])} for r in m["samples"]}
         test = samples_with_bodies(args.out, m, test_files) if test_files else []
@@ -221,8 +224,26 @@ def _data_import(args: argparse.Namespace) -> None:
 
 def _data_info(args: argparse.Namespace) -> None:
     from geoop.data import read_manifest
+    from geoop.data.statistics import mesh_spacing
 
-    _print_dataset(read_manifest(args.dir), args.dir)
+    m = read_manifest(args.dir)
+    _print_dataset(m, args.dir)
+    records = m["samples"]
+    picked = records[:: max(1, len(records) // 20)][:20]
+    spacing = mesh_spacing([geoop.load(Path(args.dir) / r["file"], sort=False) for r in picked])
+    if spacing:
+        p = spacing["percentiles"]
+        print(f"  mesh spacing (shortest edge at a node, {spacing['samples']} samples): "
+              + ", ".join(f"{k} {v:.3g}" for k, v in p.items()) + f"; grading p99/p1 {spacing['grading']:.0f}x")
+    values = [r.get("values", {}) for r in records]
+    if any("converged" in v for v in values):
+        iterations = [v["iterations"] for v in values if "iterations" in v]
+        cpu = [v["solver_cpu_seconds"] for v in values if "solver_cpu_seconds" in v]
+        print(f"  solver: {sum(v.get('converged', 1) == 1 for v in values)} of {len(values)} converged "
+              f"(unconverged, outside the splits: {m.get('unconverged', [])[:10]}"
+              f"{' ...' if len(m.get('unconverged', [])) > 10 else ''}); iterations median "
+              f"{np.median(iterations):.0f}, max {max(iterations):.0f}"
+              + (f"; solver CPU s per case mean {np.mean(cpu):.1f}, max {max(cpu):.1f}" if cpu else ""))
 
 
 def _print_dataset(m: dict, root) -> None:
@@ -332,13 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
     data = data.add_subparsers(dest="data_command", required=True)
     p = _command(data, "make", "generate a dataset with a reference solver (needs geoop[data])",
                  "geoop data make poisson2d --n 200 --out data/poisson --fractions 0.8,0.1,0.1", _data_make)
-    p.add_argument("name", help="poisson2d, elasticity2d or potential3d")
+    p.add_argument("name", help="poisson2d, elasticity2d, potential3d or airfoil2d")
     p.add_argument("--n", type=int, default=None, help="number of samples (default: the family's)")
     p.add_argument("--out", required=True, help="dataset folder (an unfinished one is resumed)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (at most 2)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per sample")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="family option, e.g. h=0.01 (poisson2d mesh size) or cp_clip=-3 (potential3d)")
+                   help="family option, e.g. h=0.01 (poisson2d mesh size), cp_clip=-3 (potential3d), "
+                        "first_cell=2e-4 (airfoil2d)")
+    p.add_argument("--keep-unconverged", action="store_true",
+                   help="put samples whose solver did not converge into the splits too (they are always kept "
+                        "and flagged; by default no split uses them)")
     p.add_argument("--shapes", nargs="+", help="potential3d bodies: shape names and/or closed surface files or "
                                                "folders of them")
     _split_options(p, "potential3d: a folder of closed body surfaces drawn among the others; the samples "

@@ -54,11 +54,15 @@ def require_solvers(family: Family) -> None:
     """Fail early, with the install command, when the optional solver stack is missing."""
     from importlib.util import find_spec
 
-    needed = ["gmsh", "skfem"] + (["pyamg"] if family.dim == 3 else [])
-    missing = [m for m in needed if find_spec(m) is None]
+    missing = [m for m in family.requires if find_spec(m) is None]
     if missing:
         raise GeoopError(f"the {family.name} generator needs {', '.join(missing)}",
-                         fix="pip install 'geoop[data]' (gmsh is GPL, so it is not part of the core install)")
+                         fix="pip install 'geoop[data]' (gmsh is GPL, so it is not part of the core install)"
+                             + (" and 'geoop[vtk]'" if "vtk" in missing else ""))
+    if family.openfoam:
+        from geoop.data.openfoam import openfoam_bashrc
+
+        openfoam_bashrc()
 
 
 def _preload_solvers() -> None:
@@ -121,13 +125,15 @@ def _check_same(manifest: dict, family: Family, seed: int, options: dict, root: 
 
 
 def generate(family_name: str, out: str | Path, n: int | None = None, seed: int = 0, workers: int = 1,
-             timeout: float = 600.0, progress: bool = True, splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
-             **options: Any) -> dict[str, Any]:
+             timeout: float = 600.0, progress: bool = True, splits: tuple[float, float, float] | None = None,
+             keep_unconverged: bool = False, **options: Any) -> dict[str, Any]:
     """Make (or finish) a dataset of `n` samples of family `family_name` in `out`; returns the manifest.
 
     Sample i is made from seed `(seed, i)`, so results do not depend on `workers` or on interruptions.
     A sample whose meshing or solve fails or exceeds `timeout` seconds is recorded under `failures` and
-    replaced by the next index."""
+    replaced by the next index. `splits`: train/val/test fractions (default: the family's). A sample whose
+    solver did not converge (its `converged` value is 0) is kept but left out of the splits (listed under
+    `unconverged`) unless `keep_unconverged`."""
     family = get_family(family_name)
     require_solvers(family)
     _preload_solvers()
@@ -210,7 +216,10 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
         bar.close()
     kept = sorted(records)[:n]
     records = {i: records[i] for i in kept}
-    manifest["splits"] = make_splits(kept, seed, splits)
+    unconverged = [i for i in kept if records[i]["values"].get("converged", 1.0) == 0.0]
+    manifest["unconverged"] = unconverged
+    manifest["splits"] = make_splits(kept if keep_unconverged else sorted(set(kept) - set(unconverged)), seed,
+                                     splits or family.splits)
     manifest["statistics"] = field_statistics(root, [records[i]["file"] for i in manifest["splits"]["train"]],
                                               manifest["fields"])
     seconds = [r["seconds"] for r in records.values()]

@@ -27,7 +27,7 @@ def import_gmsh():
     return gmsh
 
 
-def _child(build: Callable[..., None], args: tuple, conn) -> None:
+def _child(build: Callable[..., None], args: tuple, save_as: str | None, conn) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # gmsh prints to stdout even with General.Terminal = 0
     try:
@@ -37,6 +37,10 @@ def _child(build: Callable[..., None], args: tuple, conn) -> None:
         gmsh.option.setNumber("General.NumThreads", 1)
         gmsh.option.setNumber("Mesh.RandomSeed", 1)
         build(gmsh, *args)
+        if save_as is not None:  # what OpenFOAM's gmshToFoam reads: MSH 2.2, ASCII, physical groups
+            gmsh.option.setNumber("Mesh.MshFileVersion", 2.2)
+            gmsh.option.setNumber("Mesh.Binary", 0)
+            gmsh.write(save_as)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "mesh.msh")
             gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
@@ -56,14 +60,15 @@ def _child(build: Callable[..., None], args: tuple, conn) -> None:
         conn.close()
 
 
-def mesh_with_gmsh(build: Callable[..., None], *args: Any, timeout: float = 60.0
+def mesh_with_gmsh(build: Callable[..., None], *args: Any, timeout: float = 60.0, save_as: str | None = None
                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Run `build(gmsh, *args)` (which creates a model and generates its mesh) in a forked child.
+    """Run `build(gmsh, *args)` (which creates a model and generates its mesh) in a forked child; with
+    `save_as`, the mesh is also written there as MSH 2.2 (ASCII, with its physical groups).
 
     Returns points `(N, 3)` and cells by type. Raises `MeshingError` on failure, crash or timeout."""
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(build, args, child), daemon=True)
+    proc = ctx.Process(target=_child, args=(build, args, save_as, child), daemon=True)
     proc.start()
     child.close()
     try:

@@ -35,6 +35,9 @@ class Family:
     options: dict[str, Any] = field(default_factory=dict)
     default_n: int = 200
     solver: str = "scikit-fem"
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    requires: tuple[str, ...] = ("gmsh", "skfem")  # Python modules the generator imports
+    openfoam: bool = False  # runs OpenFOAM's programs
 
     def sample(self, seed: int, index: int, **options: Any) -> Geometry:
         """Sample `index` of a dataset with base seed `seed` (independent of order and of other samples)."""

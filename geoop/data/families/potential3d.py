@@ -259,4 +259,5 @@ FAMILY = Family(
     make=make,
     options={},
     default_n=400,
+    requires=("gmsh", "skfem", "pyamg"),
 )

@@ -1,0 +1,167 @@
+"""airfoil2d: NACA sections by their textbook definitions, forces integrated from surface fields, and RANS
+cases solved by OpenFOAM checked against thin-airfoil theory and the solver's own force coefficients."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+import geoop
+from geoop import Geometry
+from geoop.cli import main
+from geoop.data import read_manifest
+from geoop.data.generation import generate
+from geoop.data.naca import NACA, five_digit_constants, glauert
+from geoop.metrics import force_coefficients
+from geoop.training import load_config, train
+from tests.conftest import needs_openfoam
+
+# Abbott & von Doenhoff, table of 5-digit mean lines (standard series): designation -> (r, k1)
+TABULATED = {"220": (0.1260, 51.64), "230": (0.2025, 15.957), "240": (0.2900, 6.643), "250": (0.3910, 3.230)}
+
+
+@pytest.mark.parametrize("digits", TABULATED)
+def test_five_digit_mean_lines_match_the_tables(digits):
+    section = NACA.from_digits(digits + "12")
+    r, k1, _ = five_digit_constants(section.design_cl, section.position, section.reflex)
+    assert r == pytest.approx(TABULATED[digits][0], rel=5e-3) and k1 == pytest.approx(TABULATED[digits][1], rel=1e-2)
+
+
+def test_camber_lines_have_their_maximum_where_named_and_reflex_lines_no_moment():
+    for digits in ("2412", "6409", "23012", "24112"):
+        section = NACA.from_digits(digits)
+        assert section.camber_slope(section.position) == pytest.approx(0.0, abs=1e-9)
+    reflex = NACA.from_digits("23112")
+    a = glauert(reflex.camber_slope, 2, five_digit_constants(0.3, 0.15, True)[0])
+    assert np.pi / 4 * (a[2] - a[1]) == pytest.approx(0.0, abs=1e-8)  # c_m about the quarter chord
+    assert np.pi * a[1] == pytest.approx(0.3, rel=1e-6)  # the design lift, at the ideal angle
+
+
+def test_thin_airfoil_lift_of_cambered_and_symmetric_sections():
+    assert NACA.from_digits("0012").thin_airfoil_cl(5.0) == pytest.approx(2 * np.pi * np.radians(5.0), rel=1e-9)
+    zero_lift = -NACA.from_digits("2412").thin_airfoil_cl(0.0) / (2 * np.pi)
+    assert np.degrees(zero_lift) == pytest.approx(-2.08, abs=0.02)  # textbook: -2.08 deg
+
+
+def test_outline_is_closed_counter_clockwise_with_the_named_thickness():
+    outline = NACA.from_digits("0012").surface(200)
+    x, y = outline.T
+    area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
+    exact = 10 * 0.12 * (0.2969 * 2 / 3 - 0.1260 / 2 - 0.3516 / 3 + 0.2843 / 4 - 0.1036 / 5)  # 2 int y_t dx
+    assert area == pytest.approx(exact, rel=1e-4)
+    assert 2 * y.max() == pytest.approx(0.12, rel=1e-3) and tuple(outline[0]) == (1.0, 0.0)
+
+
+def _circle(n: int) -> Geometry:
+    t = 2 * np.pi * np.arange(n) / n
+    edges = np.stack([np.arange(n), (np.arange(n) + 1) % n], 1)
+    return Geometry(np.stack([np.cos(t), np.sin(t)], 1), {"line": edges[:, ::-1]})  # clockwise, on purpose
+
+
+def test_forces_of_a_linear_pressure_are_the_buoyancy_in_2d_and_3d():
+    """-closed integral of p n dA = -volume integral of grad p: p = -y on the unit circle pushes up by pi."""
+    circle = _circle(400)
+    r = force_coefficients(circle, -circle.points[:, 1], u_inf=[1.0, 0.0], rho=2.0)
+    assert r.cl == pytest.approx(np.pi, rel=1e-4) and abs(r.cd) < 1e-10
+    sphere = trimesh.creation.icosphere(5)
+    g = Geometry(sphere.vertices, {"triangle": sphere.faces[:, ::-1]})
+    r = force_coefficients(g, -g.points[:, 2], u_inf=[2.0, 0.0, 0.0], rho=0.5)
+    assert r.cl == pytest.approx(4 / 3 * np.pi, rel=1e-3) and abs(r.cd) < 1e-8
+
+
+def test_shear_counts_along_the_wall_and_potential_flow_has_no_drag():
+    circle = _circle(400)
+    theta = np.arctan2(circle.points[:, 1], circle.points[:, 0])
+    cp = 1 - 4 * np.sin(theta) ** 2  # potential flow past a cylinder: d'Alembert
+    r = force_coefficients(circle, cp, u_inf=[1.0, 0.0], rho=2.0)
+    assert abs(r.cd) < 1e-6 and abs(r.cl) < 1e-6
+    downstream = np.repeat([[1.0, 0.0]], 400, axis=0)  # a uniform pull along the flow: perimeter x 1
+    r = force_coefficients(circle, np.zeros(400), downstream, u_inf=[1.0, 0.0], rho=2.0)
+    assert r.cd_friction == pytest.approx(2 * np.pi, rel=1e-4) and r.cd_pressure == 0 and abs(r.cl) < 1e-12
+
+
+@pytest.fixture(scope="module")
+def naca0012(tmp_path_factory):
+    """NACA 0012 at Re 6e6, 0 and 5 degrees (the solver's default mesh), each case kept as an OpenFOAM folder."""
+    root = tmp_path_factory.mktemp("airfoil")
+    for alpha in (0.0, 5.0):
+        generate("airfoil2d", root / f"alpha{alpha:g}", n=1, section="0012", alpha=alpha, reynolds=6e6,
+                 cases=str(root / "cases"), progress=False)
+    return root
+
+
+def _sample(root) -> Geometry:
+    return geoop.load(root / read_manifest(root)["samples"][0]["file"])
+
+
+@needs_openfoam
+def test_naca0012_lift_is_zero_at_zero_incidence_and_thin_airfoil_theory_at_five_degrees(naca0012):
+    level, lifted = _sample(naca0012 / "alpha0"), _sample(naca0012 / "alpha5")
+    assert bool(level.global_data["converged"]) and bool(lifted.global_data["converged"])
+    assert abs(float(level.global_data["cl"])) < 0.02
+    assert 0.45 < float(lifted.global_data["cl"]) < 0.65  # thin-airfoil theory 0.548; viscous RANS a little less
+    assert 0.005 < float(level.global_data["cd"]) < 0.015
+
+
+@needs_openfoam
+def test_forces_integrated_from_the_stored_surface_match_openfoam(naca0012):
+    for case in ("alpha0", "alpha5"):
+        g = _sample(naca0012 / case)
+        u = g.global_data["freestream"]
+        faces = force_coefficients(g, g.cell_data["p"]["line"], g.cell_data["wall_shear"]["line"], u_inf=u,
+                                   faces=g.cells["line"])
+        nodes = force_coefficients(g, g.point_data["cp"], g.point_data["cf"], u_inf=u / np.linalg.norm(u), rho=2.0,
+                                   within=g.point_data["on_airfoil"])
+        cl, cd = float(g.global_data["cl"]), float(g.global_data["cd"])
+        assert faces.cl == pytest.approx(cl, abs=1e-6) and faces.cd == pytest.approx(cd, rel=1e-5)
+        assert nodes.cl == pytest.approx(cl, abs=0.01 * max(abs(cl), 0.1))  # within 1% (of 0.1 at zero lift)
+        assert nodes.cd == pytest.approx(cd, rel=0.01)
+
+
+@needs_openfoam
+def test_a_sample_holds_the_graded_volume_and_the_surface(naca0012, capsys):
+    g = _sample(naca0012 / "alpha5")
+    assert g.dim == 2 and {"U", "p", "nut", "cp", "cf", "on_airfoil", "freestream"} <= set(g.point_data)
+    lo, hi = g.bounds
+    assert np.allclose(lo, [-2, -1.5], atol=0.05) and np.allclose(hi, [4, 1.5], atol=0.05)
+    wall = g.point_data["on_airfoil"]
+    assert np.abs(g.point_data["U"][wall]).max() == 0 and (g.point_data["nut"] >= 0).all()
+    far = g.points[:, 0] < -1.8
+    speed = float(np.linalg.norm(g.global_data["freestream"]))
+    assert np.allclose(np.linalg.norm(g.point_data["U"][far], axis=1), speed, rtol=0.03)
+    assert main(["data", "info", str(naca0012 / "alpha5")]) == 0
+    out = capsys.readouterr().out
+    grading = float(out.split("grading p99/p1 ")[1].split("x")[0])
+    assert grading >= 100 and "1 of 1 converged" in out and "solver CPU s per case" in out
+
+
+@needs_openfoam
+def test_unconverged_cases_are_kept_flagged_and_out_of_the_splits(tmp_path):
+    m = generate("airfoil2d", tmp_path / "ds", n=1, max_iterations=5, section="0012", alpha=2.0, progress=False)
+    assert m["unconverged"] == [0] and m["samples"][0]["values"]["converged"] == 0
+    assert not any(m["splits"].values())
+
+
+@needs_openfoam
+def test_the_cases_import_from_linked_openfoam_folders_and_train(naca0012, tmp_path, capsys):
+    """A user's case folders, linked from scratch storage: found through the links, read as 2D meshes."""
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for case in sorted((naca0012 / "cases").iterdir()):
+        (linked / case.name).symlink_to(case, target_is_directory=True)
+    (linked / "loop").symlink_to(linked, target_is_directory=True)  # a link back up must not loop
+    assert main(["data", "import", str(linked), "--out", str(tmp_path / "data"), "--inputs", "ux,uy",
+                 "--targets", "U,p", "--fractions", "0.5,0.5,0"]) == 0
+    m = read_manifest(tmp_path / "data")
+    assert len(m["samples"]) == 2 and m["dim"] == 2 and m["fields"]["targets"]["U"]["components"] == 2
+    with pytest.warns(UserWarning, match="no test split"):
+        train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=1", "model.name=transolver",
+                                 "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
+                                 "data.scale={U: ux, p: ux^2}", f"data.root={tmp_path / 'data'}",
+                                 f"out={tmp_path / 'run'}"]))
+    capsys.readouterr()
+    case = next(p for p in sorted(linked.iterdir()) if p.name != "loop")
+    assert main(["predict", "--checkpoint", str(tmp_path / "run" / "model.safetensors"), "--geometry", str(case),
+                 "--out", str(tmp_path / "pred.vtu")]) == 0
+    assert "p: relative L2" in capsys.readouterr().out
+    assert geoop.load(tmp_path / "pred.vtu").dim == 2
