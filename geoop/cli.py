@@ -104,6 +104,12 @@ def _print_metrics(metrics: dict, what: str) -> None:
     print(f"{'field':16s} {'rel L2 (mean)':>14s} {'rel L2 (median)':>16s} {'max error':>12s}")
     for name, m in metrics["fields"].items():
         print(f"{name:16s} {m['rel_l2']:14.4f} {m['rel_l2_median']:16.4f} {m['max_error']:12.4g}")
+    for key, against in (("forces", "the true surface fields integrated alike"),
+                         ("forces_vs_solver", "the solver's own coefficients")):
+        if key in metrics:
+            print(f"force coefficients from the predicted surface, against {against}:")
+            for name, m in metrics[key].items():
+                print(f"  {name:4s} mean |error| {m['mae']:.4g}, R^2 {m['r2']:.4f}, Spearman {m['spearman']:.4f}")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -116,16 +122,21 @@ def _predict(args: argparse.Namespace) -> None:
         if not sep:
             raise GeoopError(f"--constant {item!r} is not NAME=VALUE", fix="e.g. --constant freestream=[1,0,0]")
         constants[key.strip()] = parse_value(value)
-    result, written, picture, errors = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants,
-                                                    args.chunk, args.columns, args.query_columns, args.surface,
-                                                    generate={"grid": args.query_grid, "random": args.query_random,
-                                                              "surface": args.query_surface},
-                                                    **_source_options(args))
-    print(f"predicted {', '.join(errors)} at {result.n_points} points (in the order of the input file)")
-    for name, e in errors.items():
+    made = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants, args.chunk, args.columns,
+                        args.query_columns, args.surface, generate={"grid": args.query_grid,
+                                                                    "random": args.query_random,
+                                                                    "surface": args.query_surface},
+                        **_source_options(args))
+    print(f"predicted {', '.join(made.errors)} at {made.geometry.n_points} points (in the order of the input file)")
+    for name, e in made.errors.items():
         if e is not None:
             print(f"  {name}: relative L2 {e:.4f} against the {name!r} field of the input ({name}_true)")
-    print(f"wrote {written} and {picture}")
+    if made.forces:
+        p, t = made.forces["predicted"], made.forces["true"]
+        truth = lambda name: f" (from the input's fields: {getattr(t, name):.4f})" if t else ""  # noqa: E731
+        print(f"  force coefficients from the predicted surface: Cl {p.cl:.4f}{truth('cl')}, "
+              f"Cd {p.cd:.5f}{truth('cd')}")
+    print(f"wrote {made.written} and {made.picture}")
 
 
 def _source_options(args: argparse.Namespace) -> dict:

@@ -165,3 +165,37 @@ def test_the_cases_import_from_linked_openfoam_folders_and_train(naca0012, tmp_p
                  "--out", str(tmp_path / "pred.vtu")]) == 0
     assert "p: relative L2" in capsys.readouterr().out
     assert geoop.load(tmp_path / "pred.vtu").dim == 2
+
+
+@needs_openfoam
+def test_evaluate_and_predict_report_forces_from_the_predicted_surface(naca0012, tmp_path, capsys):
+    """One dataset of the two cases (train on 0 deg, test on 5 deg): a model answering the volume and the
+    surface fields, scored on its fields and on the force coefficients integrated from its surface."""
+    import json
+    import shutil
+
+    root = tmp_path / "both"
+    (root / "samples").mkdir(parents=True)
+    manifest = read_manifest(naca0012 / "alpha0")
+    records = []
+    for index, case in enumerate(("alpha0", "alpha5")):
+        record = read_manifest(naca0012 / case)["samples"][0]
+        shutil.copy(naca0012 / case / record["file"], root / f"samples/sample_{index:06d}.npz")
+        records.append({**record, "index": index, "file": f"samples/sample_{index:06d}.npz"})
+    manifest.update(samples=records, splits={"train": [0], "val": [], "test": [1]})
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    run = train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=3", "model.name=transolver",
+                                   "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
+                                   "data.lift={U: freestream}", "data.scale={U: freestream, p: freestream^2}",
+                                   f"data.root={root}", f"out={tmp_path / 'run'}"]))
+    forces = run["test"]["forces"]
+    assert set(run["test"]["fields"]) == {"U", "p", "nut", "cp", "cf"} and forces["cl"]["samples"] == 1
+    assert np.isfinite(forces["cl"]["mae"]) and run["test"]["forces_vs_solver"]["cd"]["samples"] == 1
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "model.safetensors"), "--data", str(root)]) == 0
+    assert "cl   mean |error|" in capsys.readouterr().out
+    sample = root / "samples" / "sample_000001.npz"
+    assert main(["predict", "--checkpoint", str(tmp_path / "run" / "model.safetensors"), "--geometry", str(sample),
+                 "--out", str(tmp_path / "pred.vtu")]) == 0
+    out = capsys.readouterr().out
+    assert "force coefficients from the predicted surface: Cl" in out and "from the input's fields" in out

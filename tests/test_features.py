@@ -154,3 +154,30 @@ def test_scaled_targets_are_learned_in_units_of_an_input_magnitude():
     for bad, match in (({"U": "U"}, "not a target"), ({"p": "g"}, "defined everywhere"), ({"p": "U^two"}, r"input\^k")):
         with pytest.raises(GeoopError, match=match):
             scale_channels({**fields, "scale": bad})
+
+
+def _annulus(inner: float = 0.3, outer: float = 1.0, rings: int = 12) -> Geometry:
+    """A ring of triangles between two circles; `hole` marks the inner circle's nodes (a body in a box)."""
+    from scipy.spatial import Delaunay
+
+    radii = np.linspace(inner, outer, rings)
+    pts = np.concatenate([r * np.stack([np.cos(t), np.sin(t)], 1)
+                          for r in radii for t in [np.linspace(0, 2 * np.pi, 64, endpoint=False)]])
+    tris = Delaunay(pts).simplices
+    tris = tris[np.linalg.norm(pts[tris].mean(1), axis=1) > inner]
+    hole = np.isclose(np.linalg.norm(pts, axis=1), inner)
+    return Geometry(pts, {"triangle": tris}, point_data={"hole": hole.astype(float)})
+
+
+def test_a_body_inside_the_domain_is_the_only_boundary_the_features_see():
+    from geoop.geometry.sdf import distance_function
+
+    g = _annulus()
+    queries = np.array([[0.95, 0.0], [0.5, 0.0]])
+    to_body = distance_function(g, body="hole")(queries)
+    np.testing.assert_allclose(to_body, [-0.65, -0.2], atol=2e-3)  # negative in the fluid, to the body alone
+    np.testing.assert_allclose(distance_function(g)(queries), [-0.05, -0.2], atol=2e-3)
+    data = sample_features(g, [], {}, body="hole")
+    assert bool(data.boundary[g.point_data["hole"] > 0].all()) and int(data.boundary.sum()) == 64
+    assert float(data.normal[~data.boundary].abs().max()) == 0.0
+    np.testing.assert_allclose(float(data.boundary_weight.sum()), 2 * np.pi * 0.3, rtol=2e-3)

@@ -102,7 +102,8 @@ def test_predictions_come_back_in_the_order_of_the_input_file(model, designs, tm
     shuffled = g.permuted(order)
     shuffled.save(tmp_path / "shuffled.vtu")
     reference, *_ = predict_file(model, designs / "held_out" / "design_12.vtu", tmp_path / "ref.vtu")
-    result, written, picture, errors = predict_file(model, tmp_path / "shuffled.vtu", tmp_path / "pred.vtu")
+    result, written, picture, errors, forces = predict_file(model, tmp_path / "shuffled.vtu", tmp_path / "pred.vtu")
+    assert forces is None  # a model of no body
     back = geoop.load(written, sort=False)
     assert np.array_equal(back.points, shuffled.points)
     assert all(np.array_equal(back.cells[t], shuffled.cells[t]) for t in shuffled.cells)
@@ -278,7 +279,8 @@ def test_generated_queries_a_box_grid_paraview_slices_and_random_samples(model, 
     r = np.linalg.norm(grid.points[:, :2], axis=1)
     assert set(np.unique(inside)) == {0.0, 1.0} and (inside[r > g.points[:, 0].max() + 1e-9] == 0).all()
     assert np.isfinite(grid.point_data["u"]).all()
-    result, _, _, errors = predict_file(model, geometry, tmp_path / "random.vtu", generate={"random": 300})
+    made = predict_file(model, geometry, tmp_path / "random.vtu", generate={"random": 300})
+    result, errors = made.geometry, made.errors
     assert result.n_points == 300 and errors["u"] is not None  # the FE field, interpolated, is the truth there
     with pytest.raises(GeoopError, match="not NXxNY"):
         predict_file(model, geometry, tmp_path / "x.vtu", generate={"grid": "9by7"})

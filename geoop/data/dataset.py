@@ -8,11 +8,13 @@ import numpy as np
 import torch
 from geoop.data.pyg import Data
 
+from geoop.data.families import FAMILIES, get_family
 from geoop.data.features import EXTENSION_REACH, InputLayout, sample_features
 from geoop.data.manifest import read_manifest
 from geoop.errors import FieldError, GeoopError, MissingFileError
 from geoop.geometry.geometry import Geometry
 from geoop.io import load
+from geoop.metrics.forces import ForceSpec
 
 
 class SimulationDataset(torch.utils.data.Dataset):
@@ -31,12 +33,14 @@ class SimulationDataset(torch.utils.data.Dataset):
         inputs, targets: field names (default: the manifest's). subsample: keep this many random points per
         item (a new draw each epoch, see `set_epoch`). cache: keep loaded samples in memory (up to
         `cache_bytes`). extension: how far masked inputs are carried inward (0: not at all; see
-        `InputLayout`).
+        `InputLayout`). body: the 0/1 point field of a body inside the domain, whose nodes alone are boundary
+        (see `sample_features`); "auto": the dataset's (its manifest's, or its family's), None: none.
     """
 
     def __init__(self, root: str | Path, split: str = "train", inputs: list[str] | None = None,
                  targets: list[str] | None = None, subsample: int | None = None, cache: bool = True,
-                 cache_bytes: float = 2e9, seed: int = 0, extension: float = EXTENSION_REACH):
+                 cache_bytes: float = 2e9, seed: int = 0, extension: float = EXTENSION_REACH,
+                 body: str | None = "auto"):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         fields = self.manifest["fields"]
@@ -58,6 +62,7 @@ class SimulationDataset(torch.utils.data.Dataset):
         self.ids, self.split = list(ids), split
         self.files = [self.root / files[i] for i in self.ids]
         self.subsample, self.seed, self.epoch, self.extension = subsample, seed, 0, extension
+        self.body = self._family_setting("body") if body == "auto" else body
         self.cache, self.cache_bytes, self._cache, self._cached_bytes = cache, cache_bytes, {}, 0
 
     def __len__(self) -> int:
@@ -71,6 +76,24 @@ class SimulationDataset(torch.utils.data.Dataset):
     def layout(self) -> InputLayout:
         """Where each input field sits in the items' x."""
         return InputLayout(tuple(self.inputs), self.specs, self.extension)
+
+    def _family_setting(self, key: str):
+        """The manifest's `key`, or for datasets made before manifests recorded it, the family's."""
+        if key in self.manifest or self.manifest.get("family") not in FAMILIES:
+            return self.manifest.get(key)
+        value = getattr(get_family(self.manifest["family"]), key)
+        return value.to_dict() if hasattr(value, "to_dict") else value
+
+    @property
+    def forces(self) -> ForceSpec | None:
+        """How the force coefficients of a sample's body follow from its fields (the manifest's `forces`, or
+        its family's for datasets made before manifests recorded it); None when the dataset has no body or
+        this dataset's targets do not include the fields they need."""
+        spec = self._family_setting("forces")
+        if spec is None:
+            return None
+        spec = ForceSpec.from_dict(spec)
+        return spec if set(spec.fields_needed()) <= set(self.targets) else None
 
     @property
     def input_channels(self) -> int:
@@ -90,7 +113,7 @@ class SimulationDataset(torch.utils.data.Dataset):
 
     def _build(self, i: int) -> Data:
         data = sample_features(self.geometry(i), self.inputs, self.specs, self.targets, path=self.files[i],
-                               extension=self.extension)
+                               extension=self.extension, body=self.body)
         data.index = torch.tensor([self.ids[i]])
         return data
 

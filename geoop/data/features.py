@@ -93,7 +93,7 @@ class InputLayout:
 
 def sample_features(geometry: Geometry, inputs: Sequence[str], specs: Mapping[str, dict],
                     targets: Sequence[str] = (), path: str | Path | None = None,
-                    extension: float = EXTENSION_REACH) -> Data:
+                    extension: float = EXTENSION_REACH, body: str | None = None) -> Data:
     """`Data` with pos `(N, d)`, x `(N, C_in)` laid out as `InputLayout` says (a masked input is zero off its
     mask, followed by its 0/1 mask channel and, with `extension`, its extension inward), weight `(N,)`
     quadrature weights, boundary_weight `(N,)` boundary (arc-length/area) weights, boundary `(N,)`, normal
@@ -102,7 +102,9 @@ def sample_features(geometry: Geometry, inputs: Sequence[str], specs: Mapping[st
     target that lives on boundary nodes of a volume mesh, such as Cp on a body, is integrated over that surface
     with area weights, not with the volume weights of its nodes). Floats are float32.
 
-    `specs[name]` holds "components" and "mask" (the name of a 0/1 point field, or None) of every field."""
+    `specs[name]` holds "components" and "mask" (the name of a 0/1 point field, or None) of every field.
+    `body`: the name of a 0/1 point field marking a body inside the domain (an airfoil in a box around it):
+    then only the body's nodes are boundary (flags, normals, boundary weights), not the domain's cut edges."""
     path = path or geometry.source
 
     def field(name: str, role: str) -> np.ndarray:
@@ -121,15 +123,11 @@ def sample_features(geometry: Geometry, inputs: Sequence[str], specs: Mapping[st
 
     def mask(name: str) -> np.ndarray:
         m = specs[name].get("mask")
-        if m is None:
-            return np.ones(geometry.n_points, dtype=bool)
-        if m not in geometry.point_data:
-            raise FieldError(f"mask field {m!r} of {name!r} missing", path=path,
-                             fix=f"give the geometry a 0/1 point field {m!r} saying where {name!r} applies")
-        return geometry.point_data[m].reshape(-1).astype(bool)
+        return np.ones(geometry.n_points, dtype=bool) if m is None else geometry.point_mask(m, of=name)
 
     x_parts = []
-    boundary_weight = facet_weights(geometry)
+    on_body = None if body is None else geometry.point_mask(body)
+    boundary_weight = facet_weights(geometry, within=on_body)
     for name in inputs:
         value, m = field(name, "input"), mask(name)
         x_parts.append(value * m[:, None])
@@ -140,12 +138,16 @@ def sample_features(geometry: Geometry, inputs: Sequence[str], specs: Mapping[st
                                          torch.from_numpy(boundary_weight), reach=extension).double()
                 x_parts.append(torch.sparse.mm(carry, torch.from_numpy(value * m[:, None])).numpy())
     normals = geometry.normals if geometry.normals is not None else np.zeros_like(geometry.points)
+    boundary = geometry.boundary_mask.copy()
+    if on_body is not None:
+        boundary &= on_body
+        normals = np.where(boundary[:, None], normals, 0.0)
     f32 = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
     weight = quadrature_weights(geometry)
     data = Data(pos=f32(geometry.points),
                 x=f32(np.concatenate(x_parts, axis=1)) if x_parts else torch.zeros(geometry.n_points, 0),
                 weight=f32(weight), boundary_weight=f32(boundary_weight),
-                boundary=torch.from_numpy(geometry.boundary_mask.copy()),
+                boundary=torch.from_numpy(boundary),
                 normal=f32(normals), globals=f32(geometry_descriptors(geometry))[None])
     if targets:
         masks = [mask(t) for t in targets]

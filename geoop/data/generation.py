@@ -158,6 +158,10 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
                 "dim": family.dim, "seed": seed, "options": _json_safe(options), "n_requested": n,
                 "solver": family.solver, "versions": _versions(), "fields": _field_specs(family),
                 "status": "incomplete", "samples": [], "failures": [], "splits": {}}
+    if family.forces is not None:
+        manifest["forces"] = family.forces.to_dict()
+    if family.body is not None:
+        manifest["body"] = family.body
 
     def save_manifest() -> None:
         manifest["samples"] = [records[i] for i in sorted(records)]

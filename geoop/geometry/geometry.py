@@ -215,6 +215,14 @@ class Geometry:
         length = np.linalg.norm(acc, axis=1, keepdims=True)
         return _frozen(np.divide(acc, length, out=np.zeros_like(acc), where=length > 0))
 
+    def point_mask(self, name: str, of: str = "the body") -> np.ndarray:
+        """`(N,)` bool: the 0/1 point field `name` (saying where `of` applies), or an error naming the fields."""
+        if name not in self.point_data:
+            raise FieldError(f"mask field {name!r} of {of!r} missing (point fields here: {sorted(self.point_data)})",
+                             path=self.source, fix=f"give the geometry a 0/1 point field {name!r} saying where "
+                                                   f"{of!r} applies")
+        return self.point_data[name].reshape(-1).astype(bool)
+
     # ------------------------------------------------------------------ convenience
     def with_points(self, points: np.ndarray) -> "Geometry":
         """Same cells and fields on moved points `(N, d)` (e.g. after normalization)."""

@@ -11,11 +11,18 @@ from geoop.errors import GeometryError, NotWatertightError
 from geoop.geometry.geometry import Geometry
 
 
-def boundary_mesh(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+def boundary_mesh(geometry: Geometry, within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Vertices `(N, d)` and outward-wound facets of the boundary: triangles `(F, 3)` in 3D, edges `(F, 2)`
-    in 2D. Closed by construction for volume meshes; required to be closed for surfaces."""
+    in 2D. Closed by construction for volume meshes; required to be closed for surfaces. `within (N,)` bool
+    keeps a volume mesh's facets whose nodes all lie in it (a body inside the domain)."""
     if geometry.kind == "volume":
-        return geometry.points, geometry.boundary_facets
+        facets = geometry.boundary_facets
+        if within is not None:
+            facets = facets[np.asarray(within, dtype=bool)[facets].all(axis=1)]
+            if not len(facets):
+                raise GeometryError("no boundary facet lies on the body mask", path=geometry.source,
+                                    fix="check the body mask (a 0/1 point field on the body's nodes)")
+        return geometry.points, facets
     if geometry.kind == "surface" and geometry.dim == 3:
         mesh = geometry.trimesh
         return np.asarray(mesh.vertices), np.asarray(mesh.faces, dtype=np.int64)
@@ -25,8 +32,11 @@ def boundary_mesh(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
 
 
 def signed_distance(geometry: Geometry, queries: np.ndarray, signed: bool = True,
-                    return_closest: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                    return_closest: bool = False, within: np.ndarray | None = None
+                    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Distance from `queries (M, d)` to the boundary of `geometry`: `(M,)`, negative inside when `signed`.
+    `within`: a volume mesh's body mask: the distance to the body alone (negative in the fluid), not to the
+    domain's other edges (a far field, or the cut of a box around the body).
 
     With `return_closest`, also the closest boundary points `(M, d)`, so that
     `(closest - queries) / |sdf|` is the direction to the boundary.
@@ -45,7 +55,7 @@ def signed_distance(geometry: Geometry, queries: np.ndarray, signed: bool = True
             fix="repair it (e.g. trimesh.repair.fill_holes) or ask for signed=False (unsigned distance)")
     import igl
 
-    vertices, facets = boundary_mesh(geometry)
+    vertices, facets = boundary_mesh(geometry, within)
     if len(queries) == 0:
         empty = np.zeros(0)
         return (empty, np.zeros((0, geometry.dim))) if return_closest else empty
@@ -70,13 +80,18 @@ def distance_kind(geometry: Geometry) -> str:
     return "points"
 
 
-def distance_function(geometry: Geometry) -> Callable[[np.ndarray], np.ndarray]:
+def distance_function(geometry: Geometry, body: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The best distance the geometry defines (see `distance_kind`), as a function of `(M, d)` queries ->
-    `(M,)`. Models feed it as their geometry channel."""
+    `(M,)`; with `body` (the name of a 0/1 point field of a volume mesh), the signed distance to that body
+    alone. Models feed it as their geometry channel."""
     kind = distance_kind(geometry)
+    if body is not None and kind == "signed" and geometry.kind == "volume":
+        within = geometry.point_mask(body)
+        return lambda q: signed_distance(geometry, q, within=within)
     if kind != "points":
         return lambda q: signed_distance(geometry, q, signed=kind == "signed")
     from scipy.spatial import cKDTree
 
     tree = cKDTree(geometry.points)
     return lambda q: tree.query(np.asarray(q, dtype=np.float64))[0]
+

@@ -1,4 +1,4 @@
 """Numbers people judge a prediction by, beyond the fields' errors: force coefficients from surface fields."""
-from geoop.metrics.forces import ForceCoefficients, body_faces, force_coefficients
+from geoop.metrics.forces import ForceCoefficients, ForceSpec, body_faces, force_coefficients, force_errors
 
-__all__ = ["ForceCoefficients", "body_faces", "force_coefficients"]
+__all__ = ["ForceCoefficients", "ForceSpec", "body_faces", "force_coefficients", "force_errors"]

@@ -14,7 +14,8 @@ stress of the wall on the fluid: pass its negative.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -161,3 +162,65 @@ def force_coefficients(surface: Geometry, p: np.ndarray, wall_shear: np.ndarray 
                              cd_pressure=float(fp @ drag / q), cd_friction=float(ff @ drag / q),
                              cl_pressure=float(fp @ up / q), cl_friction=float(ff @ up / q),
                              force=tuple(float(v) for v in fp + ff))
+
+
+@dataclass(frozen=True)
+class ForceSpec:
+    """Which fields of a dataset give a body's forces: `pressure` (and `shear`, if any) on the nodes of the
+    point mask `surface`, the free stream from the input `freestream` (a vector field), and either
+    `coefficients` (the fields are already divided by the dynamic pressure: Cp, Cf) or the density `rho`;
+    `ref_area` the reference area, `lift` (3D) the up direction."""
+
+    pressure: str
+    surface: str
+    freestream: str
+    shear: str | None = None
+    coefficients: bool = True
+    rho: float = 1.0
+    ref_area: float = 1.0
+    lift: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ForceSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise FieldError(f"unknown force settings {sorted(unknown)}", fix=f"use {sorted(known)}")
+        return cls(**{**values, "lift": None if values.get("lift") is None else tuple(values["lift"])})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def fields_needed(self) -> list[str]:
+        return [f for f in (self.pressure, self.shear) if f is not None]
+
+    def of(self, geometry: Geometry, values: dict[str, np.ndarray] | None = None) -> ForceCoefficients:
+        """The coefficients of one sample `geometry` (a fluid mesh holding the surface mask and the free
+        stream) from `values` {field: `(N, ...)`} (default: the geometry's own fields)."""
+        values = geometry.point_data if values is None else values
+        speed = np.asarray(geometry.point_data[self.freestream], dtype=np.float64).reshape(geometry.n_points, -1)
+        u_inf = speed[0]
+        rho = self.rho
+        if self.coefficients:
+            u_inf, rho = u_inf / np.linalg.norm(u_inf), 2.0
+        return force_coefficients(geometry, values[self.pressure], None if self.shear is None else values[self.shear],
+                                  u_inf=u_inf, rho=rho, ref_area=self.ref_area, lift=self.lift,
+                                  within=np.asarray(geometry.point_data[self.surface], dtype=bool))
+
+
+def force_errors(predicted: list[ForceCoefficients], true: list[ForceCoefficients]) -> dict[str, dict[str, float]]:
+    """Per coefficient (cl, cd): mean absolute error, R^2 and Spearman's rank correlation of the predicted
+    against the true coefficients over a set of samples (NaN where undefined: fewer than 2 samples, or no
+    spread)."""
+    from scipy.stats import spearmanr
+
+    out = {}
+    for name in ("cl", "cd"):
+        p = np.array([getattr(c, name) for c in predicted])
+        t = np.array([getattr(c, name) for c in true])
+        spread = float(((t - t.mean()) ** 2).sum()) if len(t) else 0.0
+        r2 = 1 - float(((p - t) ** 2).sum()) / spread if spread > 0 else float("nan")
+        rho = float(spearmanr(p, t).statistic) if len(t) > 1 and spread > 0 else float("nan")
+        out[name] = {"mae": float(np.abs(p - t).mean()) if len(t) else float("nan"), "r2": r2, "spearman": rho,
+                     "samples": len(t)}
+    return out

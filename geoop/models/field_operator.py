@@ -35,7 +35,8 @@ class FieldOperator(nn.Module):
         "extension": how far masked inputs were carried inward (see `InputLayout`), "lift": {target:
         input} targets predicted as an input field plus the model's output (see `lift_channels`), "scale":
         {target: "input" or "input^k"} targets the model learns divided by the input's magnitude to the power k
-        (see `scale_channels`)}.
+        (see `scale_channels`), "body": the 0/1 point field of a body inside the domain, whose nodes alone are
+        boundary and whose signed distance the models see (see `sample_features`)}.
         center `(d,)`, scale: the coordinate map. x_mean, x_std `(C_in,)`, y_mean, y_std `(C_out,)`.
         y_low, y_high `(C_out,)`: the 1st and 99th percentiles of the training targets (for clipped errors).
     Shapes: forward(x `(N, C_in)`, prepared, x_at_queries `(M, C_in)` or None) -> `(M, C_out)` physical values
@@ -108,7 +109,8 @@ class FieldOperator(nn.Module):
                  "boundary_weights": data.boundary_weight}
         kwargs: dict[str, Any] = {k: v for k, v in given.items() if k in needs}
         if "sdf" in needs:
-            distance = distance_function(geometry if shape is None else shape)
+            distance = distance_function(geometry, self.fields.get("body")) if shape is None else \
+                distance_function(shape)
             center, scale = self.center.double().cpu().numpy(), float(self.scale)
             kwargs["sdf_fn"] = lambda p: distance(p * scale + center) / scale
         if "mesh_edges" in needs and geometry.cells:
@@ -192,7 +194,7 @@ class FieldOperator(nn.Module):
                 filled[name] = column[:, 0] if row.shape[1] == 1 else column
             geometry = geometry.with_point_data(**filled)
         data = sample_features(geometry, self.fields["inputs"], self.fields["specs"],
-                               extension=self.fields.get("extension", 0))
+                               extension=self.fields.get("extension", 0), body=self.fields.get("body"))
         target = queries if isinstance(queries, Geometry) else None
         q = geometry.points if queries is None else (target.points if target is not None else np.asarray(queries))
         if q.ndim != 2 or q.shape[1] != self.dim:

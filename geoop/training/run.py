@@ -30,7 +30,7 @@ from geoop.viz.curves import plot_history
 log = logging.getLogger(__name__)
 
 SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None, "extension": EXTENSION_REACH,
-                     "lift": None, "scale": None},
+                     "lift": None, "scale": None, "body": "auto"},
             "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
 
 
@@ -137,7 +137,8 @@ def _datasets(config: dict[str, Any]
               ) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset | None]:
     """Train, val and test splits of the configured dataset (None where a split is empty)."""
     d = config["data"]
-    kwargs = {"inputs": d["inputs"], "targets": d["targets"], "extension": float(d["extension"] or 0)}
+    kwargs = {"inputs": d["inputs"], "targets": d["targets"], "extension": float(d["extension"] or 0),
+              "body": d.get("body", "auto")}
     train = SimulationDataset(d["root"], "train", subsample=d["subsample"], seed=config["train"].get("seed", 0),
                               **kwargs)
     splits = train.manifest["splits"]
@@ -162,7 +163,8 @@ def build_operator(train: SimulationDataset, model: dict[str, Any], lift: dict[s
     fields = {"inputs": train.inputs, "targets": train.targets, "extension": train.extension,
               "specs": {n: train.specs[n] for n in train.inputs + train.targets},
               "lift": applicable(lift, train, "lift"), "scale": applicable(scale, train, "scale"),
-              "distance": distance_kind(train.geometry(0))}
+              "distance": distance_kind(train.geometry(0)),
+              "forces": None if train.forces is None else train.forces.to_dict(), "body": train.body}
     stats = fit_normalization(train, lift_channels(fields), scale_channels(fields))
     options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
@@ -250,7 +252,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     """Per-field errors of a trained model on a split of a dataset folder."""
     operator = load_model(checkpoint)
     dataset = SimulationDataset(data, split, inputs=operator.fields["inputs"], targets=operator.fields["targets"],
-                                extension=operator.fields.get("extension", 0))
+                                extension=operator.fields.get("extension", 0), body=operator.fields.get("body"))
     if dataset.manifest["dim"] != operator.dim:
         raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest['dim']}D", path=data)
     return Evaluator(operator, batch_size=batch_size).evaluate(dataset)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from geoop.data.dataset import SimulationDataset
 from geoop.errors import GeoopError
+from geoop.metrics.forces import ForceCoefficients, ForceSpec, force_errors
 from geoop.models.field_operator import FieldOperator
 from geoop.models.kdfno import single_pass
 from geoop.training.batching import batch_plan, make_batches, shard_samples
@@ -191,10 +192,13 @@ class Evaluator:
                             self.operator.target_slices, huber=huber)
 
     @torch.no_grad()
-    def evaluate(self, dataset: SimulationDataset) -> dict[str, Any]:
+    def evaluate(self, dataset: SimulationDataset, forces: bool = True) -> dict[str, Any]:
         """Per-field relative L2 (mean, median over samples), the same with prediction and truth clipped to the
         1st-99th percentile range of the training targets (`rel_l2_clipped`), and max error over `dataset`
-        (in distributed runs each rank evaluates its shard and the results are gathered)."""
+        (in distributed runs each rank evaluates its shard and the results are gathered). Where the dataset
+        has a body (`dataset.forces`) and `forces`, also the force coefficients integrated from the predicted
+        surface fields against the same integral of the true ones (`forces`: mean absolute error, R^2 and
+        Spearman of cl and cd) and against the solver's own coefficients (`forces_vs_solver`)."""
         if not len(dataset):
             raise GeoopError(f"the {dataset.split!r} split of this dataset is empty: there is nothing to evaluate",
                              path=dataset.root, fix="evaluate another split (--split val), or import the data "
@@ -202,6 +206,8 @@ class Evaluator:
         self.operator.eval()
         sizes = self.sizes(dataset)
         mine = shard_samples(sizes, self.context.world)[self.context.rank]
+        forces = dataset.forces if forces else None
+        force_pairs: list[tuple[Any, Any, Any]] = []  # (predicted, integrated truth, the solver's own) per sample
         rel: dict[str, list[float]] = {n: [] for n in self.operator.target_slices}
         clipped: dict[str, list[float]] = {n: [] for n in self.operator.target_slices}
         worst: dict[str, float] = {n: 0.0 for n in self.operator.target_slices}
@@ -218,14 +224,42 @@ class Evaluator:
             data.y = truth
             for name, e in max_errors(pred, data.y, data.y_mask, self.operator.target_slices).items():
                 worst[name] = max(worst[name], e)
+            if forces is not None:
+                force_pairs += self._forces(dataset, [mine[j] for j in local], pred, data.batch, forces)
         gathered = all_gather((rel, clipped, worst), self.context)
         rel = {n: [v for r, _, _ in gathered for v in r[n]] for n in rel}
         clipped = {n: [v for _, c, _ in gathered for v in c[n]] for n in clipped}
         worst = {n: max(w[n] for _, _, w in gathered) for n in worst}
         fields = {n: {"rel_l2": float(np.mean(v)), "rel_l2_median": float(np.median(v)),
                       "rel_l2_clipped": float(np.mean(clipped[n])), "max_error": worst[n]} for n, v in rel.items()}
-        return {"rel_l2": float(np.mean([f["rel_l2"] for f in fields.values()])), "fields": fields,
-                "samples": len(dataset), "split": dataset.split}
+        out = {"rel_l2": float(np.mean([f["rel_l2"] for f in fields.values()])), "fields": fields,
+               "samples": len(dataset), "split": dataset.split}
+        if forces is not None:
+            pairs = [p for part in all_gather(force_pairs, self.context) for p in part]
+            out["forces"] = force_errors([p for p, _, _ in pairs], [t for _, t, _ in pairs])
+            solver = [(p, s) for p, _, s in pairs if s is not None]
+            if solver:
+                out["forces_vs_solver"] = force_errors([p for p, _ in solver], [s for _, s in solver])
+        return out
+
+    def _forces(self, dataset: SimulationDataset, positions: list[int], pred: torch.Tensor, batch: torch.Tensor,
+                spec: ForceSpec) -> list[tuple[Any, Any, Any]]:
+        """(predicted, true, solver's) force coefficients of each sample of a batch: the predicted and the true
+        surface fields integrated alike over the body, and the solver's own Cl, Cd where the sample has them."""
+        slices = self.operator.target_slices
+        out = []
+        for k, i in enumerate(positions):
+            g = dataset.geometry(i)
+            mine = pred[batch == k].double().cpu().numpy()
+            values = {f: mine[:, slices[f]].squeeze(1) if slices[f].stop - slices[f].start == 1 else mine[:, slices[f]]
+                      for f in spec.fields_needed()}
+            solver = None
+            if {"cl", "cd"} <= set(g.global_data):
+                solver = ForceCoefficients(cd=float(g.global_data["cd"]), cl=float(g.global_data["cl"]),
+                                           cd_pressure=float("nan"), cd_friction=float("nan"),
+                                           cl_pressure=float("nan"), cl_friction=float("nan"), force=())
+            out.append((spec.of(g, values), spec.of(g), solver))
+        return out
 
 
 class Trainer(Evaluator):
@@ -411,7 +445,7 @@ class Trainer(Evaluator):
                       "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
             if self.val_set is not None and len(self.val_set):
                 with single_pass(self.operator):  # symmetry-averaged models: one pass per epoch's check
-                    val = self.evaluate(self.val_set)
+                    val = self.evaluate(self.val_set, forces=False)
                 record["val_rel_l2"] = val["rel_l2"]
                 record["val"] = {n: f["rel_l2"] for n, f in val["fields"].items()}
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4f}", val=f"{val['rel_l2']:.4f}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from geoop.geometry.sampling import box_grid, sample_surface, sample_volume
 from geoop.geometry.transfer import cell_fields
 from geoop.data.importer import as_sample, load_source, parameters
 from geoop.io import load
+from geoop.metrics.forces import ForceCoefficients, ForceSpec
 from geoop.training.run import load_model
 from geoop.viz.plot import plot_fields
 
@@ -39,12 +40,25 @@ def generated_queries(geometry: Geometry, grid: str | None = None, random: int |
     return None
 
 
+class FilePrediction(NamedTuple):
+    """What `predict_file` made: the prediction, the file written, its picture, each target's relative L2
+    where the input held the truth (else None), and the body's force coefficients ({"predicted", "true"}:
+    the true ones integrated alike from the input's fields, None without them) when the model predicts the
+    surface fields they follow from."""
+
+    geometry: Geometry
+    written: Path
+    picture: Path
+    errors: dict[str, float | None]
+    forces: dict[str, ForceCoefficients | None] | None = None
+
+
 def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
                  query: str | Path | Geometry | None = None,
                  constants: Mapping[str, Sequence[float] | float] | None = None, chunk: int = 200_000,
                  columns: str | None = None, query_columns: str | None = None,
                  surface: str | Path | None = None, generate: Mapping[str, Any] | None = None, **source: Any
-                 ) -> tuple[Geometry, Path, Path, dict[str, float | None]]:
+                 ) -> FilePrediction:
     """Predict the model's fields for the geometry in `geometry` (any supported file, or an OpenFOAM case
     folder) at the points of `query` (another file; default: the geometry's own points), keeping that file's
     point order, cells and point fields (with `at="cells"`, the file's cells with the fields as cell data);
@@ -56,8 +70,7 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     geometry instead of a file (`grid`, `random` or `surface`, see `generated_queries`); `source`: how it is
     read, as on import (`patches`, `time`, `blocks`, `at`, `cp`, `cell_to_points`; see `read_sample`). The
     case's parameters (`params.json`) fill the inputs of the same names unless `constants` gives them.
-    Returns (prediction, written file, picture, {target: its relative L2, or None where the file has no
-    truth})."""
+    Returns a `FilePrediction`."""
     operator = load_model(checkpoint)
     path = Path(geometry)
     params = {k: v for k, v in parameters(path).items() if k in operator.fields["inputs"]}
@@ -98,4 +111,21 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     shared = [f"{known[0]}_true", known[0]] if len(known) == 1 else []  # truth and prediction on one scale
     picture = plot_fields(result, shown, Path(out).with_suffix(".png"), titles=titles, shared=shared,
                           suptitle=Path(geometry).name)
-    return result, written, picture, errors
+    forces = None
+    if operator.fields.get("forces") and queries is None:
+        forces = body_forces(ForceSpec.from_dict(operator.fields["forces"]), g, result, constants)
+    return FilePrediction(result, written, picture, errors, forces)
+
+
+def body_forces(spec: ForceSpec, geometry: Geometry, prediction: Geometry,
+                constants: Mapping[str, Sequence[float] | float] | None = None
+                ) -> dict[str, ForceCoefficients | None] | None:
+    """The force coefficients of the body in `geometry` from the `prediction` at its points, and from its own
+    fields where it has them (the truth, integrated alike); None when it has no surface mask."""
+    filled = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (geometry.n_points, np.size(v))).copy()
+              for k, v in (constants or {}).items() if k == spec.freestream}
+    body = geometry.with_point_data(**filled)
+    if spec.surface not in body.point_data or spec.freestream not in body.point_data:
+        return None
+    known = all(f in body.point_data for f in spec.fields_needed())
+    return {"predicted": spec.of(body, prediction.point_data), "true": spec.of(body) if known else None}

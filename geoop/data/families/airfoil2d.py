@@ -30,6 +30,7 @@ from geoop.data.naca import NACA
 from geoop.data.openfoam import (SolverError, foam_file, read_force_coefficients, read_residuals, run_openfoam,
                                  set_patch_types)
 from geoop.geometry.geometry import Geometry
+from geoop.metrics.forces import ForceSpec
 
 #: kinematic viscosity of air (m^2/s) and the chord (m): the free-stream speed is Re nu / c
 NU, CHORD = 1.56e-5, 1.0
@@ -286,4 +287,7 @@ FAMILY = Family(
     splits=(0.7, 0.1, 0.2),
     requires=("gmsh", "vtk"),
     openfoam=True,
+    forces=ForceSpec(pressure="cp", shear="cf", surface="on_airfoil", freestream="freestream", ref_area=CHORD),
+    body="on_airfoil",
+    parameters=("series", "thickness", "camber", "position", "design_cl", "reflex", "alpha", "reynolds"),
 )

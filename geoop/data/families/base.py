@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from geoop.geometry.geometry import Geometry
+from geoop.metrics.forces import ForceSpec
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Family:
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
     requires: tuple[str, ...] = ("gmsh", "skfem")  # Python modules the generator imports
     openfoam: bool = False  # runs OpenFOAM's programs
+    forces: ForceSpec | None = None  # which fields give the force coefficients of a body
+    parameters: tuple[str, ...] = ()  # the design parameters each sample draws (its values in the manifest)
+    body: str | None = None  # the 0/1 point field of a body inside the domain (the rest of the edge is a cut)
 
     def sample(self, seed: int, index: int, **options: Any) -> Geometry:
         """Sample `index` of a dataset with base seed `seed` (independent of order and of other samples)."""
