@@ -1,7 +1,10 @@
 """Accuracy at equal cost: every registered geoop model family (its shipped config) and two outside baselines
 from neuraloperator (its FNO on a raster of the mesh, read back at the nodes; its GINO) trained on the same
 splits of geoop's built-in datasets for the same budget of CPU-seconds of the training process (one torch
-thread; the budget is the stopping rule and sizes the learning-rate schedule), scored on the test split only.
+thread; the budget is the stopping rule and sizes the learning-rate schedule), scored on the test split only;
+on datasets with design parameters also a non-learned baseline (`nearest_designs`: the 5 nearest training
+designs' fields carried over and averaged), and on datasets with a body the force coefficients integrated from
+the predicted surface fields (mean absolute error, R^2, Spearman of Cl and Cd).
 
     python benchmarks/accuracy.py [--budget 900] [--datasets poisson2d ...] [--models transolver ...]
                                   [--jobs 2] [--out out/accuracy] [--quick]
@@ -28,12 +31,13 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {"poisson2d": 1000, "elasticity2d": 1200, "potential3d": 400}
+DATASETS = {"poisson2d": 1000, "elasticity2d": 1200, "potential3d": 400, "airfoil2d": 1000}
 #: the same families on graded meshes (fine at the holes / void, 10x coarser away), for benchmarks/kdtree_fno.py;
 #: not in the default run
 GRADED = {"poisson2d_graded": 1000, "elasticity2d_graded": 1200}
 SIZES = {**DATASETS, **GRADED}
-QUICK = {"poisson2d": 40, "elasticity2d": 40, "potential3d": 16, "poisson2d_graded": 40, "elasticity2d_graded": 40}
+QUICK = {"poisson2d": 40, "elasticity2d": 40, "potential3d": 16, "poisson2d_graded": 40, "elasticity2d_graded": 40,
+         "airfoil2d": 12}
 GEOOP = ["fno", "transolver", "gino", "kdfno", "beno", "gnn", "mino", "gnot"]
 BASELINES = {"neuralop_fno": {2: ["model.resolution=64", "model.hidden=32", "model.modes=16"],
                               3: ["model.resolution=32", "model.hidden=24", "model.modes=12"]},
@@ -44,8 +48,10 @@ BASELINES = {"neuralop_fno": {2: ["model.resolution=64", "model.hidden=32", "mod
 VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"]),
             "fno_no_mirrors": ("fno", ["model.symmetries=[]"]),
             "kdfno_one_grid": ("kdfno", ["model.n_subdomains=1"])}  # the K-D tree's single-grid twin
+#: the non-learned baseline (benchmarks/nearest_designs.py), on datasets whose family draws design parameters
+NONLEARNED = {"nearest_designs": ("airfoil2d",)}
 #: datasets a variant means something on (default: all)
-VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",), "kdfno_one_grid": tuple(SIZES)}
+VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",), "kdfno_one_grid": tuple(SIZES), **NONLEARNED}
 #: what every cell shares (the recipe of the model's config decides lr, batch size and schedule)
 COMMON = ["train.device=cpu", "train.progress=false", "threads=1", "train.clock=cpu", "train.epochs=null",
           "train.patience=null"]
@@ -86,6 +92,12 @@ def run_cell(dataset: str, model: str, data: Path, out: Path, budget: float) -> 
     import neuralop_baselines  # noqa: F401  (registers the baselines)
     from geoop.training import load_config, load_model, train
 
+    if model in NONLEARNED:
+        from nearest_designs import evaluate
+
+        return {"dataset": dataset, "model": model, "config": None, "date": date.today().isoformat(),
+                "machine": machine(), "budget_cpu_s": budget, "commit": _commit(), **evaluate(data),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     config, settings = cell_settings(dataset, model, data, budget)
     result = train(load_config(config, settings + [f"out={out}"]))
     history, test = result["history"], result["test"]
@@ -97,6 +109,7 @@ def run_cell(dataset: str, model: str, data: Path, out: Path, budget: float) -> 
             "steps": sum(h["steps"] for h in history),
             "test": {n: {k: v for k, v in f.items() if k.startswith("rel_l2")} for n, f in test["fields"].items()},
             "test_rel_l2_mean": test["rel_l2"], "test_samples": test["samples"],
+            **({"test_forces": test["forces"]} if "forces" in test else {}),
             "parameters": sum(p.numel() for p in load_model(out).parameters()),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "curve": curve}
 
@@ -146,6 +159,17 @@ def table(results: dict) -> str:
                         f"{c['peak_rss_mb'] / 1024:.2f} GB | {c['date']}, {c.get('commit') or '-'} |")
     failed = [c for c in results["cells"].values() if "failed" in c]
     rows += [f"\nfailed: {c['dataset']} / {c['model']}" for c in failed]
+    forces = [c for c in cells if "test_forces" in c]
+    if forces:
+        rows += ["", "Force coefficients integrated from the predicted surface fields, against the same integral "
+                 "of the true ones (test split):", "",
+                 "| dataset | model | Cl mean abs. error | Cl R^2 | Cl Spearman | Cd mean abs. error | Cd R^2 "
+                 "| Cd Spearman |", "|---|---|---|---|---|---|---|---|"]
+        for c in sorted(forces, key=lambda c: (c["dataset"], c["test_forces"]["cl"]["mae"])):
+            f = c["test_forces"]
+            rows.append(f"| {c['dataset']} | {c['model']} | {f['cl']['mae']:.4f} | {f['cl']['r2']:.3f} | "
+                        f"{f['cl']['spearman']:.4f} | {f['cd']['mae']:.5f} | {f['cd']['r2']:.3f} | "
+                        f"{f['cd']['spearman']:.4f} |")
     return "\n".join(rows) + "\n"
 
 
@@ -162,6 +186,9 @@ def plot(results: dict, path: Path) -> None:
         ax = fig.add_subplot(1, len(datasets), i + 1)
         for c in sorted((c for c in cells if c["dataset"] == dataset), key=lambda c: c["test_rel_l2_mean"]):
             points = [(p["cpu_seconds"], p["val_rel_l2"]) for p in c["curve"] if p["val_rel_l2"] is not None]
+            if not points:  # the non-learned baseline: its test error as a level line
+                ax.axhline(c["test_rel_l2_mean"], color="k", lw=0.8, label=f"{c['model']} (test, no training)")
+                continue
             style = "--" if c["model"] in BASELINES else ":" if c["model"] in VARIANTS else "-"
             label = f"{c['model']} ({c['test_rel_l2_mean']:.3f})"
             ax.semilogy(*zip(*points, strict=True), style, marker=".", label=label)
@@ -179,7 +206,7 @@ def main() -> None:
     ap.add_argument("--out", default="out/accuracy")
     ap.add_argument("--budget", type=float, default=900.0, help="CPU-seconds of training per cell")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(SIZES))
-    ap.add_argument("--models", nargs="+", default=GEOOP + list(BASELINES) + list(VARIANTS))
+    ap.add_argument("--models", nargs="+", default=GEOOP + list(BASELINES) + list(VARIANTS) + list(NONLEARNED))
     ap.add_argument("--jobs", type=int, default=2, help="cells trained at once (each on one thread)")
     ap.add_argument("--resume-from", default=None, metavar="JSON",
                     help="finished cells to start from when OUT has none yet, e.g. benchmarks/results/accuracy.json "
@@ -194,7 +221,7 @@ def main() -> None:
     out = Path(args.out) / ("quick" if args.quick else "")
     out.mkdir(parents=True, exist_ok=True)
     budget = 25.0 if args.quick else args.budget
-    default = GEOOP + list(BASELINES) + list(VARIANTS)
+    default = GEOOP + list(BASELINES) + list(VARIANTS) + list(NONLEARNED)
     models = ["transolver", "neuralop_fno"] if args.quick and args.models == default else args.models
     sizes = QUICK if args.quick else SIZES
     for dataset in args.datasets:  # resumable: finished samples are kept

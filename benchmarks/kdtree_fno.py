@@ -10,8 +10,9 @@ central idea, NUNO's claim of 30-60% lower error on non-uniform meshes).
    best model of `benchmarks/accuracy.py` on each dataset, the cells run by `accuracy.py` (fresh process each,
    resumable, the same JSON).
 
-Datasets: poisson2d, elasticity2d, potential3d as built in, and poisson2d / elasticity2d on graded meshes
-(`grading=10`: fine at the holes / void, 10x coarser away). Prints JSON; writes `OUT/transfer.json`,
+Datasets: poisson2d, elasticity2d, potential3d and airfoil2d (RANS meshes graded ~4000x from the wall: the
+setting NUNO was made for) as built in, and poisson2d / elasticity2d on graded meshes (`grading=10`: fine at
+the holes / void, 10x coarser away). Prints JSON; writes `OUT/transfer.json`,
 `OUT/kdtree_fno.json` and the table `OUT/kdtree_fno.md`.
 
     python benchmarks/kdtree_fno.py [--budget 900] [--datasets ...] [--models ...] [--transfer-only]
@@ -30,9 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import QUICK, ROOT, SIZES, _save, family_of, make_data  # noqa: E402
 
-DATASETS = ["poisson2d", "poisson2d_graded", "elasticity2d", "elasticity2d_graded", "potential3d"]
+DATASETS = ["poisson2d", "poisson2d_graded", "elasticity2d", "elasticity2d_graded", "potential3d", "airfoil2d"]
 #: the most accurate geoop model per family in benchmarks/results/accuracy.json
-BEST = {"poisson2d": "fno", "elasticity2d": "fno", "potential3d": "transolver"}
+BEST = {"poisson2d": "fno", "elasticity2d": "fno", "potential3d": "transolver", "airfoil2d": "transolver"}
 MODELS = ["kdfno", "kdfno_one_grid", "gino", "best"]
 
 

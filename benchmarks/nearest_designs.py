@@ -1,0 +1,125 @@
+"""The non-learned baseline of the accuracy benchmark: predict a new case from the k training cases nearest to it
+in design-parameter space (the parameters the family draws, standardised on the training split), each one's
+fields carried onto the new case's points by nearest point (volume fields in the frame the cases share; a field
+on a body's surface from that case's surface, in coordinates normalised by each body's bounding box, so that an
+upper side lands on the upper side however thick the body), averaged with inverse-distance weights. No training: a
+surrogate that does not beat it has learned nothing a lookup table would not give. Scored like the learned
+models: relative L2 per field over the test split (plain and clipped to the training range) and the force
+coefficients integrated from the carried surface fields.
+
+    python benchmarks/nearest_designs.py DATASET [--k 5]      # prints the cell's record as JSON
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from geoop.data.dataset import SimulationDataset
+from geoop.data.families import get_family
+from geoop.errors import GeoopError
+from geoop.metrics.forces import force_errors
+from geoop.models.field_operator import target_slices
+from geoop.training.losses import field_errors
+
+
+def design_parameters(dataset: SimulationDataset) -> np.ndarray:
+    """`(S, P)` the design parameters of each sample of `dataset` (from the manifest's per-sample values)."""
+    names = get_family(dataset.manifest["family"]).parameters
+    if not names:
+        raise GeoopError(f"the {dataset.manifest['family']} family names no design parameters")
+    values = {r["index"]: r["values"] for r in dataset.manifest["samples"]}
+    return np.array([[values[i][n] for n in names] for i in dataset.ids], dtype=np.float64)
+
+
+def _unit_box(points: np.ndarray) -> np.ndarray:
+    lo, hi = points.min(0), points.max(0)
+    return (points - lo) / np.maximum(hi - lo, 1e-300)
+
+
+def carried(source, target, masks: list[np.ndarray | None], target_masks: list[np.ndarray | None]
+            ) -> np.ndarray:
+    """`(N_target, C)` the targets `source.y` carried onto `target`'s points by nearest point; a masked target
+    (a surface field) from the nearest of the source's masked points, both surfaces mapped to their unit box."""
+    src, dst = source.pos.double().numpy(), target.pos.double().numpy()
+    y = source.y.double().numpy()
+    out = np.zeros((len(dst), y.shape[1]))
+    everywhere = cKDTree(src).query(dst)[1]
+    for channel, (m, tm) in enumerate(zip(masks, target_masks, strict=True)):
+        if m is None:
+            out[:, channel] = y[everywhere, channel]
+        else:
+            on, where = np.flatnonzero(m), np.flatnonzero(tm)
+            nearest = cKDTree(_unit_box(src[on])).query(_unit_box(dst[where]))[1]
+            out[where, channel] = y[on[nearest], channel]
+    return out
+
+
+def evaluate(root: Path, k: int = 5) -> dict:
+    """The baseline's test-split record (the fields the accuracy benchmark keeps for a cell)."""
+    t0 = time.process_time()
+    train, test = SimulationDataset(root, "train", cache=False), SimulationDataset(root, "test", cache=False)
+    fields = {"targets": train.targets, "specs": train.specs}
+    slices = target_slices(fields)
+    p_train, p_test = design_parameters(train), design_parameters(test)
+    mean, std = p_train.mean(0), p_train.std(0)
+    std = np.where(std > 0, std, 1.0)
+    tree = cKDTree((p_train - mean) / std)
+    ys = [train[i].y for i in range(len(train))]
+    y_all = torch.cat(ys).double()
+    m_all = torch.cat([train[i].y_mask for i in range(len(train))])
+    low = torch.tensor([float(torch.quantile(y_all[m_all[:, c], c], 0.01)) for c in range(y_all.shape[1])])
+    high = torch.tensor([float(torch.quantile(y_all[m_all[:, c], c], 0.99)) for c in range(y_all.shape[1])])
+    rel: dict[str, list[float]] = {n: [] for n in slices}
+    clipped: dict[str, list[float]] = {n: [] for n in slices}
+    spec, predicted, true = test.forces, [], []
+    for j in range(len(test)):
+        data = test[j]
+        distance, near = tree.query((p_test[j] - mean) / std, k=min(k, len(train)))
+        weight = 1.0 / np.maximum(np.atleast_1d(distance), 1e-9)
+        channel_masks = data.y_mask.numpy().T
+        prediction = np.zeros(tuple(data.y.shape))
+        for w, i in zip(weight, np.atleast_1d(near), strict=True):
+            source = train[int(i)]
+            masks = [None if bool(mk.all()) else mk for mk in source.y_mask.numpy().T]
+            targets = [None if m is None else tm for m, tm in zip(masks, channel_masks, strict=True)]
+            prediction += w * carried(source, data, masks, targets)
+        pred = torch.from_numpy(prediction / weight.sum()).float()
+        batch = torch.zeros(len(pred), dtype=torch.int64)
+        for name, e in field_errors(pred, data.y, data.y_mask, data.target_weight, batch, 1, slices).items():
+            rel[name].append(float(e))
+        clip = lambda v: torch.minimum(torch.maximum(v, low.float()), high.float())  # noqa: E731
+        for name, e in field_errors(clip(pred), clip(data.y), data.y_mask, data.target_weight, batch, 1,
+                                    slices).items():
+            clipped[name].append(float(e))
+        if spec is not None:
+            g = test.geometry(j)
+            values = {f: prediction[:, slices[f]].squeeze(1) if slices[f].stop - slices[f].start == 1
+                      else prediction[:, slices[f]] for f in spec.fields_needed()}
+            predicted.append(spec.of(g, values))
+            true.append(spec.of(g))
+    record = {"test": {n: {"rel_l2": float(np.mean(v)), "rel_l2_clipped": float(np.mean(clipped[n]))}
+                       for n, v in rel.items()},
+              "test_rel_l2_mean": float(np.mean([np.mean(v) for v in rel.values()])), "test_samples": len(test),
+              "cpu_seconds": time.process_time() - t0, "epochs": 0, "steps": 0, "parameters": 0, "curve": [],
+              "k": k}
+    if spec is not None:
+        record["test_forces"] = force_errors(predicted, true)
+    return record
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", help="dataset folder of a family with design parameters (e.g. airfoil2d)")
+    ap.add_argument("--k", type=int, default=5, help="how many nearest training designs to average")
+    args = ap.parse_args()
+    print(json.dumps(evaluate(Path(args.data), args.k)))
+
+
+if __name__ == "__main__":
+    main()
