@@ -343,6 +343,14 @@ def test_every_shipped_config_builds_its_model(tmp_path):
         assert sum(p.numel() for p in net.parameters()) > 0 and json.dumps(described)
 
 
+def test_a_misspelt_config_key_is_refused_with_the_nearest_valid_one(capsys):
+    config = str(ROOT / "configs" / "fno_poisson2d.yaml")
+    assert main(["train", "--config", config, "--set", "data.lft=x"]) == 2
+    assert "did you mean data.lift?" in capsys.readouterr().err
+    assert main(["train", "--config", config, "--set", "train.bugdet=3"]) == 2
+    assert "did you mean train.budget?" in capsys.readouterr().err
+
+
 def test_a_budget_is_the_stopping_rule_and_sizes_the_schedule(poisson, tmp_path):
     """The first epoch warms up and measures the speed; the plan then fits the rest of the budget, so the run
     ends on (or just short of) its budget with the learning rate annealed."""

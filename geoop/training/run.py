@@ -71,13 +71,23 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
                                  fix=f"sections are {sorted(SECTIONS)}")
             node = node[p]
         node[leaf] = parse_value(text)
-    unknown = set(config["train"]) - {f.name for f in dataclasses.fields(TrainConfig)}
-    if unknown:
-        raise GeoopError(f"unknown train options {sorted(unknown)}",
-                         fix=f"use {sorted(f.name for f in dataclasses.fields(TrainConfig))}")
+    check_keys("train", config["train"], [f.name for f in dataclasses.fields(TrainConfig)], path)
+    check_keys("data", config["data"], list(SECTIONS["data"]), path)
     if not config["data"]["root"]:
         raise GeoopError("the config names no dataset", fix="set data.root (e.g. --set data.root=out/data)")
     return config
+
+
+def check_keys(section: str, given: dict[str, Any], known: Sequence[str], path: str | Path | None = None) -> None:
+    """Refuse keys of a config section that mean nothing there, naming the nearest valid one."""
+    import difflib
+
+    for key in given:
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {section}.{near[0]}? " if near else ""
+            raise GeoopError(f"unknown config key {section}.{key}", path=path,
+                             fix=f"{hint}{section} takes {', '.join(sorted(known))}")
 
 
 def _safe_std(s: torch.Tensor) -> torch.Tensor:
