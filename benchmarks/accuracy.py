@@ -2,9 +2,10 @@
 from neuraloperator (its FNO on a raster of the mesh, read back at the nodes; its GINO) trained on the same
 splits of geoop's built-in datasets for the same budget of CPU-seconds of the training process (one torch
 thread; the budget is the stopping rule and sizes the learning-rate schedule), scored on the test split only;
-on datasets with design parameters also a non-learned baseline (`nearest_designs`: the 5 nearest training
-designs' fields carried over and averaged), and on datasets with a body the force coefficients integrated from
-the predicted surface fields (mean absolute error, R^2, Spearman of Cl and Cd).
+on datasets with design parameters and a 2D body also two non-learned baselines (`nearest_designs`: the 5
+nearest training designs' fields carried over and averaged; `panel_method`: the inviscid flow), and on datasets
+with a body the force coefficients integrated from the predicted surface fields (mean absolute error, R^2,
+Spearman of Cl and Cd).
 
     python benchmarks/accuracy.py [--budget 900] [--datasets poisson2d ...] [--models transolver ...]
                                   [--jobs 2] [--out out/accuracy] [--quick]
@@ -48,8 +49,9 @@ BASELINES = {"neuralop_fno": {2: ["model.resolution=64", "model.hidden=32", "mod
 VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"]),
             "fno_no_mirrors": ("fno", ["model.symmetries=[]"]),
             "kdfno_one_grid": ("kdfno", ["model.n_subdomains=1"])}  # the K-D tree's single-grid twin
-#: the non-learned baseline (benchmarks/nearest_designs.py), on datasets whose family draws design parameters
-NONLEARNED = {"nearest_designs": ("airfoil2d",)}
+#: the non-learned baselines (benchmarks/nonlearned.py), on datasets whose family draws design parameters around
+#: a 2D body
+NONLEARNED = {"nearest_designs": ("airfoil2d",), "panel_method": ("airfoil2d",)}
 #: datasets a variant means something on (default: all)
 VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",), "kdfno_one_grid": tuple(SIZES), **NONLEARNED}
 #: what every cell shares (the recipe of the model's config decides lr, batch size and schedule)
@@ -93,10 +95,10 @@ def run_cell(dataset: str, model: str, data: Path, out: Path, budget: float) -> 
     from geoop.training import load_config, load_model, train
 
     if model in NONLEARNED:
-        from nearest_designs import evaluate
+        from nonlearned import evaluate
 
         return {"dataset": dataset, "model": model, "config": None, "date": date.today().isoformat(),
-                "machine": machine(), "budget_cpu_s": budget, "commit": _commit(), **evaluate(data),
+                "machine": machine(), "budget_cpu_s": budget, "commit": _commit(), **evaluate(data, model),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     config, settings = cell_settings(dataset, model, data, budget)
     result = train(load_config(config, settings + [f"out={out}"]))

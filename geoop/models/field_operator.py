@@ -14,6 +14,7 @@ from tqdm import tqdm
 from geoop.data.pyg import Data
 
 from geoop.data.features import InputLayout, sample_features
+from geoop.data.panel_method import potential_flow_fields
 from geoop.errors import GeoopError, GeometryError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.sdf import distance_function, distance_kind
@@ -36,7 +37,9 @@ class FieldOperator(nn.Module):
         input} targets predicted as an input field plus the model's output (see `lift_channels`), "scale":
         {target: "input" or "input^k"} targets the model learns divided by the input's magnitude to the power k
         (see `scale_channels`), "body": the 0/1 point field of a body inside the domain, whose nodes alone are
-        boundary and whose signed distance the models see (see `sample_features`)}.
+        boundary and whose signed distance the models see (see `sample_features`), "potential_flow": the
+        free-stream input whose inviscid flow around the body is added to the inputs (see
+        `potential_flow_fields`)}.
         center `(d,)`, scale: the coordinate map. x_mean, x_std `(C_in,)`, y_mean, y_std `(C_out,)`.
         y_low, y_high `(C_out,)`: the 1st and 99th percentiles of the training targets (for clipped errors).
     Shapes: forward(x `(N, C_in)`, prepared, x_at_queries `(M, C_in)` or None) -> `(M, C_out)` physical values
@@ -193,6 +196,9 @@ class FieldOperator(nn.Module):
                 column = np.repeat(row, geometry.n_points, axis=0)
                 filled[name] = column[:, 0] if row.shape[1] == 1 else column
             geometry = geometry.with_point_data(**filled)
+        if self.fields.get("potential_flow"):
+            geometry = geometry.with_point_data(**potential_flow_fields(geometry, self.fields["body"],
+                                                                        self.fields["potential_flow"]))
         data = sample_features(geometry, self.fields["inputs"], self.fields["specs"],
                                extension=self.fields.get("extension", 0), body=self.fields.get("body"))
         target = queries if isinstance(queries, Geometry) else None

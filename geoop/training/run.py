@@ -30,7 +30,7 @@ from geoop.viz.curves import plot_history
 log = logging.getLogger(__name__)
 
 SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None, "extension": EXTENSION_REACH,
-                     "lift": None, "scale": None, "body": "auto"},
+                     "lift": None, "scale": None, "body": "auto", "potential_flow": None},
             "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
 
 
@@ -148,7 +148,7 @@ def _datasets(config: dict[str, Any]
     """Train, val and test splits of the configured dataset (None where a split is empty)."""
     d = config["data"]
     kwargs = {"inputs": d["inputs"], "targets": d["targets"], "extension": float(d["extension"] or 0),
-              "body": d.get("body", "auto")}
+              "body": d["body"], "potential_flow": d["potential_flow"]}
     train = SimulationDataset(d["root"], "train", subsample=d["subsample"], seed=config["train"].get("seed", 0),
                               **kwargs)
     splits = train.manifest["splits"]
@@ -174,7 +174,8 @@ def build_operator(train: SimulationDataset, model: dict[str, Any], lift: dict[s
               "specs": {n: train.specs[n] for n in train.inputs + train.targets},
               "lift": applicable(lift, train, "lift"), "scale": applicable(scale, train, "scale"),
               "distance": distance_kind(train.geometry(0)),
-              "forces": None if train.forces is None else train.forces.to_dict(), "body": train.body}
+              "forces": None if train.forces is None else train.forces.to_dict(), "body": train.body,
+              "potential_flow": train.potential_flow}
     stats = fit_normalization(train, lift_channels(fields), scale_channels(fields))
     options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
@@ -262,7 +263,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     """Per-field errors of a trained model on a split of a dataset folder."""
     operator = load_model(checkpoint)
     dataset = SimulationDataset(data, split, inputs=operator.fields["inputs"], targets=operator.fields["targets"],
-                                extension=operator.fields.get("extension", 0), body=operator.fields.get("body"))
+                                extension=operator.fields.get("extension", 0), body=operator.fields.get("body"),
+                                potential_flow=operator.fields.get("potential_flow"))
     if dataset.manifest["dim"] != operator.dim:
         raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest['dim']}D", path=data)
     return Evaluator(operator, batch_size=batch_size).evaluate(dataset)

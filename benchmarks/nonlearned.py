@@ -1,13 +1,18 @@
-"""The non-learned baseline of the accuracy benchmark: predict a new case from the k training cases nearest to it
+"""The non-learned baselines of the accuracy benchmark, scored like the learned models: relative L2 per field
+over the test split (plain and clipped to the training range) and the force coefficients integrated from the
+predicted surface fields.
+
+`nearest_designs`: predict a new case from the k training cases nearest to it
 in design-parameter space (the parameters the family draws, standardised on the training split), each one's
 fields carried onto the new case's points by nearest point (volume fields in the frame the cases share; a field
 on a body's surface from that case's surface, in coordinates normalised by each body's bounding box, so that an
 upper side lands on the upper side however thick the body), averaged with inverse-distance weights. No training: a
-surrogate that does not beat it has learned nothing a lookup table would not give. Scored like the learned
-models: relative L2 per field over the test split (plain and clipped to the training range) and the force
-coefficients integrated from the carried surface fields.
+surrogate that does not beat it has learned nothing a lookup table would not give.
 
-    python benchmarks/nearest_designs.py DATASET [--k 5]      # prints the cell's record as JSON
+`panel_method`: the inviscid flow around the body (geoop.data.panel_method; 2D): U, p and cp from it, nut and the
+skin friction zero. A surrogate that does not beat it has learned nothing a textbook would not give.
+
+    python benchmarks/nonlearned.py DATASET [--method nearest_designs|panel_method] [--k 5]   # the record as JSON
 """
 from __future__ import annotations
 
@@ -60,40 +65,71 @@ def carried(source, target, masks: list[np.ndarray | None], target_masks: list[n
     return out
 
 
-def evaluate(root: Path, k: int = 5) -> dict:
-    """The baseline's test-split record (the fields the accuracy benchmark keeps for a cell)."""
-    t0 = time.process_time()
-    train, test = SimulationDataset(root, "train", cache=False), SimulationDataset(root, "test", cache=False)
-    fields = {"targets": train.targets, "specs": train.specs}
-    slices = target_slices(fields)
+def _nearest_designs(train: SimulationDataset, test: SimulationDataset, k: int):
+    """Per test sample, `(N, C)` the inverse-distance mean of its k nearest training designs' fields."""
     p_train, p_test = design_parameters(train), design_parameters(test)
     mean, std = p_train.mean(0), p_train.std(0)
     std = np.where(std > 0, std, 1.0)
     tree = cKDTree((p_train - mean) / std)
-    ys = [train[i].y for i in range(len(train))]
-    y_all = torch.cat(ys).double()
+
+    def predict(j: int, data) -> np.ndarray:
+        distance, near = tree.query((p_test[j] - mean) / std, k=min(k, len(train)))
+        weight = 1.0 / np.maximum(np.atleast_1d(distance), 1e-9)
+        channel_masks = data.y_mask.numpy().T
+        out = np.zeros(tuple(data.y.shape))
+        for w, i in zip(weight, np.atleast_1d(near), strict=True):
+            source = train[int(i)]
+            masks = [None if bool(mk.all()) else mk for mk in source.y_mask.numpy().T]
+            targets = [None if m is None else tm for m, tm in zip(masks, channel_masks, strict=True)]
+            out += w * carried(source, data, masks, targets)
+        return out / weight.sum()
+
+    return predict
+
+
+#: what the panel method answers for each target of airfoil2d (the rest: zero)
+INVISCID = {"U": "u_potential", "p": "p_potential", "cp": "cp_potential"}
+
+
+def _panel_method(test: SimulationDataset):
+    """Per test sample, `(N, C)` the inviscid flow's values of the targets it has, zero for the others."""
+    from geoop.data.panel_method import potential_flow_fields
+
+    slices = target_slices({"targets": test.targets, "specs": test.specs})
+    stream = get_family(test.manifest["family"]).forces.freestream
+
+    def predict(j: int, data) -> np.ndarray:
+        fields = potential_flow_fields(test.geometry(j), test.body, stream)
+        out = np.zeros(tuple(data.y.shape))
+        for target, source in INVISCID.items():
+            if target in slices:
+                out[:, slices[target]] = fields[source].reshape(len(out), -1)
+        return out
+
+    return predict
+
+
+def evaluate(root: Path, method: str = "nearest_designs", k: int = 5) -> dict:
+    """The baseline's test-split record (the fields the accuracy benchmark keeps for a cell)."""
+    t0 = time.process_time()
+    train, test = SimulationDataset(root, "train", cache=False), SimulationDataset(root, "test", cache=False)
+    slices = target_slices({"targets": train.targets, "specs": train.specs})
+    predict = _nearest_designs(train, test, k) if method == "nearest_designs" else _panel_method(test)
+    y_all = torch.cat([train[i].y for i in range(len(train))]).double()
     m_all = torch.cat([train[i].y_mask for i in range(len(train))])
     low = torch.tensor([float(torch.quantile(y_all[m_all[:, c], c], 0.01)) for c in range(y_all.shape[1])])
     high = torch.tensor([float(torch.quantile(y_all[m_all[:, c], c], 0.99)) for c in range(y_all.shape[1])])
+    clip = lambda v: torch.minimum(torch.maximum(v, low.float()), high.float())  # noqa: E731
     rel: dict[str, list[float]] = {n: [] for n in slices}
     clipped: dict[str, list[float]] = {n: [] for n in slices}
     spec, predicted, true = test.forces, [], []
     for j in range(len(test)):
         data = test[j]
-        distance, near = tree.query((p_test[j] - mean) / std, k=min(k, len(train)))
-        weight = 1.0 / np.maximum(np.atleast_1d(distance), 1e-9)
-        channel_masks = data.y_mask.numpy().T
-        prediction = np.zeros(tuple(data.y.shape))
-        for w, i in zip(weight, np.atleast_1d(near), strict=True):
-            source = train[int(i)]
-            masks = [None if bool(mk.all()) else mk for mk in source.y_mask.numpy().T]
-            targets = [None if m is None else tm for m, tm in zip(masks, channel_masks, strict=True)]
-            prediction += w * carried(source, data, masks, targets)
-        pred = torch.from_numpy(prediction / weight.sum()).float()
+        prediction = predict(j, data)
+        pred = torch.from_numpy(prediction).float()
         batch = torch.zeros(len(pred), dtype=torch.int64)
         for name, e in field_errors(pred, data.y, data.y_mask, data.target_weight, batch, 1, slices).items():
             rel[name].append(float(e))
-        clip = lambda v: torch.minimum(torch.maximum(v, low.float()), high.float())  # noqa: E731
         for name, e in field_errors(clip(pred), clip(data.y), data.y_mask, data.target_weight, batch, 1,
                                     slices).items():
             clipped[name].append(float(e))
@@ -107,7 +143,7 @@ def evaluate(root: Path, k: int = 5) -> dict:
                        for n, v in rel.items()},
               "test_rel_l2_mean": float(np.mean([np.mean(v) for v in rel.values()])), "test_samples": len(test),
               "cpu_seconds": time.process_time() - t0, "epochs": 0, "steps": 0, "parameters": 0, "curve": [],
-              "k": k}
+              **({"k": k} if method == "nearest_designs" else {})}
     if spec is not None:
         record["test_forces"] = force_errors(predicted, true)
     return record
@@ -115,10 +151,11 @@ def evaluate(root: Path, k: int = 5) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", help="dataset folder of a family with design parameters (e.g. airfoil2d)")
+    ap.add_argument("data", help="dataset folder of a family with design parameters and a body (airfoil2d)")
+    ap.add_argument("--method", default="nearest_designs", choices=["nearest_designs", "panel_method"])
     ap.add_argument("--k", type=int, default=5, help="how many nearest training designs to average")
     args = ap.parse_args()
-    print(json.dumps(evaluate(Path(args.data), args.k)))
+    print(json.dumps(evaluate(Path(args.data), args.method, args.k)))
 
 
 if __name__ == "__main__":
