@@ -222,7 +222,9 @@ def test_panel_method_gives_the_cylinder_pressure_and_no_flow_through_the_wall()
     u = solution.velocity(where)
     theta = np.arctan2(where[:, 1], where[:, 0])
     np.testing.assert_allclose(1 - (u**2).sum(1), 1 - 4 * np.sin(theta) ** 2, atol=2e-3)
-    assert np.abs((u * normal).sum(1)).max() < 1e-6
+    assert np.abs((u * normal).sum(1)).max() < 2e-4  # far panels act as points (exact: below 1e-6)
+    exact = solution.velocity(where, exact_within=1e9)
+    assert np.abs((exact * normal).sum(1)).max() < 1e-6
     np.testing.assert_allclose(solution.velocity(np.array([[40.0, 30.0]])), [[1.0, 0.0]], atol=1e-3)
 
 

@@ -22,11 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from geoop.errors import GeometryError
 
 #: a body whose sharpest corner turns by less than this (radians of interior angle above) has no trailing edge
 TRAILING_EDGE_ANGLE = np.radians(90.0)
+#: within this many of its lengths a panel acts by its exact formulas, beyond as a point source and vortex
+NEAR_FIELD = 8.0
 
 
 def closed_outline(points: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -71,22 +74,38 @@ def _panel_terms(panels_a: np.ndarray, panels_b: np.ndarray, points: np.ndarray,
                  on_panel: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ln(r1 / r2) / 2 pi and beta / 2 pi `(N, F)` of every panel at `points (N, 2)`, and the panels' unit tangents
     and outward normals `(F, 2)`. `on_panel (N,)`: the panel each point is the midpoint of (-1: none), seen
-    from its outer side (beta = pi, ln = 0)."""
+    from its outer side (beta = pi, ln = 0: 1/2 and 0 after the 2 pi)."""
     t = panels_b - panels_a
     length = np.linalg.norm(t, axis=1)
     t = t / length[:, None]
     n = np.stack([t[:, 1], -t[:, 0]], axis=1)
     rel_x = points[:, :1] - panels_a[None, :, 0]
     rel_y = points[:, 1:] - panels_a[None, :, 1]
-    xi, eta = rel_x * t[:, 0] + rel_y * t[:, 1], rel_x * n[:, 0] + rel_y * n[:, 1]
+    log, beta = _log_and_angle(rel_x * t[:, 0] + rel_y * t[:, 1], rel_x * n[:, 0] + rel_y * n[:, 1], length)
+    if on_panel is not None:
+        rows = np.flatnonzero(on_panel >= 0)
+        beta[rows, on_panel[rows]] = 0.5
+        log[rows, on_panel[rows]] = 0.0
+    return log, beta, t, n
+
+
+def _pair_terms(a: np.ndarray, b: np.ndarray, points: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`_panel_terms` for pairs: panel k (from `a[k]` to `b[k]`) at `points[k]`, all `(K,)` or `(K, 2)`."""
+    length = np.linalg.norm(b - a, axis=1)
+    t = (b - a) / length[:, None]
+    n = np.stack([t[:, 1], -t[:, 0]], axis=1)
+    rel = points - a
+    log, beta = _log_and_angle((rel * t).sum(1), (rel * n).sum(1), length)
+    return log, beta, t, n
+
+
+def _log_and_angle(xi: np.ndarray, eta: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ln(r1 / r2) / 2 pi and beta / 2 pi from panel coordinates (see the module docstring)."""
     ahead = xi - length
     log = 0.5 * np.log(np.maximum(xi * xi + eta * eta, 1e-300) / np.maximum(ahead * ahead + eta * eta, 1e-300))
     beta = np.arctan2(eta * length, xi * ahead + eta * eta)  # the angle from (P - A) to (P - B), in (-pi, pi]
-    if on_panel is not None:
-        rows = np.flatnonzero(on_panel >= 0)
-        beta[rows, on_panel[rows]] = np.pi
-        log[rows, on_panel[rows]] = 0.0
-    return log / (2 * np.pi), beta / (2 * np.pi), t, n
+    return log / (2 * np.pi), beta / (2 * np.pi)
 
 
 def _influence(panels_a: np.ndarray, panels_b: np.ndarray, points: np.ndarray, on_panel: np.ndarray | None = None
@@ -109,15 +128,39 @@ class PanelSolution:
     gamma: float
     freestream: np.ndarray
 
-    def velocity(self, points: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """`(N, 2)` velocity at `points (N, 2)` outside the body (a point on a panel gets the outer side's)."""
+    def velocity(self, points: np.ndarray, chunk: int = 4096, exact_within: float = NEAR_FIELD) -> np.ndarray:
+        """`(N, 2)` velocity at `points (N, 2)` outside the body (a point on a panel gets the outer side's).
+
+        A panel farther than `exact_within` of its lengths from a point acts on it as a point source and a
+        point vortex of its total strength at its midpoint (the neglected quadrupole is below (L / 2r)^2 / 3,
+        0.1% at 8 lengths), nearer ones by the exact formulas: the same velocities several times faster."""
+        points = np.asarray(points, dtype=np.float64)
         a, b = self.corners[:-1], self.corners[1:]
+        mid, length = (a + b) / 2, np.linalg.norm(b - a, axis=1)
+        source, vortex = self.sigma * length / (2 * np.pi), self.gamma * length / (2 * np.pi)
         out = np.empty((len(points), 2))
-        for start in range(0, len(points), chunk):
-            log, beta, t, n = _panel_terms(a, b, np.asarray(points[start:start + chunk], dtype=np.float64))
-            out[start:start + chunk] = self.freestream + (log * self.sigma + self.gamma * beta) @ t + \
-                (beta * self.sigma - self.gamma * log) @ n
-        return out
+        for start in range(0, len(points), chunk):  # every panel as a point source and vortex
+            dx = points[start:start + chunk, :1] - mid[None, :, 0]
+            dy = points[start:start + chunk, 1:] - mid[None, :, 1]
+            inv = 1.0 / np.maximum(dx * dx + dy * dy, 1e-300)
+            dx *= inv
+            dy *= inv
+            out[start:start + chunk, 0] = dx @ source - dy @ vortex
+            out[start:start + chunk, 1] = dy @ source + dx @ vortex
+        pairs = cKDTree(points).sparse_distance_matrix(cKDTree(mid), exact_within * float(length.max()),
+                                                         output_type="ndarray")
+        keep = pairs["v"] < exact_within * length[pairs["j"]]
+        point, panel = pairs["i"][keep].astype(np.int64), pairs["j"][keep].astype(np.int64)
+        if len(point):  # near pairs: the exact panel in place of its point approximation
+            log, beta, t, n = _pair_terms(a[panel], b[panel], points[point])
+            exact = (log * self.sigma[panel] + self.gamma * beta)[:, None] * t + \
+                (beta * self.sigma[panel] - self.gamma * log)[:, None] * n
+            d = points[point] - mid[panel]
+            inv = 1.0 / np.maximum((d * d).sum(1), 1e-300)
+            approx = np.stack([(source[panel] * d[:, 0] - vortex[panel] * d[:, 1]) * inv,
+                               (source[panel] * d[:, 1] + vortex[panel] * d[:, 0]) * inv], axis=1)
+            np.add.at(out, point, exact - approx)
+        return out + self.freestream
 
     @property
     def circulation(self) -> float:
