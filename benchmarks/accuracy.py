@@ -48,12 +48,15 @@ BASELINES = {"neuralop_fno": {2: ["model.resolution=64", "model.hidden=32", "mod
 #: targets lifted by an input, the mirror augmentation), to show what each does
 VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"]),
             "fno_no_mirrors": ("fno", ["model.symmetries=[]"]),
-            "kdfno_one_grid": ("kdfno", ["model.n_subdomains=1"])}  # the K-D tree's single-grid twin
+            "kdfno_one_grid": ("kdfno", ["model.n_subdomains=1"]),  # the K-D tree's single-grid twin
+            # airfoil2d without the inviscid-flow and skin-friction inputs: the velocity lifted by the free stream
+            "fno_no_prior": ("fno", ["data.potential_flow=null", "data.viscosity=null", "data.lift={U: freestream}"])}
 #: the non-learned baselines (benchmarks/nonlearned.py), on datasets whose family draws design parameters around
 #: a 2D body
 NONLEARNED = {"nearest_designs": ("airfoil2d",), "panel_method": ("airfoil2d",)}
 #: datasets a variant means something on (default: all)
-VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",), "kdfno_one_grid": tuple(SIZES), **NONLEARNED}
+VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",), "kdfno_one_grid": tuple(SIZES), "fno_no_prior": ("airfoil2d",),
+                    **NONLEARNED}
 #: what every cell shares (the recipe of the model's config decides lr, batch size and schedule)
 COMMON = ["train.device=cpu", "train.progress=false", "threads=1", "train.clock=cpu", "train.epochs=null",
           "train.patience=null"]

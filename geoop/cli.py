@@ -57,6 +57,19 @@ def _gallery(args: argparse.Namespace) -> None:
     run_gallery(Path(args.out), Path(args.meshes) if args.meshes else None)
 
 
+def _config_show(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    import yaml
+
+    from geoop.training.run import load_config
+    from geoop.training.trainer import TrainConfig
+
+    config = load_config(args.config, list(args.set or []), need_data=False)
+    config["train"] = {**dataclasses.asdict(TrainConfig()), **config["train"]}
+    print(yaml.safe_dump(config, sort_keys=False).rstrip())
+
+
 def _train(args: argparse.Namespace) -> None:
     from geoop.training.distributed import launched_by_torchrun
     from geoop.training.run import load_config, train
@@ -136,7 +149,9 @@ def _predict(args: argparse.Namespace) -> None:
         truth = lambda name: f" (from the input's fields: {getattr(t, name):.4f})" if t else ""  # noqa: E731
         print(f"  force coefficients from the predicted surface: Cl {p.cl:.4f}{truth('cl')}, "
               f"Cd {p.cd:.5f}{truth('cd')}")
-    print(f"wrote {made.written} and {made.picture}")
+    surface = made.picture.with_name(Path(made.written).stem + "_surface.png")
+    extra = f" and {surface}" if made.forces and surface.is_file() else ""
+    print(f"wrote {made.written} and {made.picture}{extra}")
 
 
 def _source_options(args: argparse.Namespace) -> dict:
@@ -325,6 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (overrides the config's `out`)")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
+    config = sub.add_parser("config", help="inspect training configs", description="Inspect training configs.",
+                            epilog="example:\n  geoop config show configs/fno_poisson2d.yaml --set train.budget=300",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    config = config.add_subparsers(dest="config_command", required=True)
+    p = _command(config, "show", "print a config as training would resolve it, defaults included",
+                 "geoop config show configs/fno_poisson2d.yaml --set train.budget=300", _config_show)
+    p.add_argument("config", help="YAML file (see configs/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.budget=900")
     p = _command(sub, "evaluate", "per-field errors of a trained model on a dataset split",
                  "geoop evaluate --checkpoint runs/fno/model.safetensors --data data/poisson --split test",
                  _evaluate)

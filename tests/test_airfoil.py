@@ -187,9 +187,10 @@ def test_evaluate_and_predict_report_forces_from_the_predicted_surface(naca0012,
     run = train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=3", "model.name=transolver",
                                    "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
                                    "data.potential_flow=freestream", "data.scale={U: freestream, p: freestream^2}",
-                                   "data.lift={U: u_potential, p: p_potential, cp: cp_potential}",
+                                   "data.viscosity=1.56e-5",
+                                   "data.lift={U: u_potential, p: p_potential, cp: cp_potential, cf: cf_potential}",
                                    f"data.root={root}", f"out={tmp_path / 'run'}"]))
-    assert {"u_potential", "cp_potential"} <= set(load_model(tmp_path / "run").fields["inputs"])
+    assert {"u_potential", "cp_potential", "cf_potential"} <= set(load_model(tmp_path / "run").fields["inputs"])
     forces = run["test"]["forces"]
     assert set(run["test"]["fields"]) == {"U", "p", "nut", "cp", "cf"} and forces["cl"]["samples"] == 1
     assert np.isfinite(forces["cl"]["mae"]) and run["test"]["forces_vs_solver"]["cd"]["samples"] == 1
@@ -201,6 +202,7 @@ def test_evaluate_and_predict_report_forces_from_the_predicted_surface(naca0012,
                  "--out", str(tmp_path / "pred.vtu")]) == 0
     out = capsys.readouterr().out
     assert "force coefficients from the predicted surface: Cl" in out and "from the input's fields" in out
+    assert (tmp_path / "pred_surface.png").is_file()  # cp and cf along the chord, predicted against true
 
 
 def _outward_midpoints(solution) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,3 +263,20 @@ def test_potential_flow_inputs_carry_most_of_the_surface_pressure(naca0012):
     far = g.points[:, 0] < -1.8
     speed = np.linalg.norm(g.global_data["freestream"])
     np.testing.assert_allclose(np.linalg.norm(fields["u_potential"][far], axis=1), speed, rtol=0.03)
+
+
+def test_flat_plate_friction_integrates_to_the_one_seventh_power_law_drag():
+    """Along a plate of chord 1 in a uniform stream (stagnation at the leading edge), both sides together:
+    C_f = 2 x 0.074 Re^(-1/5), the integral of 0.0592 Re_x^(-1/5)."""
+    from geoop.data.panel_method import flat_plate_friction
+
+    x = np.linspace(0.0, 1.0, 2001)
+    upper = np.stack([x[::-1], np.full_like(x, 1e-6)], 1)[:-1]  # trailing edge -> leading edge
+    lower = np.stack([x, np.full_like(x, -1e-6)], 1)[:-1]       # leading edge -> trailing edge
+    loop = np.concatenate([upper, lower])
+    velocity = np.tile([1.0, 0.0], (len(loop), 1))
+    velocity[len(upper)] = 0.0  # the stagnation point
+    cf = flat_plate_friction(loop, velocity, 1.0, viscosity=1 / 4e6)
+    step = np.linalg.norm(np.diff(loop, axis=0, append=loop[:1]), axis=1)
+    drag = float((cf[:, 0] * step).sum())
+    assert drag == pytest.approx(2 * 0.074 * 4e6 ** -0.2, rel=0.02) and np.abs(cf[:, 1]).max() == 0

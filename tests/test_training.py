@@ -351,6 +351,16 @@ def test_a_misspelt_config_key_is_refused_with_the_nearest_valid_one(capsys):
     assert "did you mean train.budget?" in capsys.readouterr().err
 
 
+def test_config_show_resolves_every_shipped_config_with_its_defaults(capsys):
+    import yaml
+
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        assert main(["config", "show", str(path), "--set", "train.budget=123"]) == 0
+        shown = yaml.safe_load(capsys.readouterr().out)
+        assert shown["train"]["budget"] == 123 and shown["train"]["schedule"] == "onecycle"
+        assert shown["model"]["name"] == path.stem.split("_")[0] and "extension" in shown["data"]
+
+
 def test_a_budget_is_the_stopping_rule_and_sizes_the_schedule(poisson, tmp_path):
     """The first epoch warms up and measures the speed; the plan then fits the rest of the budget, so the run
     ends on (or just short of) its budget with the learning rate annealed."""

@@ -10,7 +10,7 @@ from geoop.data.pyg import Data
 
 from geoop.data.families import FAMILIES, get_family
 from geoop.data.features import EXTENSION_REACH, InputLayout, sample_features
-from geoop.data.panel_method import POTENTIAL_FIELDS, potential_flow_fields
+from geoop.data.panel_method import FRICTION_FIELD, POTENTIAL_FIELDS, potential_flow_fields
 from geoop.data.manifest import read_manifest
 from geoop.errors import FieldError, GeoopError, MissingFileError
 from geoop.geometry.geometry import Geometry
@@ -37,23 +37,25 @@ class SimulationDataset(torch.utils.data.Dataset):
         `InputLayout`). body: the 0/1 point field of a body inside the domain, whose nodes alone are boundary
         (see `sample_features`); "auto": the dataset's (its manifest's, or its family's), None: none.
         potential_flow: the name of a free-stream input: adds the inviscid flow around the body (2D panel
-        method, see `potential_flow_fields`) as the inputs u_potential, p_potential and cp_potential.
+        method, see `potential_flow_fields`) as the inputs u_potential, p_potential and cp_potential, and with
+        the kinematic `viscosity` the flat-plate skin friction under it, cf_potential.
     """
 
     def __init__(self, root: str | Path, split: str = "train", inputs: list[str] | None = None,
                  targets: list[str] | None = None, subsample: int | None = None, cache: bool = True,
                  cache_bytes: float = 2e9, seed: int = 0, extension: float = EXTENSION_REACH,
-                 body: str | None = "auto", potential_flow: str | None = None):
+                 body: str | None = "auto", potential_flow: str | None = None, viscosity: float | None = None):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         fields = self.manifest["fields"]
         self.inputs = list(fields["inputs"]) if inputs is None else list(inputs)
         self.targets = list(fields["targets"]) if targets is None else list(targets)
         self.specs = {**fields["inputs"], **fields["targets"]}
-        self.potential_flow = potential_flow
+        self.potential_flow, self.viscosity = potential_flow, viscosity
         if potential_flow is not None:
-            self.specs.update(POTENTIAL_FIELDS)
-            self.inputs += [f for f in POTENTIAL_FIELDS if f not in self.inputs]
+            derived = {**POTENTIAL_FIELDS, **(FRICTION_FIELD if viscosity is not None else {})}
+            self.specs.update(derived)
+            self.inputs += [f for f in derived if f not in self.inputs]
         unknown = [f for f in self.inputs + self.targets if f not in self.specs]
         if unknown:
             raise FieldError(f"fields {unknown} are not in this dataset (it has {sorted(self.specs)})",
@@ -124,7 +126,8 @@ class SimulationDataset(torch.utils.data.Dataset):
     def _build(self, i: int) -> Data:
         geometry = self.geometry(i)
         if self.potential_flow is not None:
-            geometry = geometry.with_point_data(**potential_flow_fields(geometry, self.body, self.potential_flow))
+            geometry = geometry.with_point_data(**potential_flow_fields(geometry, self.body, self.potential_flow,
+                                                                        self.viscosity))
         data = sample_features(geometry, self.inputs, self.specs, self.targets, path=self.files[i],
                                extension=self.extension, body=self.body)
         data.index = torch.tensor([self.ids[i]])

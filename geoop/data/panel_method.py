@@ -209,13 +209,39 @@ POTENTIAL_FIELDS = {"u_potential": {"components": 2, "units": "as the free strea
                     "p_potential": {"components": 1, "units": "as the free stream squared",
                                     "description": "inviscid kinematic pressure, 0 in the free stream"},
                     "cp_potential": {"components": 1, "units": "1", "description": "inviscid pressure coefficient"}}
+#: the one more input `potential_flow_fields` adds when it knows the viscosity
+FRICTION_FIELD = {"cf_potential": {"components": 2, "units": "1",
+                                   "description": "turbulent flat-plate skin friction under the inviscid flow"}}
+#: the smallest Reynolds number of the run from the stagnation point the friction estimate is taken at
+MIN_RUN_REYNOLDS = 1e4
 
 
-def potential_flow_fields(geometry, body: str, freestream: str) -> dict[str, np.ndarray]:
+def flat_plate_friction(loop_points: np.ndarray, loop_velocity: np.ndarray, speed: float, viscosity: float
+                        ) -> np.ndarray:
+    """`(F, 2)` skin-friction vectors (the fluid on the wall, over the free stream's dynamic pressure) at the
+    nodes of a closed outline `(F, 2)` with the inviscid surface velocity `(F, 2)` there: the turbulent
+    flat-plate law cf = 0.0592 Re_s^(-1/5) of the run s along the surface from the stagnation point (the
+    slowest node; the shorter way round), scaled by (u_e / U_inf)^2 and pointing along the surface flow.
+    Prandtl's one-seventh-power law: a fully turbulent boundary layer, no pressure gradient, no separation."""
+    step = np.linalg.norm(np.diff(loop_points, axis=0, append=loop_points[:1]), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(step)[:-1]])
+    stagnation = int(np.argmin(np.linalg.norm(loop_velocity, axis=1)))
+    ahead = np.mod(arc - arc[stagnation], step.sum())
+    run = np.minimum(ahead, step.sum() - ahead)
+    edge = np.linalg.norm(loop_velocity, axis=1)
+    reynolds = np.maximum(edge * run / viscosity, MIN_RUN_REYNOLDS)
+    cf = 0.0592 * reynolds ** -0.2 * (edge / speed) ** 2
+    return cf[:, None] * loop_velocity / np.maximum(edge, 1e-300)[:, None]
+
+
+def potential_flow_fields(geometry, body: str, freestream: str, viscosity: float | None = None
+                          ) -> dict[str, np.ndarray]:
     """Inviscid flow around the body of a 2D fluid mesh, at its points: `u_potential (N, 2)`, `p_potential (N,)`
     (kinematic, (|U_inf|^2 - |u|^2) / 2) and `cp_potential (N,)`, from the body's outline (the boundary edges on
     the 0/1 point field `body`) and the free stream (the input field `freestream`, the same at every point). On
-    the body's nodes the velocity is the mean of the two adjacent panels' (on their outer side)."""
+    the body's nodes the velocity is the mean of the two adjacent panels' (on their outer side). With the
+    kinematic `viscosity`, also `cf_potential (N, 2)`: the flat-plate skin friction under that flow on the
+    body's nodes (`flat_plate_friction`), zero elsewhere."""
     from geoop.metrics.forces import body_faces
 
     if geometry.dim != 2:
@@ -233,4 +259,8 @@ def potential_flow_fields(geometry, body: str, freestream: str) -> dict[str, np.
     u[loop] = (on_panels + np.roll(on_panels, 1, axis=0)) / 2  # node k sits between panels k - 1 and k
     speed2 = float(stream @ stream)
     p = 0.5 * (speed2 - (u**2).sum(1))
-    return {"u_potential": u, "p_potential": p, "cp_potential": p / (0.5 * speed2)}
+    out = {"u_potential": u, "p_potential": p, "cp_potential": p / (0.5 * speed2)}
+    if viscosity is not None:
+        out["cf_potential"] = np.zeros_like(u)
+        out["cf_potential"][loop] = flat_plate_friction(geometry.points[loop], u[loop], np.sqrt(speed2), viscosity)
+    return out

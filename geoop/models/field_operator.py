@@ -38,8 +38,8 @@ class FieldOperator(nn.Module):
         {target: "input" or "input^k"} targets the model learns divided by the input's magnitude to the power k
         (see `scale_channels`), "body": the 0/1 point field of a body inside the domain, whose nodes alone are
         boundary and whose signed distance the models see (see `sample_features`), "potential_flow": the
-        free-stream input whose inviscid flow around the body is added to the inputs (see
-        `potential_flow_fields`)}.
+        free-stream input whose inviscid flow around the body is added to the inputs, "viscosity": with it, the
+        flat-plate skin friction under that flow too (see `potential_flow_fields`)}.
         center `(d,)`, scale: the coordinate map. x_mean, x_std `(C_in,)`, y_mean, y_std `(C_out,)`.
         y_low, y_high `(C_out,)`: the 1st and 99th percentiles of the training targets (for clipped errors).
     Shapes: forward(x `(N, C_in)`, prepared, x_at_queries `(M, C_in)` or None) -> `(M, C_out)` physical values
@@ -197,8 +197,8 @@ class FieldOperator(nn.Module):
                 filled[name] = column[:, 0] if row.shape[1] == 1 else column
             geometry = geometry.with_point_data(**filled)
         if self.fields.get("potential_flow"):
-            geometry = geometry.with_point_data(**potential_flow_fields(geometry, self.fields["body"],
-                                                                        self.fields["potential_flow"]))
+            geometry = geometry.with_point_data(**potential_flow_fields(
+                geometry, self.fields["body"], self.fields["potential_flow"], self.fields.get("viscosity")))
         data = sample_features(geometry, self.fields["inputs"], self.fields["specs"],
                                extension=self.fields.get("extension", 0), body=self.fields.get("body"))
         target = queries if isinstance(queries, Geometry) else None

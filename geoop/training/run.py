@@ -30,7 +30,8 @@ from geoop.viz.curves import plot_history
 log = logging.getLogger(__name__)
 
 SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None, "extension": EXTENSION_REACH,
-                     "lift": None, "scale": None, "body": "auto", "potential_flow": None},
+                     "lift": None, "scale": None, "body": "auto", "potential_flow": None,
+                     "viscosity": None},
             "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
 
 
@@ -45,8 +46,10 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The run config: defaults, then the YAML file, then `section.key=value` overrides (values parsed as YAML)."""
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), need_data: bool = True
+                ) -> dict[str, Any]:
+    """The run config: defaults, then the YAML file, then `section.key=value` overrides (values parsed as YAML).
+    Unknown keys are refused naming the nearest valid one; `need_data`: a config that names no dataset too."""
     config = json.loads(json.dumps(SECTIONS))
     if path is not None:
         path = Path(path)
@@ -73,7 +76,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         node[leaf] = parse_value(text)
     check_keys("train", config["train"], [f.name for f in dataclasses.fields(TrainConfig)], path)
     check_keys("data", config["data"], list(SECTIONS["data"]), path)
-    if not config["data"]["root"]:
+    if need_data and not config["data"]["root"]:
         raise GeoopError("the config names no dataset", fix="set data.root (e.g. --set data.root=out/data)")
     return config
 
@@ -148,7 +151,7 @@ def _datasets(config: dict[str, Any]
     """Train, val and test splits of the configured dataset (None where a split is empty)."""
     d = config["data"]
     kwargs = {"inputs": d["inputs"], "targets": d["targets"], "extension": float(d["extension"] or 0),
-              "body": d["body"], "potential_flow": d["potential_flow"]}
+              "body": d["body"], "potential_flow": d["potential_flow"], "viscosity": d["viscosity"]}
     train = SimulationDataset(d["root"], "train", subsample=d["subsample"], seed=config["train"].get("seed", 0),
                               **kwargs)
     splits = train.manifest["splits"]
@@ -175,7 +178,7 @@ def build_operator(train: SimulationDataset, model: dict[str, Any], lift: dict[s
               "lift": applicable(lift, train, "lift"), "scale": applicable(scale, train, "scale"),
               "distance": distance_kind(train.geometry(0)),
               "forces": None if train.forces is None else train.forces.to_dict(), "body": train.body,
-              "potential_flow": train.potential_flow}
+              "potential_flow": train.potential_flow, "viscosity": train.viscosity}
     stats = fit_normalization(train, lift_channels(fields), scale_channels(fields))
     options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
@@ -264,7 +267,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     operator = load_model(checkpoint)
     dataset = SimulationDataset(data, split, inputs=operator.fields["inputs"], targets=operator.fields["targets"],
                                 extension=operator.fields.get("extension", 0), body=operator.fields.get("body"),
-                                potential_flow=operator.fields.get("potential_flow"))
+                                potential_flow=operator.fields.get("potential_flow"),
+                                viscosity=operator.fields.get("viscosity"))
     if dataset.manifest["dim"] != operator.dim:
         raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest['dim']}D", path=data)
     return Evaluator(operator, batch_size=batch_size).evaluate(dataset)

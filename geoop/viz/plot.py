@@ -113,3 +113,36 @@ def plot_geometry(geometry: Geometry, path: str | Path, field: str | None = None
                   dpi: int = 120) -> Path:
     """Write a PNG of `geometry` (colored by point field `field`, its magnitude for vectors) to `path`."""
     return plot_fields(geometry, [field], path, titles=[title] if title else None, dpi=dpi)
+
+
+def plot_surface_profile(geometry: Geometry, body: str, fields: Sequence[str], path: str | Path,
+                         suptitle: str | None = None, dpi: int = 120) -> Path:
+    """Write a PNG of surface fields along a body, one panel per field: the values on the body's nodes (the
+    0/1 point field `body`) against the position along the body's length (its first coordinate: the chord of
+    an airfoil), with `<field>_true` beside the prediction where the geometry has it; vector fields by their
+    first component (the streamwise skin friction); Cp drawn upside down, as aerodynamicists do."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    on = geometry.point_mask(body)
+    x = geometry.points[on, 0]
+    order = np.argsort(x)
+    fig = Figure(figsize=(5.5 * len(fields), 4.2))
+    for k, name in enumerate(fields):
+        ax = fig.add_subplot(1, len(fields), k + 1)
+        for suffix, style, label in (("_true", "k.", "true"), ("", "C1.", "predicted")):
+            if name + suffix not in geometry.point_data:
+                continue
+            v = np.asarray(geometry.point_data[name + suffix]).reshape(geometry.n_points, -1)[on, 0]
+            ax.plot(x[order], v[order], style, ms=2.5, label=label)
+        ax.set_xlabel("x (along the body)")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name} on the body")
+        if name.lower().startswith("cp"):
+            ax.invert_yaxis()
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    return path

@@ -16,7 +16,7 @@ from geoop.data.importer import as_sample, load_source, parameters
 from geoop.io import load
 from geoop.metrics.forces import ForceCoefficients, ForceSpec
 from geoop.training.run import load_model
-from geoop.viz.plot import plot_fields
+from geoop.viz.plot import plot_fields, plot_surface_profile
 
 
 def generated_queries(geometry: Geometry, grid: str | None = None, random: int | None = None,
@@ -44,7 +44,7 @@ class FilePrediction(NamedTuple):
     """What `predict_file` made: the prediction, the file written, its picture, each target's relative L2
     where the input held the truth (else None), and the body's force coefficients ({"predicted", "true"}:
     the true ones integrated alike from the input's fields, None without them) when the model predicts the
-    surface fields they follow from."""
+    surface fields they follow from (a 2D body's surface fields are drawn along it too, `<out>_surface.png`)."""
 
     geometry: Geometry
     written: Path
@@ -64,7 +64,7 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     point order, cells and point fields (with `at="cells"`, the file's cells with the fields as cell data);
     write `out` (VTU, VTP, ...) and a PNG beside it. Where the file also
     holds a target field, the output keeps it as `<name>_true` with `<name>_error` (prediction minus truth),
-    and its relative L2 is returned.
+    and its relative L2 is returned (over the points, or for a field on a body over the body's).
     `columns`/`query_columns` name the columns of headerless tables; `surface`: the surface or mesh that a
     bare-cloud geometry samples (for models that use its signed distance); `generate`: queries made for the
     geometry instead of a file (`grid`, `random` or `surface`, see `generated_queries`); `source`: how it is
@@ -98,7 +98,9 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
             truth = np.asarray(at.point_data[name], dtype=np.float64)
             diff = result.point_data[name] - truth
             extra[f"{name}_true"], extra[f"{name}_error"] = truth, diff
-            errors[name] = float(np.linalg.norm(diff) / max(np.linalg.norm(truth), 1e-300))
+            mask = operator.fields["specs"][name].get("mask")  # a field on a body is scored on the body
+            on = at.point_mask(mask) if mask in at.point_data else np.ones(at.n_points, dtype=bool)
+            errors[name] = float(np.linalg.norm(diff[on]) / max(np.linalg.norm(truth[on]), 1e-300))
     result = result.with_point_data(**extra)
     if source.get("at") == "cells" and queries is None:  # the faces (cells) carry their values, for ParaView
         written = cell_fields(mesh, result.point_data).save(out)
@@ -113,7 +115,12 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
                           suptitle=Path(geometry).name)
     forces = None
     if operator.fields.get("forces") and queries is None:
-        forces = body_forces(ForceSpec.from_dict(operator.fields["forces"]), g, result, constants)
+        spec = ForceSpec.from_dict(operator.fields["forces"])
+        forces = body_forces(spec, g, result, constants)
+        if forces is not None and g.dim == 2:
+            profile = result.with_point_data(**{spec.surface: g.point_data[spec.surface]})
+            plot_surface_profile(profile, spec.surface, spec.fields_needed(), Path(out).with_name(
+                Path(out).stem + "_surface.png"), suptitle=Path(geometry).name)
     return FilePrediction(result, written, picture, errors, forces)
 
 
