@@ -12,7 +12,8 @@ import numpy as np
 import geoop
 from geoop.errors import GeoopError
 
-SURFACES = (".stl", ".obj", ".off", ".ply", ".glb", ".gltf", ".vtu", ".vtk")  # closed bodies for potential3d
+#: files a closed body surface can come in (potential3d's --shapes): bare surfaces and meshes
+SURFACES = geoop.io.extensions(("surface", "mesh"))
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -308,6 +309,8 @@ def _split_options(p: argparse.ArgumentParser, test_from: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from geoop.data.importer import importable
+
     ap = argparse.ArgumentParser(prog="geoop", description="Geometric neural operators on arbitrary geometry.",
                                  epilog="example:\n  geoop demo --out out/demo",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -405,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(data, "import", "turn a folder of simulation files, point clouds or OpenFOAM cases into a dataset",
                  "geoop data import results/ --out data/mine --inputs k --targets u --test-from results/held_out",
                  _data_import)
-    p.add_argument("source", help="a folder of VTU/VTP/VTM/VTK/MSH/XDMF/NPZ/PLY/CSV/TXT/NPY files or OpenFOAM "
-                                  "cases (searched recursively), or one file or case")
+    p.add_argument("source", help=f"a folder of {'/'.join(e[1:].upper() for e in importable())} files or OpenFOAM "
+                                  "cases (searched recursively, links followed), or one file or case")
     p.add_argument("--out", required=True, help="new dataset folder (an existing dataset is never overwritten)")
     p.add_argument("--inputs", default="", help="comma-separated input point fields")
     p.add_argument("--targets", required=True, help="comma-separated target point fields")

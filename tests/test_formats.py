@@ -116,3 +116,32 @@ def test_save_is_atomic_and_leaves_no_temporary_files(sphere, tmp_path, monkeypa
         sphere.save(target)
     assert target.read_text() == "user data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.vtu"]
+
+
+def test_a_new_format_is_one_reader_and_one_register_call(tmp_path, monkeypatch):
+    """A toy format (JSON points with a field `u` and an option `scale`) registered from outside imports as a
+    dataset folder through `geoop data import`, with its reader option passed where the format takes it."""
+    import json
+
+    from geoop.cli import main
+    from geoop.data import read_manifest
+    from geoop.io import reader_options, register
+
+    def read_toy(path, scale: float = 1.0) -> Geometry:
+        table = json.loads(path.read_text())
+        return Geometry(np.array(table["points"]) * scale, point_data={"u": np.array(table["u"])}, source=path)
+
+    monkeypatch.setitem(FORMATS, ".toy", None)  # the registration below ends with the test
+    register([".toy"], "toy", read_toy, None, "points and a field u", "cloud", ("scale",))
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        p = rng.random((30, 2))
+        (tmp_path / "runs" / f"case{i}.toy").write_text(json.dumps({"points": p.tolist(), "u": p[:, 0].tolist()}))
+    assert reader_options(tmp_path / "runs" / "case0.toy", scale=2.0, columns="x,y") == {"scale": 2.0}
+    assert main(["data", "import", str(tmp_path / "runs"), "--out", str(tmp_path / "data"), "--targets", "u"]) == 0
+    assert len(read_manifest(tmp_path / "data")["samples"]) == 5
+    from geoop.cli import build_parser
+
+    data_import = build_parser()._subparsers._group_actions[0].choices["data"]._subparsers._group_actions[0]
+    assert "TOY" in data_import.choices["import"].format_help().replace("\n", "")  # the help lists it

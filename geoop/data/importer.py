@@ -18,11 +18,13 @@ from geoop.data.statistics import field_statistics
 from geoop.errors import FieldError, GeoopError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.transfer import cell_to_point, cells_as_points
-from geoop.io import load
+from geoop.io import FORMATS, extensions, load, reader_options
+from geoop.io.registry import WITH_FIELDS
 
-IMPORTABLE = (".vtu", ".vtk", ".msh", ".xdmf", ".xmf", ".npz", ".ply", ".csv", ".txt", ".tsv", ".npy", ".vtp",
-              ".vtm", ".vtmb")
-TABLES = (".csv", ".txt", ".tsv", ".npy")  # headerless ones take --columns
+def importable() -> tuple[str, ...]:
+    """The files a dataset can be imported from: every registered format whose kind carries fields (case
+    folders are found by their system/controlDict)."""
+    return tuple(e for e in extensions(WITH_FIELDS) if FORMATS[e].kind != "case")
 
 
 def is_case(folder: Path) -> bool:
@@ -30,11 +32,11 @@ def is_case(folder: Path) -> bool:
     return (folder / "system" / "controlDict").is_file()
 
 
-def find_files(source: str | Path, extensions: tuple[str, ...] = IMPORTABLE) -> list[Path]:
+def find_files(source: str | Path, suffixes: tuple[str, ...] | None = None) -> list[Path]:
     """Samples under `source` (a folder, searched recursively, or one file or case): files with one of
-    `extensions`, and OpenFOAM case folders (whose own files, such as foamToVTK output, are not samples
-    again); sorted. Symbolic links to files and folders are followed (a folder reached twice is searched
-    once, so link loops end)."""
+    `suffixes` (default: every `importable` format), and OpenFOAM case folders (whose own files, such as
+    foamToVTK output, are not samples again); sorted. Symbolic links to files and folders are followed (a
+    folder reached twice is searched once, so link loops end)."""
     source = Path(source)
     if source.is_file() or (source.is_dir() and is_case(source)):
         return [source]
@@ -42,11 +44,12 @@ def find_files(source: str | Path, extensions: tuple[str, ...] = IMPORTABLE) -> 
         raise GeoopError("no such file or folder", path=source)
     found = list(walk(source))
     cases = sorted({p.parent.parent for p in found if p.name == "controlDict" and p.parent.name == "system"}) \
-        if extensions == IMPORTABLE else []
+        if suffixes is None else []
+    suffixes = importable() if suffixes is None else suffixes
     inside = lambda p: any(c in p.parents for c in cases)  # noqa: E731
-    files = sorted([p for p in found if p.suffix.lower() in extensions and p.is_file() and not inside(p)] + cases)
+    files = sorted([p for p in found if p.suffix.lower() in suffixes and p.is_file() and not inside(p)] + cases)
     if not files:
-        raise GeoopError(f"no {', '.join(extensions)} files or OpenFOAM cases found", path=source)
+        raise GeoopError(f"no {', '.join(suffixes)} files or OpenFOAM cases found", path=source)
     return files
 
 
@@ -140,13 +143,10 @@ def _source_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> n
 
 def load_source(path: Path, columns: str | None = None, patches: str | None = None, time: float | None = None,
                 blocks: str | None = None, sort: bool = True) -> Geometry:
-    """A sample's file or case, with the reader options that apply to it (`columns` for tables, `blocks` for
-    multiblocks, `patches`/`time` for OpenFOAM cases). `sort`: points in Z-order (False: the file's order)."""
-    suffix = path.suffix.lower()
-    case = path.is_dir() or suffix in (".foam", ".openfoam")
-    options = {"columns": columns} if columns and suffix in TABLES else {}
-    options.update({"blocks": blocks} if blocks and suffix in (".vtm", ".vtmb") else {})
-    options.update({k: v for k, v in (("patches", patches), ("time", time)) if v is not None and case})
+    """A sample's file or case, with the reader options that its format takes (`columns` for tables, `blocks`
+    for multiblocks, `patches`/`time` for OpenFOAM cases: see `geoop.io.FORMATS`). `sort`: points in Z-order
+    (False: the file's order)."""
+    options = reader_options(path, columns=columns or None, blocks=blocks or None, patches=patches, time=time)
     return load(path, sort=sort, **options)
 
 

@@ -19,20 +19,50 @@ Reader = Callable[..., Geometry]
 Writer = Callable[..., None]
 
 
+#: what a format holds: a mesh with point and cell fields, a bare surface or bare points (no fields), a point
+#: cloud with fields, blocks of meshes, or a solver's case (a folder)
+KINDS = ("mesh", "surface", "points", "cloud", "multiblock", "case")
+#: the kinds a dataset can be imported from (they carry fields)
+WITH_FIELDS = ("mesh", "cloud", "multiblock", "case")
+
+
 @dataclass(frozen=True)
 class Format:
+    """A file format: its reader and/or writer, what it holds (for messages and docs), its kind (see `KINDS`)
+    and the keyword options its reader takes beyond the path (e.g. `columns` of a table)."""
+
     name: str
     reader: Reader | None
     writer: Writer | None
-    holds: str  # what the format keeps, for messages and docs
+    holds: str
+    kind: str = "mesh"
+    options: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, Format] = {}
 
 
-def register(extensions: list[str], name: str, reader: Reader | None, writer: Writer | None, holds: str) -> None:
+def register(extensions: list[str], name: str, reader: Reader | None, writer: Writer | None, holds: str,
+             kind: str = "mesh", options: tuple[str, ...] = ()) -> None:
+    """Add a format for `extensions` (".ext", lower case): a reader `(path, **options) -> Geometry` and/or a
+    writer `(geometry, path, **options) -> None`, its `kind` (see `KINDS`) and the reader's `options`.
+    `geoop.load`/`save`, `geoop data import` and the command line's help then know it."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown format kind {kind!r}; choose from {KINDS}")
     for ext in extensions:
-        FORMATS[ext] = Format(name, reader, writer, holds)
+        FORMATS[ext] = Format(name, reader, writer, holds, kind, tuple(options))
+
+
+def extensions(kinds: tuple[str, ...] = KINDS, readable: bool = True) -> tuple[str, ...]:
+    """The registered extensions of formats of `kinds` (that geoop can read, with `readable`), sorted."""
+    return tuple(sorted(e for e, f in FORMATS.items() if f.kind in kinds and (f.reader is not None or not readable)))
+
+
+def reader_options(path: Path, **given: Any) -> dict[str, Any]:
+    """Of the `given` reader options (None: not given), those the format of `path` takes (a folder is a case)."""
+    fmt = FORMATS.get(".foam") if Path(path).is_dir() else FORMATS.get(_extension(Path(path)))
+    takes = fmt.options if fmt is not None else ()
+    return {k: v for k, v in given.items() if v is not None and k in takes}
 
 
 def _extension(path: Path) -> str:
