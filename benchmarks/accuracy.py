@@ -215,7 +215,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="cells trained at once (each on one thread)")
     ap.add_argument("--resume-from", default=None, metavar="JSON",
                     help="finished cells to start from when OUT has none yet, e.g. benchmarks/results/accuracy.json "
-                         "(the table in the README), so that a new machine fills in only the missing cells")
+                         "(the tables in docs/benchmarks.md), so that a new machine fills in only the missing cells")
     ap.add_argument("--quick", action="store_true", help="tiny datasets and budget: a smoke test")
     ap.add_argument("--run", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -99,6 +99,18 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def table(result: dict) -> str:
+    """Markdown: one row per (model, way, query count)."""
+    lines = [f"Prediction at scale ({result['date']}, {result['machine']}, {result['threads']} threads, chunks of "
+             f"{result['chunk']}): seconds (encode + decode) and peak RSS", "",
+             "| model | way | queries | seconds | encode s | decode s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    for r in result["rows"]:
+        lines.append(f"| {r['model']} | {r['way']} | {r['queries']:,} | {r['seconds']:.2f} | "
+                     f"{fmt(r['encode_seconds'])} | {fmt(r['decode_seconds'])} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(result: dict, out: Path) -> None:
     import matplotlib
 
@@ -106,14 +118,7 @@ def write_report(result: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = result["rows"]
-    lines = [f"Prediction at scale ({result['date']}, {result['machine']}, {result['threads']} threads, chunks of "
-             f"{result['chunk']}): seconds (encode + decode) and peak RSS", "",
-             "| model | way | queries | seconds | encode s | decode s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
-    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['way']} | {r['queries']:,} | {r['seconds']:.2f} | "
-                     f"{fmt(r['encode_seconds'])} | {fmt(r['decode_seconds'])} | {r['peak_rss_mb']:.0f} |")
-    (out / "predict_scale.md").write_text("\n".join(lines) + "\n")
+    (out / "predict_scale.md").write_text(table(result))
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
     for model in sorted({r["model"] for r in rows}):
         for way, style in (("encode once", "-o"), ("per chunk", ":x")):

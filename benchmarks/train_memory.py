@@ -58,6 +58,17 @@ def run(data: Path, out: Path, cache: str, epochs: int) -> dict:
             "train_samples": len(json.loads((data / "manifest.json").read_text())["splits"]["train"])}
 
 
+def table(result: dict) -> str:
+    """Markdown: one row per (dataset size, cache)."""
+    lines = [f"GINO elasticity2d training ({result['date']}, 1 thread): peak RSS and seconds per epoch", "",
+             "| samples | train samples | cache | peak RSS MB | epoch 1 s | later epochs s | "
+             "system s |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['samples']} | {r['train_samples']} | {r['cache']} | {r['peak_rss_mb']:.0f} | "
+              f"{r['first_epoch_seconds']:.1f} | {r['later_epoch_seconds']:.1f} | {r['system_seconds']:.1f} |"
+              for r in result["rows"]]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[250, 1000, 4000])
@@ -88,13 +99,7 @@ def main() -> None:
     result = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "rows": rows,
               f"peak_{large}_over_{small}": summary}
     (args.out / "train_memory.json").write_text(json.dumps(result, indent=1))
-    lines = [f"GINO elasticity2d training ({result['date']}, 1 thread): peak RSS and seconds per epoch", "",
-             "| samples | train samples | cache | peak RSS MB | epoch 1 s | later epochs s | "
-             "system s |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['samples']} | {r['train_samples']} | {r['cache']} | {r['peak_rss_mb']:.0f} | "
-              f"{r['first_epoch_seconds']:.1f} | {r['later_epoch_seconds']:.1f} | {r['system_seconds']:.1f} |"
-              for r in rows]
-    (args.out / "train_memory.md").write_text("\n".join(lines) + "\n")
+    (args.out / "train_memory.md").write_text(table(result))
     print(json.dumps(result))
 
 
