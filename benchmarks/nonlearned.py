@@ -6,8 +6,10 @@ predicted surface fields.
 in design-parameter space (the parameters the family draws, standardised on the training split), each one's
 fields carried onto the new case's points by nearest point (volume fields in the frame the cases share; a field
 on a body's surface from that case's surface, in coordinates normalised by each body's bounding box, so that an
-upper side lands on the upper side however thick the body), averaged with inverse-distance weights. No training: a
-surrogate that does not beat it has learned nothing a lookup table would not give.
+upper side lands on the upper side however thick the body), averaged with inverse-distance weights. A flow family's velocity, pressure and eddy
+viscosity are carried in units of each case's free-stream speed (U/|U_inf|, p/|U_inf|^2, nut/|U_inf|), so a
+design at another speed still tells the shape of the flow. No training: a surrogate that does not beat it has
+learned nothing a lookup table would not give.
 
 `panel_method`: the inviscid flow around the body (geoop.data.panel_method; 2D): U, p and cp from it, nut and the
 skin friction zero. A surrogate that does not beat it has learned nothing a textbook would not give.
@@ -65,9 +67,27 @@ def carried(source, target, masks: list[np.ndarray | None], target_masks: list[n
     return out
 
 
+#: the power of the free-stream speed (a sample's `u_inf` value) that each flow field is carried in units of
+FREESTREAM_POWER = {"U": 1, "p": 2, "nut": 1}
+
+
+def speed_powers(dataset: SimulationDataset) -> tuple[np.ndarray, np.ndarray]:
+    """`(S,)` each sample's free-stream speed (1 where the family has none) and `(C,)` the power of it each target
+    channel is carried in."""
+    values = {r["index"]: r["values"] for r in dataset.manifest["samples"]}
+    speed = np.array([values[i].get("u_inf", 1.0) for i in dataset.ids], dtype=np.float64)
+    slices = target_slices({"targets": dataset.targets, "specs": dataset.specs})
+    power = np.zeros(max(s.stop for s in slices.values()))
+    for name, where in slices.items():
+        power[where] = FREESTREAM_POWER.get(name, 0)
+    return speed, power
+
+
 def _nearest_designs(train: SimulationDataset, test: SimulationDataset, k: int):
-    """Per test sample, `(N, C)` the inverse-distance mean of its k nearest training designs' fields."""
+    """Per test sample, `(N, C)` the inverse-distance mean of its k nearest training designs' fields, each in
+    free-stream units (see `FREESTREAM_POWER`) and scaled back by the test case's speed."""
     p_train, p_test = design_parameters(train), design_parameters(test)
+    (speed_train, power), (speed_test, _) = speed_powers(train), speed_powers(test)
     mean, std = p_train.mean(0), p_train.std(0)
     std = np.where(std > 0, std, 1.0)
     tree = cKDTree((p_train - mean) / std)
@@ -81,7 +101,8 @@ def _nearest_designs(train: SimulationDataset, test: SimulationDataset, k: int):
             source = train[int(i)]
             masks = [None if bool(mk.all()) else mk for mk in source.y_mask.numpy().T]
             targets = [None if m is None else tm for m, tm in zip(masks, channel_masks, strict=True)]
-            out += w * carried(source, data, masks, targets)
+            units = (speed_test[j] / speed_train[int(i)]) ** power
+            out += w * carried(source, data, masks, targets) * units
         return out / weight.sum()
 
     return predict
