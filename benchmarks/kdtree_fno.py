@@ -33,7 +33,7 @@ from accuracy import QUICK, ROOT, SIZES, _save, family_of, make_data  # noqa: E4
 
 DATASETS = ["poisson2d", "poisson2d_graded", "elasticity2d", "elasticity2d_graded", "potential3d", "airfoil2d"]
 #: the most accurate geoop model per family in benchmarks/results/accuracy.json
-BEST = {"poisson2d": "fno", "elasticity2d": "fno", "potential3d": "transolver", "airfoil2d": "transolver"}
+BEST = {"poisson2d": "fno", "elasticity2d": "fno", "potential3d": "transolver", "airfoil2d": "fno"}
 MODELS = ["kdfno", "kdfno_one_grid", "gino", "best"]
 
 
