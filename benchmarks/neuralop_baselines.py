@@ -1,6 +1,6 @@
 """The outside baselines of the accuracy benchmark, from `neuraloperator` (`pip install neuraloperator==2.0.0`),
-wrapped in geoop's model interface (prepare -> collate -> forward) so that geoop's Trainer trains them on the
-same splits, budget, schedule, loss and metric as geoop's own models. Importing this module registers them:
+wrapped as geoop `Operator`s (prepare -> collate -> encode -> decode) so that geoop's Trainer trains them on
+the same splits, budget, schedule, loss and metric as geoop's own models. Importing this module registers them:
 
 - `neuralop_fno`: neuraloperator's FNO on a raster of each geometry, what a user would write without geoop:
   the input fields interpolated piecewise-linearly onto a regular grid over the model's [-1, 1]^d box (grid
@@ -13,8 +13,8 @@ same splits, budget, schedule, loss and metric as geoop's own models. Importing 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from geoop.decomposition.transfer import point_to_grid_matrix
 from geoop.layers.attention import to_padded
+from geoop.models.base import Need, Operator, NO_INPUTS, SampleInputs
 from geoop.models.kdfno import _torch_sparse
 from geoop.models.registry import DataFacts, register
 from geoop.graph.structures import Structure, blocks, rows, sample_ids, total
@@ -55,8 +56,8 @@ def _tensors_only(module: nn.Module, state: dict, prefix: str, local_metadata: d
         del state[key]
 
 
-class _GridBaseline(nn.Module):
-    needs = frozenset({"sdf"})  # geoop's FieldOperator then passes the distance function to prepare
+class _GridBaseline(Operator):
+    needs = frozenset({Need.SDF})  # geoop's FieldOperator then passes the distance function to prepare
 
     def __init__(self, dim: int, in_channels: int, resolution: int, raster: bool, derived: Sequence[int]):
         super().__init__()
@@ -68,16 +69,23 @@ class _GridBaseline(nn.Module):
         self._register_state_dict_hook(_tensors_only)  # neuraloperator adds its init arguments to state dicts
 
     @torch.no_grad()
-    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
-                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, **unused: Any) -> GridInputs:
+    def prepare(self, pos: torch.Tensor, queries: torch.Tensor | None = None,
+                inputs: SampleInputs = NO_INPUTS) -> GridInputs:
         pos = torch.as_tensor(pos, dtype=torch.float32)
         queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
         nodes = self.nodes.double().numpy()
-        sdf = np.asarray(sdf_fn(nodes), dtype=np.float64)
+        sdf = np.asarray(inputs.sdf_fn(nodes), dtype=np.float64)
         geo = torch.tensor(np.stack([sdf, (sdf <= 0).astype(np.float64)], axis=1), dtype=torch.float32)
         to_grid = _torch_sparse(point_to_grid_matrix(pos.double().numpy(), nodes)[0]) if self.raster else None
         return GridInputs(to_grid, geo, pos, torch.zeros(len(pos), dtype=torch.int64), queries,
                           torch.zeros(len(queries), dtype=torch.int64))
+
+    @torch.no_grad()
+    def with_queries(self, prepared: GridInputs, queries: torch.Tensor,
+                     inputs: SampleInputs = NO_INPUTS) -> GridInputs:
+        queries = torch.as_tensor(queries, dtype=torch.float32).to(prepared.pos.device)
+        return replace(prepared, queries=queries, query_batch=torch.zeros(len(queries), dtype=torch.int64,
+                                                                          device=queries.device))
 
     def _raw(self, f: torch.Tensor | None, n: int) -> torch.Tensor:
         """The dataset's own input channels `(N, C_raw)` of f."""
@@ -100,11 +108,15 @@ class RasterFNO(_GridBaseline):
         self.fno = FNO(n_modes=(modes,) * dim, in_channels=self.n_raw + 2, out_channels=out_channels,
                        hidden_channels=hidden, n_layers=n_layers, domain_padding=domain_padding or None)
 
-    def forward(self, f: torch.Tensor | None, inputs: GridInputs) -> torch.Tensor:
-        b = inputs.n_samples
+    def encode(self, f: torch.Tensor | None, inputs: GridInputs) -> torch.Tensor:
+        """`(B, C_out, R, ..., R)` the predicted raster."""
         f = self._raw(f, len(inputs.pos))
         raster = torch.cat([torch.sparse.mm(inputs.to_grid, f), inputs.grid_geo], dim=1)
-        out = self.fno(self._layout(raster, b))  # (B, C_out, R, ..., R)
+        return self.fno(self._layout(raster, inputs.n_samples))
+
+    def decode(self, out: torch.Tensor, inputs: GridInputs) -> torch.Tensor:
+        """`(M, C_out)` the raster read at the queries (multilinear)."""
+        b = inputs.n_samples
         q, mask = to_padded(inputs.queries, inputs.query_batch, b)  # (B, M, d)
         # grid_sample's last coordinate indexes the first grid axis: reverse the axes; nodes sit on +-1
         where = q.flip(-1).reshape(b, -1, *(1,) * (self.dim - 1), self.dim)
@@ -135,10 +147,14 @@ class NeuralopGINO(_GridBaseline):
                              gno_use_torch_scatter=False, in_gno_channel_mlp_hidden_layers=list(in_gno_hidden),
                              out_gno_channel_mlp_hidden_layers=list(out_gno_hidden))
 
-    def forward(self, f: torch.Tensor | None, inputs: GridInputs) -> torch.Tensor:
+    def encode(self, f: torch.Tensor | None, inputs: GridInputs) -> torch.Tensor | None:
+        """The raw input fields: neuraloperator's GINO takes its queries in the same call as its inputs, so
+        everything runs in `decode`."""
+        return self._raw(f, len(inputs.pos))
+
+    def decode(self, f: torch.Tensor, inputs: GridInputs) -> torch.Tensor:
         latent = ((self.nodes + 1) / 2).reshape(1, *(self.resolution,) * self.dim, self.dim)
         g = self.resolution**self.dim
-        f = self._raw(f, len(inputs.pos))
         outs = []
         for i in range(inputs.n_samples):
             at, to = inputs.batch == i, inputs.query_batch == i

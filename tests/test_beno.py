@@ -8,6 +8,7 @@ import torch
 from geoop.graph.neighbors import knn_search
 from geoop.layers.message_passing import EdgeUpdate
 from geoop.models import BENO, BoundaryGraphs
+from geoop.models.base import SampleInputs
 from tests.conftest import box_tets, disk_mesh, train_and_test
 
 # channels: 0 source f, 1 Dirichlet value g, 2 Dirichlet mask
@@ -37,7 +38,7 @@ def _model(dim: int = 2) -> BENO:
 def test_boundary_values_reach_the_interior_and_zero_data_give_the_source_branch():
     model = _model()
     pos, boundary, _ = _disk_inputs(0)
-    graphs = model.prepare(pos, boundary=boundary)
+    graphs = model.prepare(pos, inputs=SampleInputs(boundary=boundary))
     interior = ~boundary
     with torch.no_grad():
         a = model(_features(pos, boundary, pos[:, 0]), graphs)
@@ -55,8 +56,8 @@ def test_node_features_are_the_same_for_a_rotated_geometry():
     pos, boundary, _ = _disk_inputs(1)
     theta = 0.7
     rot = torch.tensor([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]], dtype=torch.float32)
-    a = model.prepare(pos, boundary=boundary)
-    b = model.prepare(pos @ rot.T, boundary=boundary)
+    a = model.prepare(pos, inputs=SampleInputs(boundary=boundary))
+    b = model.prepare(pos @ rot.T, inputs=SampleInputs(boundary=boundary))
     torch.testing.assert_close(b.node_geo[:, :1], a.node_geo[:, :1], atol=1e-5, rtol=1e-5)
     # directions to the nearest boundary node, where that node is unique (ties may break either way)
     near = knn_search(pos[boundary], 2, queries=pos)
@@ -74,7 +75,7 @@ def test_queries_off_the_nodes_and_a_mixed_batch_in_3d():
         g = box_tets(n)
         pos = torch.tensor(g.points, dtype=torch.float32)
         boundary = torch.from_numpy(g.boundary_mask.copy())
-        parts.append(model.prepare(pos, queries=pos + 0.01, boundary=boundary))
+        parts.append(model.prepare(pos, pos + 0.01, SampleInputs(boundary=boundary)))
         features.append(_features(pos, boundary, pos[:, 2]))
     with torch.no_grad():
         alone = [model(f, p) for f, p in zip(features, parts, strict=True)]
@@ -99,7 +100,7 @@ def test_beno_learns_a_boundary_value_problem_on_unseen_shapes():
     model = BENO(2, 3, 1, hidden=32, layers=3, heads=2, boundary_layers=1, k=6, **ROLES)
     data = [_harmonic_sample(s) for s in range(56)]
     samples = [(p, f, u) for p, f, u, _ in data]
-    prepared = [model.prepare(p, boundary=b) for p, _, _, b in data]
+    prepared = [model.prepare(p, inputs=SampleInputs(boundary=b)) for p, _, _, b in data]
     error = train_and_test(model, samples, prepared, BoundaryGraphs.collate, epochs=15, n_train=40, lr=3e-3)
     # the harmonic extension of unseen boundary data on 16 unseen ellipses: ~0.18 measured (0.08 at 25 epochs)
     assert error < 0.35, error

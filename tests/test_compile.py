@@ -8,11 +8,13 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from geoop.models.base import SampleInputs
 from geoop.models.gino import GINO
 from geoop.models.transolver import Transolver
 
 MODELS = {
-    "gino": lambda: GINO(2, 1, 1, resolution=8, hidden=8, modes=4, n_layers=1, use_sdf=False, in_gno_hidden=(8,),
+    "gino": lambda: GINO(2, 1, 1, resolution=8, hidden=8, modes=4, n_layers=1, use_sdf=False, in_radius=0.3,
+                         out_radius=0.3, in_gno_hidden=(8,),
                          out_gno_hidden=(8,), projection_hidden=8),
     "transolver": lambda: Transolver(2, 1, 1, hidden=16, layers=1, heads=2, slices=4, use_sdf=False),
 }
@@ -30,8 +32,8 @@ def test_mixed_point_counts_do_not_recompile(name):
     for n in SIZES:
         pos = torch.rand(n, 2) * 2 - 1
         boundary = pos.abs().max(1).values > 0.8
-        prepared = model.prepare(pos, boundary=boundary, normals=torch.zeros(n, 2),
-                                 queries=torch.rand(n // 2, 2) * 2 - 1)
+        prepared = model.prepare(pos, torch.rand(n // 2, 2) * 2 - 1,
+                                 SampleInputs(boundary=boundary, normals=torch.zeros(n, 2)))
         f = torch.rand(n, 1)
         compiled(f, prepared).square().mean().backward()
         graphs.append(counters["stats"]["unique_graphs"])

@@ -275,9 +275,9 @@ def test_an_untrained_kdfno_reads_out_continuously_across_the_cuts():
 def test_evaluation_averaged_over_the_mirrors_is_equivariant():
     """`mean_g g^-1 F(g x)` over the 8 symmetries of a square commutes with each of them for any network F
     (an inverse applied in the wrong order breaks it); an evaluating KDFNO answers with that mean, training
-    and `single_pass` with one pass."""
+    and `evaluation("single")` with one pass."""
     from geoop.layers.fno import FNO
-    from geoop.models.kdfno import _apply, group_elements, group_mean, single_pass
+    from geoop.models.kdfno import _apply, group_elements, group_mean
     from tests.conftest import disk_mesh
 
     torch.manual_seed(0)
@@ -295,9 +295,9 @@ def test_evaluation_averaged_over_the_mirrors_is_equivariant():
     f = torch.randn(g.n_points, 1)
     with torch.no_grad():
         averaged = model(f, transfers)
-        with single_pass(model):
+        with model.evaluation("single"):
             one = model(f, transfers)
-        assert model.average_symmetries
+        assert model.symmetry_mean and model.average_symmetries
         model.average_symmetries = False
         torch.testing.assert_close(model(f, transfers), one)
     assert (averaged - one).abs().max() > 1e-4  # an untrained network is not invariant by itself

@@ -102,23 +102,18 @@ def test_a_rank_that_dies_ends_the_job_with_an_error(small, tmp_path):
 def test_every_model_gives_every_parameter_a_gradient(name):
     """DistributedDataParallel needs every parameter in every step's graph, also for a geometry without
     boundary points."""
-    from geoop.models.registry import DataFacts, build_model
+    from geoop.models.base import SampleInputs
+    from geoop.models.registry import TINY, DataFacts, build_model
 
-    small_options = {"gino": {"resolution": 8, "hidden": 8, "modes": 3, "n_layers": 1},
-                     "kdfno": {"n_subdomains": 2, "hidden": 8, "modes": 3, "n_layers": 1},
-                     "beno": {"hidden": 8, "layers": 1}, "gnn": {"hidden": 8, "layers": 1},
-                     "mino": {"tokens_per_axis": 4, "hidden": 8, "layers": 1},
-                     "gnot": {"hidden": 8, "layers": 1},
-                     "transolver": {"hidden": 8, "layers": 1, "heads": 2, "slices": 4}}[name]
     torch.manual_seed(0)
     pos = torch.rand(120, 2) * 2 - 1
-    model, _ = build_model(name, 2, 3, 1, DataFacts([pos.numpy()], [1], [2]), **small_options)
+    model, _ = build_model(name, 2, 3, 1, DataFacts([pos.numpy()], [1], [2]), **TINY[name])
     sdf = lambda q: np.abs(q).max(axis=1) - 1  # noqa: E731  the square's signed distance
     for boundary in (pos.abs().max(dim=1).values > 0.9, torch.zeros(120, dtype=torch.bool)):
         if name in ("beno", "gnn") and not boundary.any():
             continue  # these need boundary nodes by construction
         model.zero_grad()
-        prepared = model.prepare(pos, weights=torch.full((120,), 1 / 120), sdf_fn=sdf, boundary=boundary,
-                                 normals=torch.sign(pos))
+        prepared = model.prepare(pos, inputs=SampleInputs(weights=torch.full((120,), 1 / 120), sdf_fn=sdf,
+                                                          boundary=boundary, normals=torch.sign(pos)))
         model(torch.rand(120, 3), prepared).sum().backward()
         assert [n for n, p in model.named_parameters() if p.grad is None] == []

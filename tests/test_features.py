@@ -14,6 +14,7 @@ from geoop.geometry.local import boundary_curvature, distance_and_gradient
 from geoop.geometry.quadrature import facet_weights
 from geoop.graph.interpolation import extension_matrix
 from geoop.models import GINO
+from geoop.models.base import SampleInputs
 from geoop.models.field_operator import lift_channels, scale_channels, target_multiplier
 from geoop.training.losses import field_errors
 from tests.conftest import box_tets, disk_mesh
@@ -111,8 +112,8 @@ def test_the_boundary_signal_of_gino_does_not_fade_as_the_mesh_is_refined():
         g = disk_mesh(rings=rings)
         on = torch.tensor(g.boundary_mask)
         f = torch.stack([torch.ones(g.n_points), on.float() * 2.0, on.float()], dim=1)
-        graphs = model.prepare(torch.tensor(g.points, dtype=torch.float32),
-                               boundary_weights=torch.tensor(facet_weights(g), dtype=torch.float32))
+        graphs = model.prepare(torch.tensor(g.points, dtype=torch.float32), inputs=SampleInputs(
+            boundary_weights=torch.tensor(facet_weights(g), dtype=torch.float32)))
         with torch.no_grad():
             signals.append(model.boundary_gno(graphs.pos, graphs.grid.points, graphs.boundary_edges,
                                               f_y=f[:, [1, 2]], weights=graphs.boundary_weights))

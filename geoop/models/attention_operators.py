@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +18,7 @@ from geoop.layers.attention import AttentionBlock, GatedExperts, MultiHeadAttent
 from geoop.layers.embeddings import SinusoidalEmbedding
 from geoop.layers.kernel_integral import KernelIntegral
 from geoop.layers.mlp import MLP
+from geoop.models.base import Need, Operator, NO_INPUTS, SampleInputs
 
 
 @dataclass
@@ -50,9 +50,11 @@ class TokenInputs(Structure):
         return self.n_samples * self.tokens_per_sample
 
 
-def _token_inputs(pos: torch.Tensor, weights: torch.Tensor | None, queries: torch.Tensor | None,
-                  boundary: torch.Tensor | None, normals: torch.Tensor | None,
-                  boundary_weights: torch.Tensor | None = None) -> TokenInputs:
+def _token_inputs(pos: torch.Tensor, queries: torch.Tensor | None, inputs: SampleInputs) -> TokenInputs:
+    """The token sets of ONE geometry `pos (N, d)` from the sample's weights, boundary flags, normals and
+    boundary measure (defaults: equal weights, no boundary, each boundary node counting 1)."""
+    weights, boundary, normals = inputs.weights, inputs.boundary, inputs.normals
+    boundary_weights = inputs.boundary_weights
     pos = torch.as_tensor(pos, dtype=torch.float32)
     queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
     n = len(pos)
@@ -87,7 +89,7 @@ class QueryDecoder(nn.Module):
         return self.head(x)
 
 
-class MINO(nn.Module):
+class MINO(Operator):
     """GNO encoder onto fixed latent tokens -> transformer -> cross-attention decoder at any queries.
 
     The latent tokens sit on a `tokens_per_axis^d` grid over the model's [-1, 1]^d box (fixed, independent of
@@ -103,6 +105,8 @@ class MINO(nn.Module):
         the signed distance at their position (needs `sdf_fn`).
     Shapes: forward(f `(N, C_in)` or None, inputs) -> `(M, C_out)`.
     """
+
+    needs = frozenset({Need.WEIGHTS, Need.SDF})
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, tokens_per_axis: int = 8, hidden: int = 64,
                  heads: int = 4, layers: int = 3, decoder_layers: int = 2, attention: str = "softmax",
@@ -124,39 +128,33 @@ class MINO(nn.Module):
         self.decoder = QueryDecoder(dim, hidden, out_channels, heads, attention, decoder_layers, frequencies,
                                     local_channels=in_channels + int(use_sdf))
 
-    @property
-    def needs(self) -> frozenset[str]:
-        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
-        return frozenset({"weights"} | ({"sdf"} if self.use_sdf else set()))
+    @torch.no_grad()
+    def prepare(self, pos: torch.Tensor, queries: torch.Tensor | None = None,
+                inputs: SampleInputs = NO_INPUTS) -> TokenInputs:
+        """Token edges and SDF of ONE geometry `pos (N, d)` in model coordinates (queries default to pos).
+        Reads `inputs.weights` (the pooling's quadrature) and `inputs.sdf_fn` (with `use_sdf`)."""
+        tokens = _token_inputs(pos, queries, inputs)
+        if tokens.pos.shape[1] != self.dim or tokens.queries.shape[1] != self.dim:
+            raise ValueError(f"this MINO is {self.dim}D; got points {tuple(tokens.pos.shape)}")
+        graph, _ = bipartite_graph(tokens.pos, self.token_pos, self.radius, fill_empty="nearest")
+        tokens.token_edges, tokens.tokens_per_sample = graph.edge_index, len(self.token_pos)
+        if self.use_sdf:
+            self.require(inputs, Need.SDF)
+            tokens.token_sdf = _sdf_at(inputs.sdf_fn, self.token_pos)
+        return self.with_queries(tokens, tokens.pos if queries is None else queries, inputs)
 
     @torch.no_grad()
-    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
-                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, boundary: torch.Tensor | None = None,
-                normals: torch.Tensor | None = None, **unused: Any) -> TokenInputs:
-        """Token edges and SDF of ONE geometry `pos (N, d)` in model coordinates (queries default to pos)."""
-        inputs = _token_inputs(pos, weights, queries, boundary, normals)
-        if inputs.pos.shape[1] != self.dim or inputs.queries.shape[1] != self.dim:
-            raise ValueError(f"this MINO is {self.dim}D; got points {tuple(inputs.pos.shape)}")
-        graph, _ = bipartite_graph(inputs.pos, self.token_pos, self.radius, fill_empty="nearest")
-        inputs.token_edges, inputs.tokens_per_sample = graph.edge_index, len(self.token_pos)
+    def with_queries(self, tokens: TokenInputs, queries: torch.Tensor,
+                     inputs: SampleInputs = NO_INPUTS) -> TokenInputs:
+        """`tokens` of ONE geometry with new queries `(M, d)` (the inputs' interpolation there and the signed
+        distance, from `inputs.sdf_fn`); the token side is shared."""
+        tokens = _with_query_points(tokens, queries)
+        device, queries = tokens.pos.device, tokens.queries
+        if not (queries.shape == tokens.pos.shape and torch.equal(queries, tokens.pos)):
+            tokens.to_queries = idw_matrix(tokens.pos.cpu(), queries.cpu()).to(device)
         if self.use_sdf:
-            if sdf_fn is None:
-                raise ValueError("this MINO feeds the SDF at its tokens: pass sdf_fn, or build it with use_sdf=False")
-            inputs.token_sdf = _sdf_at(sdf_fn, self.token_pos)
-        return self.with_queries(inputs, inputs.pos if queries is None else queries, sdf_fn)
-
-    @torch.no_grad()
-    def with_queries(self, inputs: TokenInputs, queries: torch.Tensor, sdf_fn: Callable | None = None,
-                     **unused: Any) -> TokenInputs:
-        """`inputs` of ONE geometry with new queries `(M, d)` (the inputs' interpolation there and the signed
-        distance); the token side is shared."""
-        inputs = _with_query_points(inputs, queries)
-        device, queries = inputs.pos.device, inputs.queries
-        if not (queries.shape == inputs.pos.shape and torch.equal(queries, inputs.pos)):
-            inputs.to_queries = idw_matrix(inputs.pos.cpu(), queries.cpu()).to(device)
-        if self.use_sdf:
-            inputs.query_sdf = _sdf_at(sdf_fn, queries).to(device)
-        return inputs
+            tokens.query_sdf = _sdf_at(inputs.sdf_fn, queries).to(device)
+        return tokens
 
     def encode(self, f: torch.Tensor | None, inputs: TokenInputs) -> TokenState:
         """The latent tokens after the transformer, with the input fields for the queries' local features."""
@@ -178,11 +176,8 @@ class MINO(nn.Module):
         local = to_padded(torch.cat(local, dim=1), inputs.query_batch, b)[0] if local else None
         return from_padded(self.decoder(q, state.tokens[0], local=local), q_mask)
 
-    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
-        return self.decode(self.encode(f, inputs), inputs)
 
-
-class GNOT(nn.Module):
+class GNOT(Operator):
     """GNOT-style operator transformer with query-independent outputs.
 
     Input functions are token sets of their own: all points `(pos, f)` and the boundary points
@@ -218,24 +213,23 @@ class GNOT(nn.Module):
         self.expert_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, out_channels))
 
-    needs = frozenset({"weights", "boundary", "normals", "boundary_weights"})  # see geoop.models.registry
+    needs = frozenset({Need.WEIGHTS, Need.BOUNDARY, Need.NORMALS, Need.BOUNDARY_WEIGHTS})
 
     @torch.no_grad()
-    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
-                sdf_fn: Callable | None = None, boundary: torch.Tensor | None = None,
-                normals: torch.Tensor | None = None, boundary_weights: torch.Tensor | None = None,
-                **unused: Any) -> TokenInputs:
-        """Token sets of ONE geometry (nothing to precompute beyond grouping; `sdf_fn` is not used). Point
-        tokens count with their quadrature `weights`, boundary tokens with their `boundary_weights`."""
-        inputs = _token_inputs(pos, weights, queries, boundary, normals, boundary_weights)
-        if inputs.pos.shape[1] != self.dim or inputs.queries.shape[1] != self.dim:
-            raise ValueError(f"this GNOT is {self.dim}D; got points {tuple(inputs.pos.shape)}")
-        return inputs
+    def prepare(self, pos: torch.Tensor, queries: torch.Tensor | None = None,
+                inputs: SampleInputs = NO_INPUTS) -> TokenInputs:
+        """Token sets of ONE geometry (nothing to precompute beyond grouping). Point tokens count with their
+        quadrature `inputs.weights`, boundary tokens (`boundary`, `normals`) with their `boundary_weights`."""
+        tokens = _token_inputs(pos, queries, inputs)
+        if tokens.pos.shape[1] != self.dim or tokens.queries.shape[1] != self.dim:
+            raise ValueError(f"this GNOT is {self.dim}D; got points {tuple(tokens.pos.shape)}")
+        return tokens
 
     @torch.no_grad()
-    def with_queries(self, inputs: TokenInputs, queries: torch.Tensor, **unused: Any) -> TokenInputs:
-        """`inputs` of ONE geometry with new queries `(M, d)`; the token sets are shared."""
-        return _with_query_points(inputs, queries)
+    def with_queries(self, tokens: TokenInputs, queries: torch.Tensor,
+                     inputs: SampleInputs = NO_INPUTS) -> TokenInputs:
+        """`tokens` of ONE geometry with new queries `(M, d)`; the token sets are shared."""
+        return _with_query_points(tokens, queries)
 
     def encode(self, f: torch.Tensor | None, inputs: TokenInputs) -> TokenState:
         """Every layer's point tokens (after its self-attention) and the boundary tokens, with their masks and
@@ -269,9 +263,6 @@ class GNOT(nn.Module):
                  + attend_boundary(norm_x(x), norm_b(bnd), bnd_mask, bnd_weight))
             x = x + self.expert_norms[layer](self.experts[layer](x, q_pos))
         return from_padded(self.head(x), q_mask)
-
-    def forward(self, f: torch.Tensor | None, inputs: TokenInputs) -> torch.Tensor:
-        return self.decode(self.encode(f, inputs), inputs)
 
 
 @dataclass

@@ -3,9 +3,8 @@ one for the interior source, one for the boundary data, each layer conditioned o
 boundary nodes, so a boundary's shape and values reach every interior node at every step."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from geoop.graph.structures import Structure, blocks, index, rows, sample_ids, t
 from geoop.layers.attention import AttentionBlock, MultiHeadAttention, to_padded
 from geoop.layers.message_passing import EdgeUpdate
 from geoop.layers.mlp import MLP
+from geoop.models.base import Need, Operator, NO_INPUTS, SampleInputs
 
 
 @dataclass
@@ -94,7 +94,7 @@ class _Branch(nn.Module):
         return self.decoder(h)
 
 
-class BENO(nn.Module):
+class BENO(Operator):
     """Boundary-embedded neural operator for boundary-value problems on any geometry.
 
         u = Branch_1(source, boundary values := 0) + Branch_2(boundary values) - Branch_2(boundary values := 0)
@@ -117,7 +117,7 @@ class BENO(nn.Module):
     """
 
     # the node features take the geometry's signed distance; the graph adds the mesh edges (see the registry)
-    needs = frozenset({"sdf", "mesh_edges", "boundary", "normals"})
+    needs = frozenset({Need.SDF, Need.MESH_EDGES, Need.BOUNDARY, Need.NORMALS})
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, boundary_channels: Sequence[int] = (),
                  type_channels: Sequence[int] = (), hidden: int = 64, layers: int = 6, heads: int = 4,
@@ -134,16 +134,18 @@ class BENO(nn.Module):
                                        global_context=global_context)
 
     @torch.no_grad()
-    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
-                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, boundary: torch.Tensor | None = None,
-                normals: torch.Tensor | None = None, mesh_edges: torch.Tensor | None = None,
-                **unused: Any) -> BoundaryGraphs:
-        """Graph, boundary set, geometric node features and query interpolation of ONE geometry."""
+    def prepare(self, pos: torch.Tensor, queries: torch.Tensor | None = None,
+                inputs: SampleInputs = NO_INPUTS) -> BoundaryGraphs:
+        """Graph, boundary set, geometric node features and query interpolation of ONE geometry. Reads
+        `inputs.boundary` (required), `normals`, `mesh_edges` (added to the kNN graph) and `sdf_fn` (else the
+        distance to the nearest boundary node)."""
+        boundary, normals, mesh_edges, sdf_fn = inputs.boundary, inputs.normals, inputs.mesh_edges, inputs.sdf_fn
         pos = torch.as_tensor(pos, dtype=torch.float32)
         queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
         if pos.shape[1] != self.dim or queries.shape[1] != self.dim:
             raise ValueError(f"this BENO is {self.dim}D; got points {tuple(pos.shape)}")
-        if boundary is None or not bool(torch.as_tensor(boundary).any()):
+        self.require(inputs, Need.BOUNDARY)
+        if not bool(torch.as_tensor(boundary).any()):
             raise ValueError("BENO needs the boundary nodes of each geometry (a mesh or boundary flags)")
         boundary = torch.as_tensor(boundary, dtype=torch.bool)
         knn = knn_search(pos, min(self.k, len(pos) - 1)).edge_index
@@ -162,10 +164,11 @@ class BENO(nn.Module):
         spacing = (pos[edges[1]] - pos[edges[0]]).norm(dim=1).median().clamp_min(1e-12)
         graphs = BoundaryGraphs(pos, torch.zeros(len(pos), dtype=torch.int64), torch.cat([signed, direction], 1),
                                 edges, spacing.expand(len(pos)).clone(), b_index, normals[b_index], None, None, 1)
-        return self.with_queries(graphs, queries)
+        return self.with_queries(graphs, queries, inputs)
 
     @torch.no_grad()
-    def with_queries(self, graphs: BoundaryGraphs, queries: torch.Tensor, **unused: Any) -> BoundaryGraphs:
+    def with_queries(self, graphs: BoundaryGraphs, queries: torch.Tensor,
+                     inputs: SampleInputs = NO_INPUTS) -> BoundaryGraphs:
         """`graphs` of ONE geometry with new `queries (M, d)`. The rule off the nodes: a query's value is the
         inverse-distance interpolation of its 3 nearest nodes' values (exact at a node)."""
         device = graphs.pos.device
@@ -193,9 +196,6 @@ class BENO(nn.Module):
         with torch.autocast(graphs.pos.device.type, enabled=False):
             return torch.sparse.mm(graphs.to_queries, nodes.float())
 
-    def forward(self, f: torch.Tensor | None, graphs: BoundaryGraphs) -> torch.Tensor:
-        return self.decode(self.encode(f, graphs), graphs)
-
 
 class MeshGNN(BENO):
     """The plain baseline of BENO: one message-passing branch over the same graph and node features, fed all
@@ -204,7 +204,7 @@ class MeshGNN(BENO):
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int = 64, layers: int = 6, k: int = 8,
                  global_context: bool = True):
-        nn.Module.__init__(self)
+        Operator.__init__(self)
         self.dim, self.in_channels, self.k = dim, in_channels, k
         self.branch = _Branch(dim, in_channels, out_channels, hidden, layers, heads=1, boundary_layers=0,
                               conditioned=False, global_context=global_context)

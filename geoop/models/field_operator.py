@@ -20,6 +20,8 @@ from geoop.geometry.geometry import Geometry
 from geoop.geometry.sdf import distance_function, distance_kind
 from geoop.graph.graphs import mesh_edge_index, subgraph_edges
 from geoop.graph.interpolation import idw_matrix
+from geoop.graph.structures import Structure
+from geoop.models.base import Evaluation, Need, SampleInputs
 from geoop.models.registry import model_from_config
 
 
@@ -91,44 +93,42 @@ class FieldOperator(nn.Module):
         return (points.float().to(self.center.device) - self.center) / self.scale
 
     @property
-    def needs(self) -> frozenset[str]:
-        """What the model's `prepare` takes from a sample: any of `SAMPLE_INPUTS` (its declared `needs`; a
-        model that declares none gets the point data but no distance function or mesh edges)."""
-        return frozenset(getattr(self.model, "needs", {"weights", "boundary", "normals", "boundary_weights"}))
+    def needs(self) -> frozenset[Need]:
+        """What the model's `prepare` takes from a sample (its `needs`, less what its options turned off)."""
+        return self.model.takes
 
     @property
     def needs_geometry(self) -> bool:
         """Whether `prepare` needs the sample's `Geometry` (for a distance function, mesh edges or cells)."""
-        return bool({"sdf", "mesh_edges", "cells"} & self.needs)
+        return bool({Need.SDF, Need.MESH_EDGES, Need.CELLS} & self.needs)
 
     def sample_inputs(self, data: Data, geometry: Geometry | None = None,
-                      shape: Geometry | None = None) -> dict[str, Any]:
-        """The keyword arguments of the model's `prepare` for sample `data` (see `prepare`): the inputs it
-        declares in `needs`, in model coordinates."""
+                      shape: Geometry | None = None) -> SampleInputs:
+        """What the model's `prepare` reads of sample `data` (the inputs it declares in `needs`), in model
+        coordinates."""
         needs = self.needs
         if self.needs_geometry and geometry is None:
             raise GeometryError("this model uses the sample's geometry (distance function, mesh edges or cells)")
-        given = {"weights": data.weight, "boundary": data.boundary, "normals": data.normal,
-                 "boundary_weights": data.boundary_weight}
-        kwargs: dict[str, Any] = {k: v for k, v in given.items() if k in needs}
-        if "sdf" in needs:
+        given: dict[str, Any] = {"weights": data.weight, "boundary": data.boundary, "normals": data.normal,
+                                 "boundary_weights": data.boundary_weight}
+        if Need.SDF in needs:
             distance = distance_function(geometry, self.fields.get("body")) if shape is None else \
                 distance_function(shape)
             center, scale = self.center.double().cpu().numpy(), float(self.scale)
-            kwargs["sdf_fn"] = lambda p: distance(p * scale + center) / scale
-        if "mesh_edges" in needs and geometry.cells:
+            given["sdf_fn"] = lambda p: distance(p * scale + center) / scale
+        if Need.MESH_EDGES in needs and geometry.cells:
             edges = mesh_edge_index(geometry)
             if getattr(data, "kept_points", None) is not None:
                 edges = subgraph_edges(edges, data.kept_points, geometry.n_points)
-            kwargs["mesh_edges"] = edges
-        if "cells" in needs:
+            given["mesh_edges"] = edges
+        if Need.CELLS in needs:
             whole = geometry is not None and geometry.kind == "volume" and getattr(data, "kept_points", None) is None
-            kwargs["cells"] = geometry.simplices if whole else None
-        return kwargs
+            given["cells"] = geometry.simplices if whole else None
+        return SampleInputs(**given).only(needs)
 
     @torch.no_grad()
     def prepare(self, data: Data, geometry: Geometry | None = None, queries: torch.Tensor | None = None,
-                shape: Geometry | None = None, inputs: dict[str, Any] | None = None) -> Any:
+                shape: Geometry | None = None, inputs: SampleInputs | None = None) -> Structure:
         """The model's per-geometry structures (graphs, grids, interpolation weights) for one sample `data`
         (see `sample_features`), at `queries (M, d)` in physical coordinates (default: its points). `geometry`
         supplies the distance function and mesh edges for models that use them; `shape` (a surface or mesh)
@@ -137,9 +137,9 @@ class FieldOperator(nn.Module):
         `inputs`: the sample's `sample_inputs`, when already computed."""
         pos = self.to_model_coordinates(data.pos).cpu()
         q = None if queries is None else self.to_model_coordinates(torch.as_tensor(queries)).cpu()
-        kwargs = self.sample_inputs(data, geometry, shape) if inputs is None else inputs
+        inputs = self.sample_inputs(data, geometry, shape) if inputs is None else inputs
         try:
-            return self.model.prepare(pos, queries=q, **kwargs)
+            return self.model.prepare(pos, q, inputs)
         except GeoopError:
             raise
         except ValueError as e:  # what the model cannot take, said for this geometry
@@ -172,6 +172,11 @@ class FieldOperator(nn.Module):
     def needs_query_inputs(self) -> bool:
         """Whether outputs depend on the input fields at the queries (lifted or scaled targets)."""
         return bool(len(self.lift_targets) or self.scales)
+
+    def evaluation(self, mode: Evaluation):
+        """The model's evaluation mode for a block (see `Operator.evaluation`): `"single"` for one pass of a
+        symmetry-averaged model, as the trainer's per-epoch validation uses."""
+        return self.model.evaluation(mode)
 
     @torch.no_grad()
     def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
@@ -217,11 +222,11 @@ class FieldOperator(nn.Module):
     def _predict_chunks(self, data: Data, geometry: Geometry, shape: Geometry | None, q: np.ndarray,
                         chunk: int, encode_once: bool) -> np.ndarray:
         """`(M, C_out)` predictions at `q` in physical coordinates: the input side is prepared and encoded
-        once, then every chunk of queries gets its own query-side structures and is decoded. Models without
-        `encode`/`decode`/`with_queries` run whole for every chunk."""
+        once, then every chunk of queries gets its own query-side structures and is decoded (with
+        `encode_once=False` the whole model runs for every chunk)."""
         device = self.center.device
         x = data.x.to(device)
-        split = encode_once and all(hasattr(self.model, m) for m in ("encode", "decode", "with_queries"))
+        split = encode_once
         inputs = self.sample_inputs(data, geometry, shape)
         starts = range(0, len(q), chunk)
         prepared = state = None
@@ -230,12 +235,11 @@ class FieldOperator(nn.Module):
             block = torch.tensor(q[start:start + chunk], dtype=torch.float64)
             if prepared is None or not split:
                 prepared = self.prepare(data, geometry, block, shape, inputs)
-                prepared = prepared.to(device) if hasattr(prepared, "to") else prepared
+                prepared = prepared.to(device)
                 if split:
                     state = self.encode(x, prepared)
             else:
-                prepared = self.model.with_queries(prepared, self.to_model_coordinates(block).to(device),
-                                                   sdf_fn=inputs.get("sdf_fn"))
+                prepared = self.model.with_queries(prepared, self.to_model_coordinates(block).to(device), inputs)
             at = None
             if self.needs_query_inputs:  # lifted and scaled targets need the inputs at the queries
                 at = torch.sparse.mm(idw_matrix(data.pos.double(), block), data.x.float()).to(device)
@@ -246,7 +250,7 @@ class FieldOperator(nn.Module):
         """Refuse a geometry whose distance function is of another kind than the training data's (a bare cloud
         has only the distance to its nearest point) when the model feeds that distance to the network."""
         trained = self.fields.get("distance")
-        if "sdf" not in self.needs or trained is None:
+        if Need.SDF not in self.needs or trained is None:
             return
         given = distance_kind(shape)
         if given != trained:

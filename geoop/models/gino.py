@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import nn
 
 from geoop.graph.graphs import bipartite_graph
 from geoop.graph.grids import LatentGrid, latent_grids
@@ -17,6 +16,10 @@ from geoop.graph.neighbors import knn_search
 from geoop.layers.fno import FNO
 from geoop.layers.kernel_integral import KernelIntegral
 from geoop.layers.mlp import MLP
+from geoop.models.base import Need, NotFittedError, Operator, NO_INPUTS, SampleInputs
+
+if TYPE_CHECKING:
+    from geoop.models.registry import DataFacts
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class GINOGraphs(Structure):
         return self.grid.n_samples
 
 
-class GINO(nn.Module):
+class GINO(Operator):
     """Geometry-informed neural operator for fields on arbitrary point sets.
 
         v0 = K_in f                  on a per-sample latent grid (GNO, points -> grid nodes)
@@ -76,10 +79,10 @@ class GINO(nn.Module):
         in_gno_hidden, out_gno_hidden: kernel MLP widths. projection_hidden: width of P.
         boundary_channels, type_channels, derived_channels: input-channel roles (filled from the dataset by the
         registry). boundary_radius_factor: the boundary GNO's radius in latent-grid spacings.
-        in_radius, out_radius: GNO radii in the model's coordinates; None sizes them at the first `prepare`
-        to `radius_factor` latent-grid spacings (the input radius to at least `radius_factor` median point
-        spacings, so sparse clouds still reach the grid). use_sdf: feed the signed distance on the grid (needs
-        `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding (the finest
+        in_radius, out_radius: GNO radii in the model's coordinates; None sizes them in `fit`, on the first
+        training geometry, to `radius_factor` latent-grid spacings (the input radius to at least `radius_factor`
+        median point spacings, so sparse clouds still reach the grid). use_sdf: feed the signed distance on the
+        grid (needs `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding (the finest
         wavelength is 2^(2-F) coordinate units; keep it above the point spacing for discretization invariance).
         fill_empty: "nearest" gives targets without neighbors their nearest source; "none" leaves them 0.
         grid_bounds: "cube" (default), "box" or fixed (lower, upper) corners of every latent grid (see
@@ -87,6 +90,8 @@ class GINO(nn.Module):
     Shapes:
         forward(f `(N, C_in)` or None, graphs) -> `(M, C_out)` at graphs.queries.
     """
+
+    needs = frozenset({Need.WEIGHTS, Need.BOUNDARY, Need.BOUNDARY_WEIGHTS, Need.SDF})
 
     def __init__(self, dim: int, in_channels: int, out_channels: int, resolution: int = 32, hidden: int = 64,
                  modes: int | Sequence[int] = 16, n_layers: int = 4, rank: int | None = None, padding: float = 0.125,
@@ -127,10 +132,6 @@ class GINO(nn.Module):
         # the radii live in a buffer: loading a state dict (also as part of a larger module) must update the GNOs
         self.register_load_state_dict_post_hook(lambda module, _: module._sync_radii())
 
-    @property
-    def needs(self) -> frozenset[str]:
-        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
-        return frozenset({"weights", "boundary", "boundary_weights"} | ({"sdf"} if self.use_sdf else set()))
 
     def _sync_radii(self) -> None:
         r_in, r_out = (float(r) for r in self.radii)
@@ -142,40 +143,54 @@ class GINO(nn.Module):
                 self.boundary_gno.radius = r_out * self.boundary_radius_factor / self.radius_factor
 
 
+    def fit(self, facts: DataFacts) -> GINO:
+        """Size the radii left unset (`in_radius`, `out_radius` None) on the first training geometry
+        `facts.train_points[0]` (model coordinates): `radius_factor` spacings of its latent grid, the input
+        radius at least `radius_factor` median point spacings. Given radii stay as they are."""
+        if float(self.radii[0]) and float(self.radii[1]) or not facts.train_points:
+            return self
+        pos = torch.as_tensor(np.asarray(facts.train_points[0]), dtype=torch.float32)
+        grid = latent_grids(pos, torch.zeros(len(pos), dtype=torch.int64), self.resolution, bounds=self.grid_bounds)
+        r = self.radius_factor * float(grid.spacing[0])
+        point_spacing = float(knn_search(pos, 1).distance.median()) if len(pos) > 1 else 0.0
+        self.radii[0] = self.radii[0] if float(self.radii[0]) else max(r, self.radius_factor * point_spacing)
+        self.radii[1] = self.radii[1] if float(self.radii[1]) else r
+        self._sync_radii()
+        log.info("GINO radii sized on the first training geometry: in %.4g, out %.4g (%.2g grid spacings, or "
+                 "point spacings where those are wider)", float(self.radii[0]), float(self.radii[1]),
+                 self.radius_factor)
+        return self
+
+    def check_fitted(self) -> None:
+        if not (float(self.radii[0]) and float(self.radii[1])):
+            raise NotFittedError("this GINO's radii are not sized yet",
+                                 fix="give in_radius and out_radius, or call fit(DataFacts(train_points=...))")
+
     @torch.no_grad()
-    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
-                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, backend: str = "auto",
-                boundary_weights: torch.Tensor | None = None, boundary: torch.Tensor | None = None,
-                **unused: Any) -> GINOGraphs:
+    def prepare(self, pos: torch.Tensor, queries: torch.Tensor | None = None, inputs: SampleInputs = NO_INPUTS,
+                backend: str = "auto") -> GINOGraphs:
         """Grid, SDF and neighbor graphs of ONE geometry `pos (N, d)` (queries default to pos).
 
-        `weights (N,)`: quadrature weights (default: equal, summing to 1). `sdf_fn`: signed distance at
-        `(K, d)` numpy points, in the model's coordinates; required when `use_sdf`. `boundary_weights (N,)`:
-        boundary measure of each node (0 inside), for the boundary-data GNO; without it the `boundary` flags
-        count 1 each. Other per-geometry inputs of the common interface (normals, mesh edges) are not used."""
+        Reads from `inputs`: `weights (N,)`, quadrature weights (default: equal, summing to 1); `sdf_fn`,
+        required when `use_sdf`; `boundary_weights (N,)`, the boundary measure of each node (0 inside), for the
+        boundary-data GNO (without it the `boundary` flags count 1 each). `backend`: the neighbor search's."""
+        self.check_fitted()
         pos = torch.as_tensor(pos, dtype=torch.float32)
         queries = pos if queries is None else torch.as_tensor(queries, dtype=torch.float32)
         if pos.shape[1] != self.dim or queries.shape[1] != self.dim:
             raise ValueError(f"this GINO is {self.dim}D; got points {tuple(pos.shape)}, queries {tuple(queries.shape)}")
-        weights = torch.full((len(pos),), 1.0 / len(pos)) if weights is None else torch.as_tensor(weights).float()
+        weights = torch.full((len(pos),), 1.0 / len(pos)) if inputs.weights is None else \
+            torch.as_tensor(inputs.weights).float()
         batch = torch.zeros(len(pos), dtype=torch.int64)
         grid = latent_grids(pos, batch, self.resolution, bounds=self.grid_bounds)
-        if float(self.radii[0]) == 0 or float(self.radii[1]) == 0:
-            r = self.radius_factor * float(grid.spacing[0])
-            point_spacing = float(knn_search(pos, 1).distance.median()) if len(pos) > 1 else 0.0
-            self.radii[0] = self.radii[0] if float(self.radii[0]) else max(r, self.radius_factor * point_spacing)
-            self.radii[1] = self.radii[1] if float(self.radii[1]) else r
-            self._sync_radii()
-            log.info("GINO radii sized from the first geometry: in %.4g, out %.4g (%.2g grid spacings, or point "
-                     "spacings where those are wider)", float(self.radii[0]), float(self.radii[1]), self.radius_factor)
         in_graph, in_empty = bipartite_graph(pos, grid.points, float(self.radii[0]), fill_empty=self.fill_empty,
                                              backend=backend)
         log.info("latent nodes without input points within r=%.4g: %.1f%%", float(self.radii[0]),
                  100.0 * in_empty / len(grid.points))
-        if boundary_weights is not None:
-            measure = torch.as_tensor(boundary_weights).float()
+        if inputs.boundary_weights is not None:
+            measure = torch.as_tensor(inputs.boundary_weights).float()
         else:
-            measure = torch.zeros(len(pos)) if boundary is None else torch.as_tensor(boundary).float()
+            measure = torch.zeros(len(pos)) if inputs.boundary is None else torch.as_tensor(inputs.boundary).float()
         boundary_edges = torch.zeros((2, 0), dtype=torch.int64)
         if self.boundary_gno is not None and bool((measure > 0).any()):
             index = torch.nonzero(measure > 0).flatten()
@@ -184,17 +199,16 @@ class GINO(nn.Module):
             boundary_edges = torch.stack([index[graph.edge_index[0]], graph.edge_index[1]])
         sdf = None
         if self.use_sdf:
-            if sdf_fn is None:
-                raise ValueError("this GINO uses the SDF on its grid: pass sdf_fn, or build it with use_sdf=False")
-            sdf = torch.as_tensor(np.asarray(sdf_fn(grid.points.double().numpy())), dtype=torch.float32)[:, None]
+            self.require(inputs, Need.SDF)
+            sdf = torch.as_tensor(np.asarray(inputs.sdf_fn(grid.points.double().numpy())), dtype=torch.float32)[:, None]
         none = torch.zeros((2, 0), dtype=torch.int64)
         graphs = GINOGraphs(pos, batch, weights, pos[:0], batch[:0], grid, sdf, in_graph.edge_index, none, in_empty,
                             0, boundary_edges, measure)
         return self.with_queries(graphs, queries, backend=backend)
 
     @torch.no_grad()
-    def with_queries(self, graphs: GINOGraphs, queries: torch.Tensor, backend: str = "auto",
-                     **unused: Any) -> GINOGraphs:
+    def with_queries(self, graphs: GINOGraphs, queries: torch.Tensor, inputs: SampleInputs = NO_INPUTS,
+                     backend: str = "auto") -> GINOGraphs:
         """`graphs` of ONE geometry with the grid -> query graph of new `queries (M, d)`; the input side
         (grid, SDF, input graphs) is shared. The search runs where the graphs are (KD-tree on CPU, cell list on
         GPU)."""
@@ -225,6 +239,3 @@ class GINO(nn.Module):
     def decode(self, latent: torch.Tensor, graphs: GINOGraphs) -> torch.Tensor:
         """`(M, C_out)` at graphs.queries from the latent grid values."""
         return self.projection(self.out_gno(graphs.grid.points, graphs.queries, graphs.out_edges, f_y=latent))
-
-    def forward(self, f: torch.Tensor | None, graphs: GINOGraphs) -> torch.Tensor:
-        return self.decode(self.encode(f, graphs), graphs)

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +15,7 @@ from geoop.decomposition.transfer import (MIN_NODES, LeafGrids, grid_to_point_ma
                                           point_to_grid_matrix)
 from geoop.graph.structures import Structure, blocks, rows, sample_ids, total
 from geoop.layers.fno import FNO
+from geoop.models.base import Need, Operator, NO_INPUTS, SampleInputs
 
 
 def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
@@ -40,7 +39,7 @@ class KDTransfers(Structure):
     grid_geo: torch.Tensor = rows()
 
 
-class KDFNO(nn.Module):
+class KDFNO(Operator):
     """Fields at points -> per-leaf grids of a K-D tree (interpolated in the mesh's cells) -> one FNO shared by
     the leaves, each leaf also reading a coarse global grid's FNO -> back to any queries (multilinear in each
     leaf, the overlapping leaves blended by a partition of unity). After NUNO, with the seams closed.
@@ -70,9 +69,11 @@ class KDFNO(nn.Module):
         average_symmetries: with `symmetries`, an evaluation (not training) answers with the mean over every
         element g of the group, `mean_g g^-1 FNO(g x)`: the ensemble of the mirrored problems the network was
         trained on, at |G| passes (8 for both flips and the transpose; poisson2d validation 0.049 -> 0.043).
-        `single_pass` turns it off for a block of code (the trainer's per-epoch validation).
+        `evaluation("single")` turns it off for a block of code (the trainer's per-epoch validation).
     Shapes: forward(f `(N, C_in)`, transfers) -> `(M, C_out)`.
     """
+
+    needs = frozenset({Need.CELLS, Need.SDF})
 
     def __init__(self, tree: KDTreeDecomposition, in_channels: int, out_channels: int, oversample: float = 1.5,
                  overlap: float = 0.25, hidden: int = 32, modes: int = 12, n_layers: int = 4,
@@ -102,11 +103,6 @@ class KDFNO(nn.Module):
             self._global_to_leaves = _torch_sparse(grid_to_point_matrix(self.global_grids, self.grids.nodes()))
         self.fno = FNO(node_channels + global_channels, out_channels, (modes,) * dim, n_layers=n_layers, **fno)
 
-    @property
-    def needs(self) -> frozenset[str]:
-        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
-        return frozenset({"cells", "sdf"} if self.use_sdf else {"cells"})
-
     def _all_nodes(self) -> np.ndarray:
         """`(G, d)` the leaf grids' nodes, then the global grid's."""
         nodes = [self.grids.nodes()] + ([self.global_grids.nodes()] if self.global_grids is not None else [])
@@ -119,30 +115,31 @@ class KDFNO(nn.Module):
         return group[int(torch.randint(len(group), ()))]
 
     @torch.no_grad()
-    def prepare(self, points: np.ndarray, weights: torch.Tensor | None = None, queries: np.ndarray | None = None,
-                sdf_fn: Callable | None = None, cells: np.ndarray | None = None, **unused: Any) -> KDTransfers:
+    def prepare(self, points: np.ndarray, queries: np.ndarray | None = None,
+                inputs: SampleInputs = NO_INPUTS) -> KDTransfers:
         """Interpolation matrices of one geometry `points (N, d)` to its queries `(M, d)` (default: the points),
-        once per geometry and reused every epoch. `cells (K, d + 1)`: the mesh's simplices, which say where
-        the domain is (None: the points' Delaunay triangulation, cut by the signed distance where given).
-        `sdf_fn`: signed distance at `(K, d)` numpy points (needed with `use_sdf`). `weights` and the other
-        per-geometry inputs of the common interface are not used (the interpolation weighs the points itself)."""
+        once per geometry and reused every epoch. Reads `inputs.cells (K, d + 1)`, the mesh's simplices, which
+        say where the domain is (None: the points' Delaunay triangulation, cut by the signed distance where
+        given), and `inputs.sdf_fn` (needed with `use_sdf`); the interpolation weighs the points itself."""
+        sdf_fn, cells = inputs.sdf_fn, inputs.cells
         points = np.asarray(torch.as_tensor(points).cpu(), dtype=np.float64)
         queries = points if queries is None else np.asarray(torch.as_tensor(queries).cpu(), dtype=np.float64)
         nodes = self._all_nodes()
-        if self.use_sdf and sdf_fn is None:
-            raise ValueError("this KDFNO uses the SDF on its grids: pass sdf_fn, or build it with use_sdf=False")
+        if self.use_sdf:
+            self.require(inputs, Need.SDF)
         sdf = None if sdf_fn is None else np.asarray(sdf_fn(nodes), dtype=np.float64)
         cells = None if cells is None else np.asarray(cells, dtype=np.int64)
         to_grid, inside = point_to_grid_matrix(points, nodes, cells, None if sdf is None else sdf <= 0)
         # not both: the 0/1 flag beside the distance that says the same made the single-grid FNO ~9% worse
         # (elasticity2d validation, two seeds, 400 CPU-s)
         geo = sdf if self.use_sdf else inside.astype(np.float64)
-        inputs = KDTransfers(_torch_sparse(to_grid), None, None, 1,
-                             torch.tensor(geo[:, None], dtype=torch.float32))
-        return self.with_queries(inputs, queries)
+        transfers = KDTransfers(_torch_sparse(to_grid), None, None, 1,
+                                torch.tensor(geo[:, None], dtype=torch.float32))
+        return self.with_queries(transfers, queries, inputs)
 
     @torch.no_grad()
-    def with_queries(self, transfers: KDTransfers, queries: np.ndarray, **unused: Any) -> KDTransfers:
+    def with_queries(self, transfers: KDTransfers, queries: np.ndarray,
+                     inputs: SampleInputs = NO_INPUTS) -> KDTransfers:
         """`transfers` of ONE geometry with the grids -> queries map of new `queries (M, d)`; the input side
         is shared."""
         device = transfers.to_grid.device
@@ -173,7 +170,7 @@ class KDFNO(nn.Module):
         if self.training:
             group = [self._draw_symmetry()]  # no symmetries: the identity
         else:
-            group = group_elements(self.symmetries) if self.average_symmetries else [[]]
+            group = group_elements(self.symmetries) if self.average_symmetries and self.symmetry_mean else [[]]
         offsets = self.grids.offsets
         for shape, members in _by_shape(self.grids).items():
             x = torch.cat([_grid(leaves[:, offsets[k]:offsets[k + 1]], shape) for k in members])  # (B * n, C, *S)
@@ -186,9 +183,6 @@ class KDFNO(nn.Module):
         """`(M, C_out)` at the queries, read from the leaf grids."""
         with torch.autocast(grid_values.device.type, enabled=False):  # sparse products stay in float32
             return torch.sparse.mm(transfers.to_points, grid_values.float())
-
-    def forward(self, f: torch.Tensor | None, transfers: KDTransfers) -> torch.Tensor:
-        return self.decode(self.encode(f, transfers), transfers)
 
 
 def _grid(rows: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -246,20 +240,6 @@ def group_mean(fno: nn.Module, x: torch.Tensor, group: Sequence[Sequence[str]]) 
     """`mean_g g^-1 fno(g x)` over the `group` elements (ops lists) for grids `x (B, C, *S)` -> `(B, C', *S)`;
     each mirror is its own inverse, so g^-1 is g's ops in reverse order."""
     return sum(_apply(fno(_apply(x, ops)), ops[::-1]) for ops in group) / len(group)
-
-
-@contextmanager
-def single_pass(module: nn.Module) -> Iterator[None]:
-    """Within the block, models under `module` that average an evaluation over their symmetry group (see
-    `KDFNO`) run one pass instead: the trainer validates every epoch so, leaving its budget to training."""
-    averaging = [m for m in module.modules() if getattr(m, "average_symmetries", False)]
-    for m in averaging:
-        m.average_symmetries = False
-    try:
-        yield
-    finally:
-        for m in averaging:
-            m.average_symmetries = True
 
 
 def _apply(grid: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:

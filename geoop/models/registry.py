@@ -1,23 +1,25 @@
-"""Models by name, so a config file can swap one for another. Every registered model shares one interface:
+"""Models by name, so a config file can swap one for another. Every registered model subclasses
+`geoop.models.base.Operator` and keeps its contract (see there and docs/architecture.md):
 
-    model.needs -> frozenset of SAMPLE_INPUTS                                        # what prepare takes
-    prepared = model.prepare(pos (N, d), queries (M, d), **inputs)                  # once per geometry
-    prepared = model.with_queries(prepared, queries (M', d), sdf_fn=...)             # same geometry, new queries
+    model.needs -> frozenset of Need                                                 # what prepare reads
+    prepared = model.prepare(pos (N, d), queries (M, d), SampleInputs(...))          # once per geometry
+    prepared = model.with_queries(prepared, queries (M', d), inputs)                 # same geometry, new queries
     batch = type(prepared).collate([prepared, ...])                                  # several geometries
     state = model.encode(f (N_total, C_in) or None, batch)                           # no query in it
     model.decode(state, batch) -> (M_total, C_out)                                   # at the queries
     model(f, batch) == model.decode(model.encode(f, batch), batch)                   # differentiable
 
-`inputs` are the sample's data the model declares in `needs` (see `SAMPLE_INPUTS`). `encode` does everything
-that does not depend on the queries (graphs into the latent grid and the FNO, the token transformer, message
-passing), so `FieldOperator.predict` encodes a geometry once and decodes any number of query chunks. A model
-without `encode`/`decode`/`with_queries` (one registered from outside) still works: it runs whole per chunk.
+`encode` does everything that does not depend on the queries (graphs into the latent grid and the FNO, the token
+transformer, message passing), so `FieldOperator.predict` encodes a geometry once and decodes any number of
+query chunks.
 
-Models whose structure depends on the data (the K-D tree of KD-FNO, BENO's boundary channels) are fitted here,
-and what was fitted is part of the returned config, so `model_from_config` rebuilds them exactly."""
+Models whose structure depends on the data (the K-D tree of KD-FNO, BENO's boundary channels, GINO's radii) are
+fitted here from `DataFacts`, and what was fitted is part of the returned config or the weights, so
+`model_from_config` rebuilds them exactly."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,22 +29,11 @@ from torch import nn
 from geoop.decomposition.kdtree import KDTreeDecomposition
 from geoop.errors import GeoopError
 from geoop.models.attention_operators import GNOT, MINO
+from geoop.models.base import Operator
 from geoop.models.beno import BENO, MeshGNN
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
 from geoop.models.transolver import Transolver
-
-
-SAMPLE_INPUTS = {
-    "sdf": "sdf_fn: the signed distance at (K, d) numpy points in model coordinates (from the sample's geometry)",
-    "mesh_edges": "mesh_edges (2, E): the edges of the sample's mesh cells",
-    "weights": "weights (N,): quadrature weights (cell measure shares, summing to 1)",
-    "boundary": "boundary (N,): boundary-node flags",
-    "normals": "normals (N, d): outward unit normals at boundary nodes (0 inside)",
-    "boundary_weights": "boundary_weights (N,): each node's share of the boundary measure (0 inside)",
-    "cells": "cells (K, d + 1) or None: the simplices of the sample's volume mesh (None for a surface, a point "
-             "cloud or a subsampled sample), which say where the domain is",
-}
 
 
 @dataclass(frozen=True)
@@ -62,11 +53,22 @@ class DataFacts:
 Builder = Callable[[int, int, int, DataFacts, dict[str, Any]], tuple[nn.Module, dict[str, Any]]]
 
 
-def class_builder(cls: type[nn.Module]) -> Builder:
+def check_options(cls: type, options: dict[str, Any], skip: int = 4) -> None:
+    """Refuse `options` that `cls.__init__` does not take (its parameters after the first `skip`, self
+    included), naming the ones it does."""
+    accepted = list(inspect.signature(cls.__init__).parameters)[skip:]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise GeoopError(f"{cls.__name__} takes no option {', '.join(map(repr, unknown))}",
+                         fix=f"its options are {', '.join(accepted)}")
+
+
+def class_builder(cls: type[Operator]) -> Builder:
     """The builder of a model class that takes `(dim, in_channels, out_channels, **options)` and needs nothing
     from the data."""
     def build(dim: int, in_channels: int, out_channels: int, data: DataFacts,
               options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        check_options(cls, options)
         return cls(dim, in_channels, out_channels, **options), options
 
     return build
@@ -77,6 +79,7 @@ def _with_roles(cls: type[nn.Module], roles: Sequence[str]) -> Builder:
     def build(dim: int, in_channels: int, out_channels: int, data: DataFacts,
               options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         options = {**{r: list(getattr(data, r)) for r in roles}, **options}
+        check_options(cls, options)
         return cls(dim, in_channels, out_channels, **options), options
 
     return build
@@ -98,6 +101,7 @@ def _kdfno(dim: int, in_channels: int, out_channels: int, data: DataFacts,
         tree = KDTreeDecomposition.from_state_dict(state)
     if tree.leaf_lower_.shape[1] != dim:
         raise GeoopError(f"the K-D tree is {tree.leaf_lower_.shape[1]}D but the model is {dim}D")
+    check_options(KDFNO, options)
     return KDFNO(tree, in_channels, out_channels, **options), {**options, "tree": tree.state_dict()}
 
 
@@ -122,13 +126,35 @@ MODELS: dict[str, Builder] = {
 }
 
 
-def register(name: str, builder: Builder) -> None:
+#: options of a model of each family small enough for a test or a smoke run (a few thousand parameters)
+TINY: dict[str, dict[str, Any]] = {
+    "gino": {"resolution": 8, "hidden": 8, "modes": 3, "n_layers": 1, "in_gno_hidden": [8],
+             "out_gno_hidden": [8], "projection_hidden": 8},
+    "kdfno": {"n_subdomains": 2, "hidden": 8, "modes": 3, "n_layers": 1, "global_resolution": 6},
+    "fno": {"hidden": 8, "modes": 3, "n_layers": 1},
+    "beno": {"hidden": 8, "layers": 1, "boundary_layers": 1},
+    "gnn": {"hidden": 8, "layers": 1},
+    "mino": {"tokens_per_axis": 4, "hidden": 8, "layers": 1, "decoder_layers": 1, "gno_hidden": [8]},
+    "gnot": {"hidden": 8, "layers": 1, "experts": 2},
+    "transolver": {"hidden": 8, "layers": 1, "heads": 2, "slices": 4},
+}
+
+
+def register(name: str, builder: Builder, tiny: dict[str, Any] | None = None) -> None:
     """Add a model family under `name` (e.g. one written outside geoop): `builder(dim, in_channels,
-    out_channels, data: DataFacts, options) -> (module, options)`, the module following the interface above.
-    Checkpoints of such a model load where the same registration has run."""
+    out_channels, data: DataFacts, options) -> (module, options)`, the module an `Operator` subclass. `tiny`: the
+    options of a small one, for the contract tests (default: the builder's defaults). Checkpoints of such a
+    model load where the same registration has run."""
     if name in MODELS:
         raise GeoopError(f"a model called {name!r} is already registered", fix="choose another name")
     MODELS[name] = builder
+    TINY[name] = dict(tiny or {})
+
+
+def unregister(name: str) -> None:
+    """Remove a model `register` added (a test's toy model)."""
+    MODELS.pop(name, None)
+    TINY.pop(name, None)
 
 
 def build_model(name: str, dim: int, in_channels: int, out_channels: int, data: DataFacts | None = None,
@@ -139,11 +165,11 @@ def build_model(name: str, dim: int, in_channels: int, out_channels: int, data: 
     keyword arguments."""
     if name not in MODELS:
         raise GeoopError(f"unknown model {name!r}", fix=f"choose one of {sorted(MODELS)}")
-    try:
-        model, config = MODELS[name](dim, in_channels, out_channels, data or DataFacts(), options)
-    except TypeError as e:
-        raise GeoopError(f"bad options for model {name!r}: {e}",
-                         fix="see the model's docstring for its arguments") from None
+    model, config = MODELS[name](dim, in_channels, out_channels, data or DataFacts(), options)
+    if not isinstance(model, Operator):
+        raise GeoopError(f"model {name!r} is a {type(model).__name__}, not a geoop.models.base.Operator",
+                         fix="subclass Operator (see docs/architecture.md, the model contract)")
+    model.fit(data or DataFacts())
     return model, {"name": name, "dim": dim, "in_channels": in_channels, "out_channels": out_channels,
                    "options": config}
 

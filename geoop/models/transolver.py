@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +16,7 @@ from geoop.layers.attention import from_padded, to_padded
 from geoop.layers.embeddings import SinusoidalEmbedding
 from geoop.layers.mlp import MLP
 from geoop.layers.physics_attention import SliceBlock
+from geoop.models.base import Need, Operator, NO_INPUTS, SampleInputs
 
 
 @dataclass
@@ -38,7 +38,7 @@ class PointInputs(Structure):
     to_queries: torch.Tensor | None = blocks(default=None)
 
 
-class Transolver(nn.Module):
+class Transolver(Operator):
     """Physics-attention operator for fields on any point set, 2D or 3D.
 
         h0 = MLP([x, e(x), geometry(x), f(x)])                                     at the input points
@@ -64,6 +64,8 @@ class Transolver(nn.Module):
     Shapes: forward(f `(N, C_in)` or None, inputs) -> `(N, C_out)` at the points, or `(M, C_out)` at the queries.
     """
 
+    needs = frozenset({Need.WEIGHTS, Need.BOUNDARY, Need.NORMALS, Need.SDF})
+
     def __init__(self, dim: int, in_channels: int, out_channels: int, hidden: int = 128, layers: int = 6,
                  heads: int = 8, slices: int = 32, mlp_ratio: float = 1.0, frequencies: int = 6,
                  token_weights: str = "quadrature", use_sdf: bool = True, vector_channels: Sequence[int] = ()):
@@ -81,54 +83,51 @@ class Transolver(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, out_channels))
 
     @property
-    def needs(self) -> frozenset[str]:
-        """What `prepare` takes from a sample (see `geoop.models.registry`)."""
-        return frozenset({"weights", "boundary", "normals"} | ({"sdf"} if self.use_sdf else set()))
-
-    @property
     def geo_channels(self) -> int:
         return 3 + 2 * self.dim
 
     @torch.no_grad()
-    def prepare(self, pos: torch.Tensor, weights: torch.Tensor | None = None, queries: torch.Tensor | None = None,
-                sdf_fn: Callable[[np.ndarray], np.ndarray] | None = None, boundary: torch.Tensor | None = None,
-                normals: torch.Tensor | None = None, **unused: Any) -> PointInputs:
+    def prepare(self, pos: torch.Tensor, queries: torch.Tensor | None = None,
+                inputs: SampleInputs = NO_INPUTS) -> PointInputs:
         """Local geometry and query interpolation of ONE geometry `pos (N, d)` in model coordinates (queries
-        default to the points). `weights (N,)`: quadrature weights; `boundary`, `normals`: boundary flags and
-        outward normals at the points."""
+        default to the points). Reads `inputs.weights (N,)` (quadrature weights), `boundary`, `normals`
+        (boundary flags and outward normals at the points) and `sdf_fn` (when `use_sdf`)."""
         pos = torch.as_tensor(pos, dtype=torch.float32)
         n = len(pos)
         if pos.shape[1] != self.dim:
             raise ValueError(f"this Transolver is {self.dim}D; got points {tuple(pos.shape)}")
-        weights = torch.full((n,), 1.0 / n) if weights is None or self.token_weights == "uniform" else \
-            torch.as_tensor(weights, dtype=torch.float32)
-        boundary = torch.zeros(n, dtype=torch.bool) if boundary is None else torch.as_tensor(boundary).bool()
-        normals = torch.zeros_like(pos) if normals is None else torch.as_tensor(normals, dtype=torch.float32)
-        if self.use_sdf and sdf_fn is None:
-            raise ValueError("this Transolver uses the signed distance: pass sdf_fn, or build it with use_sdf=False")
+        weights = torch.full((n,), 1.0 / n) if inputs.weights is None or self.token_weights == "uniform" else \
+            torch.as_tensor(inputs.weights, dtype=torch.float32)
+        boundary = torch.zeros(n, dtype=torch.bool) if inputs.boundary is None else \
+            torch.as_tensor(inputs.boundary).bool()
+        normals = torch.zeros_like(pos) if inputs.normals is None else \
+            torch.as_tensor(inputs.normals, dtype=torch.float32)
+        sdf_fn = inputs.sdf_fn
+        if self.use_sdf:
+            self.require(inputs, Need.SDF)
         curvature = boundary_curvature(pos.double().numpy(), boundary.numpy(), normals.double().numpy())
         geo = torch.cat([self._distance_features(sdf_fn, pos), normals, boundary.float()[:, None],
                          torch.as_tensor(curvature, dtype=torch.float32)[:, None]], dim=1)
         zeros = torch.zeros(n, dtype=torch.int64)
-        inputs = PointInputs(pos, zeros, weights, geo, zeros)
-        return inputs if queries is None else self.with_queries(inputs, queries, sdf_fn)
+        prepared = PointInputs(pos, zeros, weights, geo, zeros)
+        return prepared if queries is None else self.with_queries(prepared, queries, inputs)
 
     @torch.no_grad()
-    def with_queries(self, inputs: PointInputs, queries: torch.Tensor, sdf_fn: Callable | None = None,
-                     **unused: Any) -> PointInputs:
-        """`inputs` of ONE geometry with new queries `(M, d)` (their local geometry and interpolation weights);
+    def with_queries(self, prepared: PointInputs, queries: torch.Tensor,
+                     inputs: SampleInputs = NO_INPUTS) -> PointInputs:
+        """`prepared` of ONE geometry with new queries `(M, d)` (their local geometry and interpolation weights);
         the input side is shared. Queries equal to the points are the points themselves."""
-        device = inputs.pos.device
-        pos, geo = inputs.pos.cpu(), inputs.geo.cpu()
+        device = prepared.pos.device
+        pos, geo = prepared.pos.cpu(), prepared.geo.cpu()
         queries = torch.as_tensor(queries, dtype=torch.float32).cpu()
         if queries.shape == pos.shape and torch.equal(queries, pos):
-            return replace(inputs, query_batch=inputs.batch, query_pos=None, query_geo=None, to_queries=None)
+            return replace(prepared, query_batch=prepared.batch, query_pos=None, query_geo=None, to_queries=None)
         if queries.shape[1] != self.dim:
             raise ValueError(f"this Transolver is {self.dim}D; got queries {tuple(queries.shape)}")
         to_queries = idw_matrix(pos, queries)
         carried = torch.sparse.mm(to_queries, geo[:, self.dim + 1:])  # normals, flags, curvature
-        query_geo = torch.cat([self._distance_features(sdf_fn, queries), carried], dim=1)
-        return replace(inputs, query_batch=torch.zeros(len(queries), dtype=torch.int64, device=device),
+        query_geo = torch.cat([self._distance_features(inputs.sdf_fn, queries), carried], dim=1)
+        return replace(prepared, query_batch=torch.zeros(len(queries), dtype=torch.int64, device=device),
                        query_pos=queries.to(device), query_geo=query_geo.to(device), to_queries=to_queries.to(device))
 
     def _distance_features(self, sdf_fn: Callable | None, points: torch.Tensor) -> torch.Tensor:
@@ -169,9 +168,6 @@ class Transolver(nn.Module):
         for block, tokens in zip(self.blocks, state.tokens, strict=True):
             hq = block.read(hq, tokens)
         return from_padded(self.head(hq), q_mask)
-
-    def forward(self, f: torch.Tensor | None, inputs: PointInputs) -> torch.Tensor:
-        return self.decode(self.encode(f, inputs), inputs)
 
 
 @dataclass

@@ -188,11 +188,7 @@ def build_operator(train: SimulationDataset, model: dict[str, Any], lift: dict[s
     net, model_config = build_model(model["name"], train.manifest["dim"], train.input_channels,
                                     train.target_channels, DataFacts(points, values, types, derived, vectors),
                                     **options)
-    operator = FieldOperator(net, model_config, fields, **stats)
-    # data-sized buffers (GINO's radii) are fixed here, on the first training sample, so that every process
-    # of a distributed run, and a resumed run, holds the same ones
-    operator.prepare(train[0], train.geometry(0) if operator.needs_geometry else None)
-    return operator
+    return FieldOperator(net, model_config, fields, **stats)
 
 
 def applicable(setting: dict[str, str] | None, train: SimulationDataset, name: str) -> dict[str, str]:

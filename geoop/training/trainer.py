@@ -21,7 +21,6 @@ from geoop.data.dataset import SimulationDataset
 from geoop.errors import GeoopError
 from geoop.metrics.forces import ForceCoefficients, ForceSpec, force_errors
 from geoop.models.field_operator import FieldOperator
-from geoop.models.kdfno import single_pass
 from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
 from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_max, all_sum, barrier
@@ -177,7 +176,7 @@ class Evaluator:
         """Samples `positions` of `dataset` as one PyG `Batch` and their collated structures, on the device."""
         pairs = [self.sample(dataset, i) for i in positions]
         prepared = type(pairs[0][1]).collate([p for _, p in pairs])
-        prepared = prepared.to(self.device) if hasattr(prepared, "to") else prepared
+        prepared = prepared.to(self.device)
         return Batch.from_data_list([d for d, _ in pairs]).to(self.device), prepared
 
     def predict(self, data: Batch, prepared: Any, module: Any = None) -> torch.Tensor:
@@ -444,7 +443,7 @@ class Trainer(Evaluator):
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses),
                       "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
             if self.val_set is not None and len(self.val_set):
-                with single_pass(self.operator):  # symmetry-averaged models: one pass per epoch's check
+                with self.operator.evaluation("single"):  # symmetry-averaged models: one pass per check
                     val = self.evaluate(self.val_set, forces=False)
                 record["val_rel_l2"] = val["rel_l2"]
                 record["val"] = {n: f["rel_l2"] for n, f in val["fields"].items()}
