@@ -6,10 +6,10 @@ predicted surface fields.
 in design-parameter space (the parameters the family draws, standardised on the training split), each one's
 fields carried onto the new case's points by nearest point (volume fields in the frame the cases share; a field
 on a body's surface from that case's surface, in coordinates normalised by each body's bounding box, so that an
-upper side lands on the upper side however thick the body), averaged with inverse-distance weights. A flow family's velocity, pressure and eddy
-viscosity are carried in units of each case's free-stream speed (U/|U_inf|, p/|U_inf|^2, nut/|U_inf|), so a
-design at another speed still tells the shape of the flow. No training: a surrogate that does not beat it has
-learned nothing a lookup table would not give.
+upper side lands on the upper side however thick the body), averaged with inverse-distance weights. A flow
+family's velocity, pressure and eddy viscosity are carried in units of each case's free-stream speed (U/|U_inf|,
+p/|U_inf|^2, nut/|U_inf|), so a design at another speed still tells the shape of the flow. No training: a
+surrogate that does not beat it has learned nothing a lookup table would not give.
 
 `panel_method`: the inviscid flow around the body (geoop.data.panel_method; 2D): U, p and cp from it, nut and the
 skin friction zero. A surrogate that does not beat it has learned nothing a textbook would not give.

@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import accuracy  # noqa: E402
 import kdtree_fno  # noqa: E402
-import predict_scale  # noqa: E402
 import train_memory  # noqa: E402
 
 #: the documents that hold generated blocks
@@ -68,7 +67,8 @@ def prediction_summary() -> str:
         secs = " | ".join(f"{now[q]['seconds']:.1f} s" if q in now else "-" for q in (100_000, 1_000_000, 4_000_000))
         rss = " / ".join(f"{now[q]['peak_rss_mb']:.0f}" if q in now else "-" for q in (100_000, 1_000_000, 4_000_000))
         ratio = result["summary"].get(model, {}).get("decode_4M_over_1M")
-        before = f"{old[1_000_000]['seconds']:.1f} s, {old[1_000_000]['peak_rss_mb']:.0f} MB" if 1_000_000 in old else "-"
+        million = old.get(1_000_000)
+        before = f"{million['seconds']:.1f} s, {million['peak_rss_mb']:.0f} MB" if million else "-"
         lines.append(f"| {model} | {secs} | {ratio:.2f} | {rss} | {before} |" if ratio else
                      f"| {model} | {secs} | - | {rss} | {before} |")
     return "\n".join(lines) + "\n"
