@@ -11,12 +11,11 @@ holds the mechanics, a model fills documented hooks).
 
 `forward(f, prepared) = decode(encode(f, prepared), prepared)` is written here once. `prepare` is a pure
 function of its arguments: what depends on the training data (GINO's radii, sized from the point spacing) is
-set by `fit(facts)` before any `prepare`, in trailing-underscore attributes; a model used before it is fitted
-says so (`NotFittedError`). The structures `prepare` returns are `geoop.graph.structures.Structure`s, so one
-`collate` batches any model's.
+set by `fit(facts)` before any `prepare`; a model used before it is fitted says so (`NotFittedError`). The
+structures `prepare` returns are `geoop.graph.structures.Structure`s, so one `collate` batches any model's.
 
-A model that averages its evaluation over a symmetry group (the mirrored problems of KD-FNO) does so only in
-`Operator.evaluation("mean")`; the trainer's per-epoch validation uses `evaluation("single")`, explicitly.
+A model that averages its evaluation over a symmetry group (the mirrored problems of KD-FNO) does so by
+default; the trainer's per-epoch validation asks for one pass explicitly, `with model.evaluation("single")`.
 """
 from __future__ import annotations
 
@@ -102,8 +101,6 @@ class Operator(nn.Module, ABC):
 
     needs: ClassVar[frozenset[Need]] = frozenset()
     use_sdf: bool = True
-    #: attributes `fit` sets; empty for models that need no fitting
-    fitted_attributes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         super().__init__()
@@ -119,12 +116,7 @@ class Operator(nn.Module, ABC):
         return self
 
     def check_fitted(self) -> None:
-        """Raise `NotFittedError` when a fitted attribute is still unset."""
-        missing = [a for a in self.fitted_attributes if getattr(self, a, None) is None]
-        if missing:
-            raise NotFittedError(f"{type(self).__name__} is not fitted ({', '.join(missing)} unset)",
-                                 fix="call model.fit(DataFacts(train_points=...)) first, or build it with "
-                                     "geoop.models.registry.build_model, which fits it")
+        """Raise `NotFittedError` when the data-dependent state `fit` sets is missing (default: none to set)."""
 
     def require(self, inputs: SampleInputs, *needs: Need) -> None:
         """Raise `MissingInputError` naming each of `needs` that `inputs` lacks."""

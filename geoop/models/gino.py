@@ -82,8 +82,9 @@ class GINO(Operator):
         in_radius, out_radius: GNO radii in the model's coordinates; None sizes them in `fit`, on the first
         training geometry, to `radius_factor` latent-grid spacings (the input radius to at least `radius_factor`
         median point spacings, so sparse clouds still reach the grid). use_sdf: feed the signed distance on the
-        grid (needs `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding (the finest
-        wavelength is 2^(2-F) coordinate units; keep it above the point spacing for discretization invariance).
+        grid (needs `sdf_fn` in `prepare`). frequencies: sinusoidal octaves of the kernel's position embedding
+        (the finest wavelength is 2^(2-F) coordinate units; keep it above the point spacing for discretization
+        invariance).
         fill_empty: "nearest" gives targets without neighbors their nearest source; "none" leaves them 0.
         grid_bounds: "cube" (default), "box" or fixed (lower, upper) corners of every latent grid (see
         `latent_grids`).
