@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {"poisson2d": 1000, "elasticity2d": 1200, "potential3d": 400, "airfoil2d": 1000}
+DATASETS = {"poisson2d": 1000, "elasticity2d": 1200, "potential3d": 400, "airfoil2d": 740}
 #: the same families on graded meshes (fine at the holes / void, 10x coarser away), for benchmarks/kdtree_fno.py;
 #: not in the default run
 GRADED = {"poisson2d_graded": 1000, "elasticity2d_graded": 1200}
