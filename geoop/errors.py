@@ -41,4 +41,4 @@ class NotWatertightError(GeoopError):
 
 
 class NotFittedError(GeoopError):
-    """A transform was used before `fit`."""
+    """A transform or a data-dependent model used before `fit`."""

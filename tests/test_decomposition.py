@@ -301,3 +301,13 @@ def test_evaluation_averaged_over_the_mirrors_is_equivariant():
         model.average_symmetries = False
         torch.testing.assert_close(model(f, transfers), one)
     assert (averaged - one).abs().max() > 1e-4  # an untrained network is not invariant by itself
+
+
+def test_a_nearly_square_box_gets_one_square_grid_for_the_transpose_and_its_node_coordinates_follow():
+    points = np.random.default_rng(0).uniform(-1, 1, (500, 2)) * [1.0, 0.97]
+    tree = KDTreeDecomposition(n_subdomains=1).fit(points, n_samples=1)
+    model = KDFNO(tree, 1, 1, oversample=1.0, hidden=8, modes=4, n_layers=1, use_sdf=False, symmetries=("transpose",))
+    shape = model.grids.leaf_shape(0)
+    assert shape[0] == shape[1] and len(model.node_coords) == np.prod(shape)
+    with torch.no_grad():
+        assert model(torch.rand(500, 1), model.prepare(points)).shape == (500, 1)

@@ -15,7 +15,8 @@ from geoop.geometry import lumped_weights
 from geoop.graph import bipartite_graph, radius_graph
 from geoop.layers import FNO, KernelIntegral, SpectralConv
 from geoop.models import GINO, GINOGraphs, GraphKernelNetwork
-from geoop.models.base import NotFittedError, SampleInputs
+from geoop.errors import NotFittedError
+from geoop.models.base import SampleInputs
 from geoop.models.registry import DataFacts
 from tests.conftest import antiderivative_samples, sphere_surface, train_and_test
 

@@ -81,10 +81,6 @@ FIELD_OF = {Need.SDF: "sdf_fn", Need.MESH_EDGES: "mesh_edges", Need.WEIGHTS: "we
             Need.NORMALS: "normals", Need.BOUNDARY_WEIGHTS: "boundary_weights", Need.CELLS: "cells"}
 
 
-class NotFittedError(GeoopError):
-    """A data-dependent model used before `fit`."""
-
-
 class MissingInputError(GeoopError):
     """A model's `prepare` given less than it needs."""
 

@@ -16,7 +16,8 @@ from geoop.graph.neighbors import knn_search
 from geoop.layers.fno import FNO
 from geoop.layers.kernel_integral import KernelIntegral
 from geoop.layers.mlp import MLP
-from geoop.models.base import Need, NotFittedError, Operator, NO_INPUTS, SampleInputs
+from geoop.errors import NotFittedError
+from geoop.models.base import NO_INPUTS, Need, Operator, SampleInputs
 
 if TYPE_CHECKING:
     from geoop.models.registry import DataFacts

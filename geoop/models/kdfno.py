@@ -84,14 +84,14 @@ class KDFNO(Operator):
         self.tree = tree
         several = tree.n_leaves > 1
         self.grids = leaf_grids(tree, oversample, overlap if several else 0.0)
+        if "transpose" in symmetries and self.grids.n_leaves == 1 and _nearly_square(self.grids):
+            self.grids.shapes[0, :2] = self.grids.shapes[0, :2].max()  # a square box's grid, whatever the rounding
         self.global_grids = _global_grid(self.grids, global_resolution) if several and global_resolution else None
         nodes = self._all_nodes()
         lo, hi = self.grids.core_lower.min(0), self.grids.core_upper.max(0)
         coords = (nodes - lo) / np.maximum(hi - lo, 1e-300) * 2 - 1
         self.register_buffer("node_coords", torch.tensor(coords, dtype=torch.float32))
         dim = nodes.shape[1]
-        if "transpose" in symmetries and self.grids.n_leaves == 1 and _nearly_square(self.grids):
-            self.grids.shapes[0, :2] = self.grids.shapes[0, :2].max()  # a square box's grid, whatever the rounding
         self.symmetries = _check_symmetries(tuple(symmetries), self.grids.leaf_shape(0), self.grids.n_leaves)
         self.average_symmetries = average_symmetries
         node_channels = in_channels + 1 + dim
@@ -164,8 +164,10 @@ class KDFNO(Operator):
             context = self.global_fno(coarse).flatten(2)  # (B, H, G_global)
             if self._global_to_leaves.device != context.device:
                 self._global_to_leaves = self._global_to_leaves.to(context.device)
-            read = torch.sparse.mm(self._global_to_leaves, context.permute(2, 0, 1).reshape(context.shape[2], -1))
-            leaves = torch.cat([leaves, read.reshape(g, b, -1).transpose(0, 1)], dim=2)
+            with torch.autocast(context.device.type, enabled=False):  # sparse products stay in float32
+                read = torch.sparse.mm(self._global_to_leaves,
+                                       context.float().permute(2, 0, 1).reshape(context.shape[2], -1))
+            leaves = torch.cat([leaves, read.reshape(g, b, -1).transpose(0, 1).to(leaves.dtype)], dim=2)
         out = leaves.new_empty((b, g, self.out_channels))
         if self.training:
             group = [self._draw_symmetry()]  # no symmetries: the identity
