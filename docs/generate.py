@@ -55,6 +55,24 @@ def headline() -> str:
     return "\n".join(rows) + "\n"
 
 
+def flow_family(dataset: str = "airfoil2d") -> str:
+    """Per model on a flow family: the test error of each field and of the force coefficients integrated from
+    the predicted surface, best mean first."""
+    cells = sorted((c for c in _json("accuracy.json")["cells"].values()
+                    if c["dataset"] == dataset and "failed" not in c), key=lambda c: c["test_rel_l2_mean"])
+    if not cells:
+        return "(no cells yet)\n"
+    fields = list(cells[0]["test"])
+    rows = ["| model | mean | " + " | ".join(fields) + " | Cl MAE | Cl Spearman | Cd MAE | Cd Spearman | epochs |",
+            "|---|---|" + "---|" * len(fields) + "---|---|---|---|---|"]
+    for c in cells:
+        f = c.get("test_forces", {})
+        force = " | ".join(f"{f[k]['mae']:.4f} | {f[k]['spearman']:.3f}" if k in f else "- | -" for k in ("cl", "cd"))
+        rows.append(f"| {c['model']} | {c['test_rel_l2_mean']:.4f} | "
+                    + " | ".join(f"{c['test'][n]['rel_l2']:.4f}" for n in fields) + f" | {force} | {c['epochs']} |")
+    return "\n".join(rows) + "\n"
+
+
 def prediction_summary() -> str:
     """Per model: seconds for 100k / 1M / 4M queries, the decode's growth, peak RSS, and the old way at 1M."""
     result = _json("predict_scale.json")
@@ -81,6 +99,7 @@ def kdtree_study() -> str:
 
 BLOCKS: dict[str, Callable[[], str]] = {
     "headline": headline,
+    "airfoil2d": flow_family,
     "accuracy": lambda: accuracy.table(_json("accuracy.json")),
     "kdtree_fno": kdtree_study,
     "predict_scale": prediction_summary,
