@@ -119,12 +119,19 @@ def _geometries(dim: int = 2, seed: int = 0) -> list[tuple[torch.Tensor, torch.T
     return out
 
 
+def _neuralop_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("neuralop") is not None
+    except ImportError:
+        return False
+
+
 def _registered() -> dict[str, dict]:
     """Every registered model with its tiny options, neuraloperator's baselines too when installed."""
-    try:
+    if _neuralop_installed():
         import neuralop_baselines  # noqa: F401  (registers neuralop_fno and neuralop_gino)
-    except ImportError:
-        pass
     small = {"neuralop_fno": {"resolution": 16, "hidden": 8, "modes": 4, "n_layers": 1},
              "neuralop_gino": {"resolution": 8, "hidden": 8, "modes": 3, "n_layers": 1}}
     return {name: {**small.get(name, {}), **TINY.get(name, {})} for name in sorted(MODELS)}
@@ -321,11 +328,11 @@ def speed(device: torch.device, size: dict) -> dict:
     cases["kdfno_3d (kdfno_potential3d)"] = registered("kdfno", "kdfno_potential3d", size["fno_points"][1], 3, batch=4)
     for n in size["transolver_points"]:
         cases[f"transolver_{n}"] = registered("transolver", "transolver_potential3d", n, 3)
-    try:
+    if _neuralop_installed():
         import neuralop_baselines  # noqa: F401
         cases["neuralop_gino_32^3 (on gino_32^3's input)"] = _neuralop_gino(size, g)
-    except ImportError as e:
-        cases["neuralop_gino_32^3 (on gino_32^3's input)"] = e
+    else:
+        cases["neuralop_gino_32^3 (on gino_32^3's input)"] = ImportError("pip install neuraloperator==2.0.0")
     out = {}
     for name, make in cases.items():
         if isinstance(make, Exception):
