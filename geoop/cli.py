@@ -299,6 +299,13 @@ def _command(sub, name: str, help: str, example: str, run) -> argparse.ArgumentP
     return p
 
 
+def _group(sub, name: str, help: str, example: str):
+    """A command with subcommands (`geoop NAME ...`): its parser's subcommand collection."""
+    group = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                           epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    return group.add_subparsers(dest=f"{name}_command", required=True)
+
+
 def _split_options(p: argparse.ArgumentParser, test_from: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random train/val/test split")
     p.add_argument("--fractions", default=None, metavar="TRAIN,VAL,TEST",
@@ -343,10 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (overrides the config's `out`)")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
-    config = sub.add_parser("config", help="inspect training configs", description="Inspect training configs.",
-                            epilog="example:\n  geoop config show configs/fno_poisson2d.yaml --set train.budget=300",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    config = config.add_subparsers(dest="config_command", required=True)
+    config = _group(sub, "config", "inspect training configs",
+                    "geoop config show configs/fno_poisson2d.yaml --set train.budget=300")
     p = _command(config, "show", "print a config as training would resolve it, defaults included",
                  "geoop config show configs/fno_poisson2d.yaml --set train.budget=300", _config_show)
     p.add_argument("config", help="YAML file (see configs/)")
@@ -383,11 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "trained with one)")
     _cfd_options(p)
 
-    data = sub.add_parser("data", help="make, import and inspect datasets",
-                          description="Make, import and inspect datasets.",
-                          epilog="example:\n  geoop data make poisson2d --n 200 --out data/poisson",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = data.add_subparsers(dest="data_command", required=True)
+    data = _group(sub, "data", "make, import and inspect datasets",
+                  "geoop data make poisson2d --n 200 --out data/poisson")
     p = _command(data, "make", "generate a dataset with a reference solver (needs geoop[data])",
                  "geoop data make poisson2d --n 200 --out data/poisson --fractions 0.8,0.1,0.1", _data_make)
     p.add_argument("name", help="poisson2d, elasticity2d, potential3d or airfoil2d")

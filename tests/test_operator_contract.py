@@ -56,6 +56,13 @@ def _tiny(name: str, geometries) -> Operator:
     return model.eval()
 
 
+def _first(name: str, geometries) -> tuple:
+    """A tiny model of `name`, the first geometry (points, queries, the inputs the model takes) and its fields."""
+    model = _tiny(name, geometries)
+    pos, queries, inputs = geometries[0]
+    return model, pos, queries, inputs.only(model.takes), _fields(geometries)[0]
+
+
 @pytest.fixture(scope="module")
 def geometries():
     return _geometries()
@@ -81,10 +88,7 @@ def test_a_mixed_batch_equals_each_sample_alone(name, geometries):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_decoding_in_chunks_equals_the_whole_and_the_forward_pass(name, geometries):
-    model = _tiny(name, geometries)
-    pos, queries, inputs = geometries[0]
-    inputs = inputs.only(model.takes)
-    f = _fields(geometries)[0]
+    model, pos, queries, inputs, f = _first(name, geometries)
     with torch.no_grad():
         prepared = model.prepare(pos, queries, inputs)
         whole = model(f, prepared)
@@ -107,10 +111,7 @@ def test_prepare_changes_nothing_on_the_model(name, geometries):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_output_does_not_depend_on_the_order_of_the_input_points(name, geometries):
-    model = _tiny(name, geometries)
-    pos, queries, inputs = geometries[0]
-    inputs = inputs.only(model.takes)
-    f = _fields(geometries)[0]
+    model, pos, queries, inputs, f = _first(name, geometries)
     perm = torch.randperm(len(pos), generator=torch.Generator().manual_seed(0))
     shuffled = replace(inputs, **{k: getattr(inputs, k)[perm] for k in ("weights", "boundary", "normals",
                                                                          "boundary_weights")
