@@ -212,12 +212,12 @@ def synthetic_dataset(folder: Path, n: int = 8, points: int = 2000) -> Path:
     return folder / "data"
 
 
-def _operator(data: Path, model: dict) -> object:
+def _operator(data: Path, name: str, options: dict) -> object:
     from geoop.data.dataset import SimulationDataset
-    from geoop.training.run import build_operator
+    from geoop.training import ModelConfig, build_operator
 
     torch.manual_seed(0)
-    return build_operator(SimulationDataset(data, "train"), model).eval()
+    return build_operator(SimulationDataset(data, "train"), ModelConfig(name, options)).eval()
 
 
 def check_predict(device: torch.device, data: Path) -> dict:
@@ -225,7 +225,7 @@ def check_predict(device: torch.device, data: Path) -> dict:
     import geoop
     from geoop.data.dataset import SimulationDataset
 
-    operator = _operator(data, {"name": "gino", **TINY["gino"]})
+    operator = _operator(data, "gino", TINY["gino"])
     geometry = SimulationDataset(data, "val").geometry(0)
     queries = np.random.default_rng(2).uniform(geometry.points.min(0), geometry.points.max(0), (5000, 3))
     reference = operator.predict(geometry, queries).point_data["u"]
@@ -371,7 +371,7 @@ def prediction_throughput(device: torch.device, data: Path, queries: int) -> dic
 
     options = {"resolution": 32, "hidden": 32, "modes": 8} if queries >= 1_000_000 else TINY["gino"]
     resolution = options["resolution"]
-    operator = _operator(data, {"name": "gino", **options}).to(device)
+    operator = _operator(data, "gino", options).to(device)
     geometry = SimulationDataset(data, "val").geometry(0)
     points = np.random.default_rng(3).uniform(geometry.points.min(0), geometry.points.max(0), (queries, 3))
     _peak_reset(device)

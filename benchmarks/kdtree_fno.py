@@ -55,14 +55,14 @@ def transfer_errors(root: Path, n_subdomains: int | None = None, max_test: int =
     from scipy.spatial import cKDTree
 
     from geoop.data.dataset import SimulationDataset
-    from geoop.training.run import build_operator, load_config
+    from geoop.training import build_operator, load_config
 
     family = json.loads((root / "manifest.json").read_text())["family"]
     config = load_config(ROOT / "configs" / f"kdfno_{family}.yaml",
                          [f"data.root={root}"] + ([f"model.n_subdomains={n_subdomains}"] if n_subdomains else []))
     train, test = SimulationDataset(root, "train"), SimulationDataset(root, "test")
     torch.manual_seed(0)
-    operator = build_operator(train, config["model"])
+    operator = build_operator(train, config.model)
     leaves = operator.model.grids.n_nodes
     slices, start = {}, 0
     for name in test.targets:

@@ -59,21 +59,18 @@ def _gallery(args: argparse.Namespace) -> None:
 
 
 def _config_show(args: argparse.Namespace) -> None:
-    import dataclasses
-
     import yaml
 
-    from geoop.training.run import load_config
-    from geoop.training.trainer import TrainConfig
+    from geoop.training.config import load_config
 
     config = load_config(args.config, list(args.set or []), need_data=False)
-    config["train"] = {**dataclasses.asdict(TrainConfig()), **config["train"]}
-    print(yaml.safe_dump(config, sort_keys=False).rstrip())
+    print(yaml.safe_dump(config.to_dict(defaults=True), sort_keys=False).rstrip())
 
 
 def _train(args: argparse.Namespace) -> None:
     from geoop.training.distributed import launched_by_torchrun
-    from geoop.training.run import load_config, train
+    from geoop.training.config import load_config
+    from geoop.training.run import train
 
     overrides = list(args.set or []) + ([f"out={args.out}"] if args.out else [])
     config = load_config(args.config, overrides)  # a bad config fails here, before any process is started
@@ -84,7 +81,7 @@ def _train(args: argparse.Namespace) -> None:
     if result["rank"] != 0:
         return
     if result["test"] is None:
-        print(f"no test split in {config['data']['root']}: no test error to report (see the warning above)")
+        print(f"no test split in {config.data.root}: no test error to report (see the warning above)")
     else:
         _print_metrics(result["test"], f"test split of {result['out']}")
     print(f"model: {result['out']}/model.safetensors (+ .json), curve data: {result['out']}/metrics.jsonl")
@@ -127,7 +124,7 @@ def _print_metrics(metrics: dict, what: str) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from geoop.training.run import parse_value
+    from geoop.training.config import parse_value
     from geoop.workflow.predict import predict_file
 
     constants = {}
@@ -194,7 +191,7 @@ def _data_make(args: argparse.Namespace) -> None:
     from geoop.data.importer import find_files
     from geoop.data.families import get_family
     from geoop.data.splits import choose_splits, parse_fractions, resplit
-    from geoop.training.run import parse_value
+    from geoop.training.config import parse_value
 
     options = {}
     for item in args.set or []:

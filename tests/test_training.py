@@ -331,15 +331,15 @@ def test_every_shipped_config_builds_its_model(tmp_path):
     from geoop.models.registry import DataFacts, build_model
 
     configs = sorted((ROOT / "configs").glob("*.yaml"))
-    assert {load_config(p, [f"data.root={tmp_path}"])["model"]["name"] for p in configs} >= \
+    assert {load_config(p, [f"data.root={tmp_path}"]).model.name for p in configs} >= \
         {"gino", "kdfno", "beno", "mino", "gnot"}
     rng = np.random.default_rng(0)
     for path in configs:
         config = load_config(path, [f"data.root={tmp_path}"])
-        model = dict(config["model"])
         dim = 3 if "3d" in path.stem else 2
         points = [rng.uniform(-1, 1, (400, dim))]
-        net, described = build_model(model.pop("name"), dim, 3, 1, DataFacts(points, [1], [2]), **model)
+        net, described = build_model(config.model.name, dim, 3, 1, DataFacts(points, [1], [2]),
+                                     **config.model.options)
         assert sum(p.numel() for p in net.parameters()) > 0 and json.dumps(described)
 
 

@@ -19,7 +19,9 @@ fitted here from `DataFacts`, and what was fitted is part of the returned config
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import dataclasses
 import inspect
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +128,34 @@ MODELS: dict[str, Builder] = {
 }
 
 
+#: where each model's config options come from: classes and how many leading `__init__` parameters (self and
+#: what the builder fills: dim, channels, the tree) are not options
+OPTIONS_FROM: dict[str, tuple[tuple[type, int], ...]] = {
+    "gino": ((GINO, 4),), "kdfno": ((KDTreeDecomposition, 1), (KDFNO, 4)),
+    "fno": ((KDTreeDecomposition, 1), (KDFNO, 4)), "beno": ((BENO, 4),), "gnn": ((MeshGNN, 4),),
+    "mino": ((MINO, 4),), "gnot": ((GNOT, 4),), "transolver": ((Transolver, 4),),
+}
+
+
+def model_parameters(name: str) -> dict[str, inspect.Parameter] | None:
+    """The options model `name` takes in a config, as `inspect.Parameter`s with their annotations resolved to
+    types (where they resolve) and their defaults; None for a registered model that does not say. Parameters
+    the builder fills from the data (fields of `DataFacts`, e.g. `boundary_channels`) are not options."""
+    if name not in OPTIONS_FROM:
+        return None
+    filled = {f.name for f in dataclasses.fields(DataFacts)}
+    out: dict[str, inspect.Parameter] = {}
+    for cls, skip in OPTIONS_FROM[name]:
+        try:
+            hints = typing.get_type_hints(cls.__init__)
+        except (NameError, TypeError):  # annotations naming what only a type checker imports: left unchecked
+            hints = {}
+        for p in list(inspect.signature(cls.__init__).parameters.values())[skip:]:
+            if p.name not in filled:
+                out[p.name] = p.replace(annotation=hints.get(p.name, inspect.Parameter.empty))
+    return out
+
+
 #: options of a model of each family small enough for a test or a smoke run (a few thousand parameters)
 TINY: dict[str, dict[str, Any]] = {
     "gino": {"resolution": 8, "hidden": 8, "modes": 3, "n_layers": 1, "in_gno_hidden": [8],
@@ -140,21 +170,27 @@ TINY: dict[str, dict[str, Any]] = {
 }
 
 
-def register(name: str, builder: Builder, tiny: dict[str, Any] | None = None) -> None:
+def register(name: str, builder: Builder, tiny: dict[str, Any] | None = None,
+             options_from: type | None = None) -> None:
     """Add a model family under `name` (e.g. one written outside geoop): `builder(dim, in_channels,
     out_channels, data: DataFacts, options) -> (module, options)`, the module an `Operator` subclass. `tiny`: the
-    options of a small one, for the contract tests (default: the builder's defaults). Checkpoints of such a
-    model load where the same registration has run."""
+    options of a small one, for the contract tests (default: the builder's defaults). `options_from`: the class
+    whose `__init__(self, dim, in_channels, out_channels, **options)` defines the config options, so configs
+    are checked on load (None: the builder checks them when it runs). Checkpoints of such a model load where the
+    same registration has run."""
     if name in MODELS:
         raise GeoopError(f"a model called {name!r} is already registered", fix="choose another name")
     MODELS[name] = builder
     TINY[name] = dict(tiny or {})
+    if options_from is not None:
+        OPTIONS_FROM[name] = ((options_from, 4),)
 
 
 def unregister(name: str) -> None:
     """Remove a model `register` added (a test's toy model)."""
     MODELS.pop(name, None)
     TINY.pop(name, None)
+    OPTIONS_FROM.pop(name, None)
 
 
 def build_model(name: str, dim: int, in_channels: int, out_channels: int, data: DataFacts | None = None,

@@ -2,11 +2,8 @@
 and the test-split evaluation; plus loading a trained model back."""
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +12,7 @@ import torch
 import yaml
 
 from geoop.data.dataset import SimulationDataset
-from geoop.data.features import EXTENSION_REACH
-from geoop.data.manifest import write_json_atomic
+from geoop.data.manifest import write_json_atomic, write_text_atomic
 from geoop.errors import GeoopError
 from geoop.geometry.normalize import UnitBoxTransform
 from geoop.geometry.sdf import distance_kind
@@ -24,74 +20,11 @@ from geoop.models.field_operator import FieldOperator, lift_channels, scale_chan
 from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
 from geoop.training.distributed import setup, teardown
-from geoop.training.trainer import Evaluator, TrainConfig, Trainer
+from geoop.training.config import ModelConfig, RunConfig
+from geoop.training.trainer import Evaluator, Trainer
 from geoop.viz.curves import plot_history
 
 log = logging.getLogger(__name__)
-
-SECTIONS = {"data": {"root": None, "inputs": None, "targets": None, "subsample": None, "extension": EXTENSION_REACH,
-                     "lift": None, "scale": None, "body": "auto", "potential_flow": None,
-                     "viscosity": None},
-            "model": {"name": "gino"}, "train": {}, "out": "runs/run", "threads": None}
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value as YAML, with numbers like `3e-3` (a string to YAML 1.1) read as floats."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), need_data: bool = True
-                ) -> dict[str, Any]:
-    """The run config: defaults, then the YAML file, then `section.key=value` overrides (values parsed as YAML).
-    Unknown keys are refused naming the nearest valid one; `need_data`: a config that names no dataset too."""
-    config = json.loads(json.dumps(SECTIONS))
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise GeoopError("no such config file", path=path, fix="see configs/ for examples")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        unknown = set(loaded) - set(SECTIONS)
-        if unknown:
-            raise GeoopError(f"unknown config sections {sorted(unknown)}", path=path,
-                             fix=f"use only {sorted(SECTIONS)}")
-        for key, value in loaded.items():
-            config[key] = {**config[key], **value} if isinstance(config[key], dict) else value
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise GeoopError(f"override {item!r} is not key=value", fix="e.g. --set train.epochs=20")
-        *parents, leaf = key.strip().split(".")
-        node = config
-        for p in parents:
-            if not isinstance(node.get(p), dict):
-                raise GeoopError(f"override {item!r}: {p!r} is not a config section",
-                                 fix=f"sections are {sorted(SECTIONS)}")
-            node = node[p]
-        node[leaf] = parse_value(text)
-    check_keys("train", config["train"], [f.name for f in dataclasses.fields(TrainConfig)], path)
-    check_keys("data", config["data"], list(SECTIONS["data"]), path)
-    if need_data and not config["data"]["root"]:
-        raise GeoopError("the config names no dataset", fix="set data.root (e.g. --set data.root=out/data)")
-    return config
-
-
-def check_keys(section: str, given: dict[str, Any], known: Sequence[str], path: str | Path | None = None) -> None:
-    """Refuse keys of a config section that mean nothing there, naming the nearest valid one."""
-    import difflib
-
-    for key in given:
-        if key not in known:
-            near = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {section}.{near[0]}? " if near else ""
-            raise GeoopError(f"unknown config key {section}.{key}", path=path,
-                             fix=f"{hint}{section} takes {', '.join(sorted(known))}")
-
 
 def _safe_std(s: torch.Tensor) -> torch.Tensor:
     """Standard deviations with constant channels (std ~ 0) mapped to 1, so they pass through unscaled."""
@@ -146,30 +79,29 @@ def fit_normalization(dataset: SimulationDataset, lift: tuple[list[int], list[in
             "y_std": _safe_std(y_std).tolist(), "y_low": y_low, "y_high": y_high}
 
 
-def _datasets(config: dict[str, Any]
+def _datasets(config: RunConfig
               ) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset | None]:
     """Train, val and test splits of the configured dataset (None where a split is empty)."""
-    d = config["data"]
-    kwargs = {"inputs": d["inputs"], "targets": d["targets"], "extension": float(d["extension"] or 0),
-              "body": d["body"], "potential_flow": d["potential_flow"], "viscosity": d["viscosity"]}
-    train = SimulationDataset(d["root"], "train", subsample=d["subsample"], seed=config["train"].get("seed", 0),
-                              **kwargs)
+    d = config.data
+    kwargs = {"inputs": d.inputs, "targets": d.targets, "extension": float(d.extension or 0), "body": d.body,
+              "potential_flow": d.potential_flow, "viscosity": d.viscosity}
+    train = SimulationDataset(d.root, "train", subsample=d.subsample, seed=config.train.seed, **kwargs)
     splits = train.manifest["splits"]
     if not splits.get("train"):
-        raise GeoopError("the training split of this dataset is empty", path=d["root"],
+        raise GeoopError("the training split of this dataset is empty", path=d.root,
                          fix="import or make it again with training samples (--fractions 0.8,0.1,0.1)")
-    val = SimulationDataset(d["root"], "val", **kwargs) if splits.get("val") else None
-    test = SimulationDataset(d["root"], "test", **kwargs) if splits.get("test") else None
+    val = SimulationDataset(d.root, "val", **kwargs) if splits.get("val") else None
+    test = SimulationDataset(d.root, "test", **kwargs) if splits.get("test") else None
     if test is None:
-        warnings.warn(f"{d['root']}: the dataset has no test split, so the run reports no test error "
+        warnings.warn(f"{d.root}: the dataset has no test split, so the run reports no test error "
                       "(errors on the training split would say nothing about unseen geometry); import it with "
                       "--fractions 0.8,0.1,0.1 or --test-from FOLDER to get one", stacklevel=2)
     return train, val, test
 
 
-def build_operator(train: SimulationDataset, model: dict[str, Any], lift: dict[str, str] | None = None,
+def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str, str] | None = None,
                    scale: dict[str, str] | None = None) -> FieldOperator:
-    """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model` ({"name", ...});
+    """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model`;
     `lift` {target: input}: targets predicted as that input plus the model's output (see `lift_channels`);
     `scale` {target: "input^k"}: targets learned in units of an input's magnitude (see `scale_channels`).
     Entries for fields this dataset does not have are skipped (a config serves several datasets), saying so."""
@@ -180,14 +112,13 @@ def build_operator(train: SimulationDataset, model: dict[str, Any], lift: dict[s
               "forces": None if train.forces is None else train.forces.to_dict(), "body": train.body,
               "potential_flow": train.potential_flow, "viscosity": train.viscosity}
     stats = fit_normalization(train, lift_channels(fields), scale_channels(fields))
-    options = {k: v for k, v in model.items() if k != "name"}
     center, scale = np.asarray(stats["center"]), stats["scale"]
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
     values, types, derived = train.layout.roles()
     vectors = train.layout.vector_starts(train.manifest["dim"])
-    net, model_config = build_model(model["name"], train.manifest["dim"], train.input_channels,
+    net, model_config = build_model(model.name, train.manifest["dim"], train.input_channels,
                                     train.target_channels, DataFacts(points, values, types, derived, vectors),
-                                    **options)
+                                    **model.options)
     return FieldOperator(net, model_config, fields, **stats)
 
 
@@ -206,29 +137,29 @@ def applicable(setting: dict[str, str] | None, train: SimulationDataset, name: s
     return out
 
 
-def train(config: dict[str, Any]) -> dict[str, Any]:
+def train(config: RunConfig) -> dict[str, Any]:
     """Run (or resume) the training `config` describes; returns {"out", "history", "test" (None without a test
     split), "rank", "world"}
     and writes `config.yaml`, the checkpoints, `metrics.jsonl`, `test_metrics.json` and `training.png` (loss
     curves) into `config["out"]`.
     Under torchrun (WORLD_SIZE > 1) each process calls this and they train data-parallel."""
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
-    settings = TrainConfig(**config["train"])
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    settings = config.train
     context = setup(settings.device, settings.dist_timeout)
     try:
-        out = Path(config["out"])
+        out = Path(config.out)
         train_set, val_set, test_set = _datasets(config)
-        data_hash = file_hash(Path(config["data"]["root"]) / "manifest.json")
+        data_hash = file_hash(Path(config.data.root) / "manifest.json")
         torch.manual_seed(settings.seed)
         last = out / "last.safetensors"
         if last.is_file():
             operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
         else:
-            operator = build_operator(train_set, config["model"], config["data"]["lift"], config["data"]["scale"])
+            operator = build_operator(train_set, config.model, config.data.lift, config.data.scale)
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         trainer = Trainer(operator, train_set, val_set, settings, out, data_hash, context)
         history = trainer.fit()
         best = Evaluator(load_model(out / "model.safetensors"), settings.device, settings.amp, settings.batch_size,
@@ -238,7 +169,7 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
             if test is not None:
                 write_json_atomic(out / "test_metrics.json", test)
             plot_history(history, out / "training.png",
-                         title=f"{config['model']['name']} on {train_set.manifest['family']}")
+                         title=f"{config.model.name} on {train_set.manifest['family']}")
         return {"out": out, "history": history, "test": test, "rank": context.rank, "world": context.world}
     finally:
         teardown()

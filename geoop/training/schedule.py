@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS = ("onecycle", "cosine", "constant")
 #: one-cycle starts at lr / START_DIV (torch's OneCycleLR default div_factor) and ends near zero
 START_DIV = 25.0
 END_FACTOR = 1e-5

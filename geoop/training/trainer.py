@@ -8,7 +8,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,75 +27,11 @@ from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_
 from geoop.training.losses import field_errors, max_errors
 from geoop.training.memory import HeapTrimmer
 from geoop.training.prepared_store import PreparedStore, store_key
-from geoop.training.schedule import KINDS, SchedulePlan, budget_steps, epoch_plan
+from geoop.training.config import TrainConfig
+from geoop.training.schedule import SchedulePlan, budget_steps, epoch_plan
 
 log = logging.getLogger(__name__)
 CACHES = ("disk", "memory")
-
-
-@dataclass
-class TrainConfig:
-    """How to train. `epochs`: passes over the training set (default 50, or as many as fit a `budget`);
-    `budget`: seconds of training, on the `clock` "cpu" (CPU-seconds of the training process, all its threads)
-    or "wall"; the budget is the stopping rule, and the learning-rate schedule is sized to it (the first epoch
-    warms up and measures the seconds per step, then the plan is fixed; a resumed run keeps it). With both,
-    whichever ends first. `max_points` packs batches by point count (up to `batch_size` samples each);
-    `schedule`: "onecycle", "cosine" or "constant" (stepped per batch); `patience`: epochs without a better
-    validation error before stopping early (None: never); `loss`: "rel_l2" (relative L2 per sample and field,
-    quadrature-weighted) or "huber" (the same with residuals beyond `huber_delta` times the sample's RMS
-    counted linearly: robust to spikes such as suction peaks of Cp); `amp`: bf16 autocast on CUDA; `compile`:
-    `torch.compile` the model; `device`: "auto" (CUDA when available), "cpu", "cuda", ...
-    `cache`: where each sample's prepared structures (graphs, grids, interpolation weights) are kept between
-    epochs: "disk" (a store beside the dataset, see `PreparedStore`: memory stays flat as the dataset grows) or
-    "memory" (all of them in RAM). `shards`: how the training set is dealt for data parallelism (default: one
-    shard per process; batch_size and max_points are per shard); fix it to replay a run on another number of
-    processes. `dist_timeout`: seconds a collective may wait for a lost rank before the job fails."""
-
-    epochs: int | None = None
-    budget: float | None = None
-    clock: str = "cpu"
-    batch_size: int = 4
-    max_points: int | None = None
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "onecycle"
-    grad_clip: float | None = 1.0
-    loss: str = "rel_l2"
-    huber_delta: float = 1.0
-    seed: int = 0
-    patience: int | None = None
-    amp: bool = True
-    compile: bool = False
-    cache: str = "disk"
-    device: str = "auto"
-    progress: bool = True
-    shards: int | None = None
-    dist_timeout: float = 300.0
-
-    #: settings that shape the run's trajectory: a resumed run must have the same ones
-    PLAN_KEYS = ("epochs", "budget", "clock", "batch_size", "max_points", "lr", "weight_decay", "schedule",
-                 "grad_clip", "loss", "huber_delta", "seed", "shards")
-
-    def __post_init__(self):  # YAML reads 1e-3 (no dot) as a string
-        self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
-        self.grad_clip = None if self.grad_clip is None else float(self.grad_clip)
-        self.budget = None if self.budget is None else float(self.budget)
-        self.huber_delta = float(self.huber_delta)
-        if self.schedule not in KINDS:
-            raise GeoopError(f"unknown schedule {self.schedule!r}", fix=f"use one of {', '.join(KINDS)}")
-        if self.clock not in ("cpu", "wall"):
-            raise GeoopError(f"unknown clock {self.clock!r}", fix="use train.clock=cpu or train.clock=wall")
-        if self.loss not in ("rel_l2", "huber"):
-            raise GeoopError(f"unknown loss {self.loss!r}", fix="use train.loss=rel_l2 or train.loss=huber")
-        if self.budget is not None and self.budget <= 0:
-            raise GeoopError(f"train.budget must be positive seconds, got {self.budget}")
-
-    @property
-    def max_epochs(self) -> int | float:
-        """The epoch limit: `epochs`, else 50 without a budget, else none."""
-        if self.epochs is not None:
-            return int(self.epochs)
-        return math.inf if self.budget is not None else 50
 
 
 class Clock:
