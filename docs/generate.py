@@ -26,7 +26,7 @@ import kdtree_fno  # noqa: E402
 import train_memory  # noqa: E402
 
 #: the documents that hold generated blocks
-DOCUMENTS = ["README.md", "docs/benchmarks.md"]
+DOCUMENTS = ["README.md", "docs/index.md", "docs/benchmarks.md"]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 
 
