@@ -31,7 +31,7 @@ from geoop.data.dataset import SimulationDataset
 from geoop.data.families import get_family
 from geoop.errors import GeoopError
 from geoop.metrics.forces import force_errors
-from geoop.models.field_operator import target_slices
+from geoop.models.fields import Fields
 from geoop.training.losses import field_errors
 
 
@@ -76,7 +76,7 @@ def speed_powers(dataset: SimulationDataset) -> tuple[np.ndarray, np.ndarray]:
     channel is carried in."""
     values = {r["index"]: r["values"] for r in dataset.manifest["samples"]}
     speed = np.array([values[i].get("u_inf", 1.0) for i in dataset.ids], dtype=np.float64)
-    slices = target_slices({"targets": dataset.targets, "specs": dataset.specs})
+    slices = Fields(dataset.inputs, dataset.targets, dataset.specs).target_slices
     power = np.zeros(max(s.stop for s in slices.values()))
     for name, where in slices.items():
         power[where] = FREESTREAM_POWER.get(name, 0)
@@ -116,7 +116,7 @@ def _panel_method(test: SimulationDataset):
     """Per test sample, `(N, C)` the inviscid flow's values of the targets it has, zero for the others."""
     from geoop.data.panel_method import potential_flow_fields
 
-    slices = target_slices({"targets": test.targets, "specs": test.specs})
+    slices = Fields(test.inputs, test.targets, test.specs).target_slices
     stream = get_family(test.manifest["family"]).forces.freestream
 
     def predict(j: int, data) -> np.ndarray:
@@ -134,7 +134,7 @@ def evaluate(root: Path, method: str = "nearest_designs", k: int = 5) -> dict:
     """The baseline's test-split record (the fields the accuracy benchmark keeps for a cell)."""
     t0 = time.process_time()
     train, test = SimulationDataset(root, "train", cache=False), SimulationDataset(root, "test", cache=False)
-    slices = target_slices({"targets": train.targets, "specs": train.specs})
+    slices = Fields(train.inputs, train.targets, train.specs).target_slices
     predict = _nearest_designs(train, test, k) if method == "nearest_designs" else _panel_method(test)
     y_all = torch.cat([train[i].y for i in range(len(train))]).double()
     m_all = torch.cat([train[i].y_mask for i in range(len(train))])

@@ -190,7 +190,7 @@ def test_evaluate_and_predict_report_forces_from_the_predicted_surface(naca0012,
                                    "data.viscosity=1.56e-5",
                                    "data.lift={U: u_potential, p: p_potential, cp: cp_potential, cf: cf_potential}",
                                    f"data.root={root}", f"out={tmp_path / 'run'}"]))
-    assert {"u_potential", "cp_potential", "cf_potential"} <= set(load_model(tmp_path / "run").fields["inputs"])
+    assert {"u_potential", "cp_potential", "cf_potential"} <= set(load_model(tmp_path / "run").fields.inputs)
     forces = run["test"]["forces"]
     assert set(run["test"]["fields"]) == {"U", "p", "nut", "cp", "cf"} and forces["cl"]["samples"] == 1
     assert np.isfinite(forces["cl"]["mae"]) and run["test"]["forces_vs_solver"]["cd"]["samples"] == 1

@@ -65,7 +65,7 @@ def test_main_job_makes_data_trains_and_predicts_at_unseen_points(tmp_path):
     assert geoop.load(out / "held_out_mesh.vtu").kind == "volume"
     for png in ("held_out.png", "run/training.png"):
         assert (out / png).stat().st_size > 10_000
-    assert geoop.load_model(out / "run").fields["targets"] == ["u"]
+    assert geoop.load_model(out / "run").fields.targets == ("u",)
 
 
 def test_module_entry_point_runs():

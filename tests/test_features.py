@@ -3,6 +3,8 @@ fields that live on a boundary, robust and clipped errors, boundary data that do
 local geometry, and targets lifted by an input."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,8 @@ from geoop.geometry.quadrature import facet_weights
 from geoop.graph.interpolation import extension_matrix
 from geoop.models import GINO
 from geoop.models.base import SampleInputs
-from geoop.models.field_operator import lift_channels, scale_channels, target_multiplier
+from geoop.models.fields import Fields
+from geoop.models.normalization import target_multiplier
 from geoop.training.losses import field_errors
 from tests.conftest import box_tets, disk_mesh
 
@@ -134,27 +137,26 @@ def test_distance_gradient_and_curvature_of_a_circle():
 
 
 def test_lifted_targets_and_their_misuse():
-    fields = {"inputs": ["k", "g"], "targets": ["u"], "specs": SPECS, "extension": 64, "lift": {"u": "g"}}
+    fields = Fields(["k", "g"], ["u"], SPECS, extension=64, lift={"u": "g"})
     layout = InputLayout(("k", "g"), SPECS)
-    assert lift_channels(fields) == ([0], layout.channels_of("g", extended=True))
+    assert fields.lift_channels() == ([0], layout.channels_of("g", extended=True))
     with pytest.raises(GeoopError, match="not a target"):
-        lift_channels({**fields, "lift": {"k": "g"}})
+        replace(fields, lift={"k": "g"}).lift_channels()
     with pytest.raises(GeoopError, match="extension"):
-        lift_channels({**fields, "extension": 0})
+        replace(fields, extension=0).lift_channels()
 
 
 def test_scaled_targets_are_learned_in_units_of_an_input_magnitude():
     specs = {"U": {"components": 2}, "g": {"components": 1, "mask": "dirichlet"}, "p": {"components": 1},
              "v": {"components": 2}}
-    fields = {"inputs": ["U", "g"], "targets": ["p", "v"], "specs": specs, "extension": 0,
-              "scale": {"p": "U^2", "v": "U"}}
-    scales = scale_channels(fields)
+    fields = Fields(["U", "g"], ["p", "v"], specs, scale={"p": "U^2", "v": "U"})
+    scales = fields.scale_channels()
     assert scales == [([0], [0, 1], 2.0), ([1, 2], [0, 1], 1.0)]
     x = torch.tensor([[3.0, 4.0, 0.0, 0.0], [0.6, 0.8, 1.0, 1.0]])
     np.testing.assert_allclose(target_multiplier(x, scales, 3).numpy(), [[25, 5, 5], [1, 1, 1]], rtol=1e-6)
     for bad, match in (({"U": "U"}, "not a target"), ({"p": "g"}, "defined everywhere"), ({"p": "U^two"}, r"input\^k")):
         with pytest.raises(GeoopError, match=match):
-            scale_channels({**fields, "scale": bad})
+            replace(fields, scale=bad).scale_channels()
 
 
 def _annulus(inner: float = 0.3, outer: float = 1.0, rings: int = 12) -> Geometry:

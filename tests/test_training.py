@@ -150,6 +150,21 @@ def test_a_small_gino_learns_poisson_and_its_checkpoint_predicts_the_same(traine
     np.testing.assert_allclose(chunked.point_data["u"], pred.point_data["u"], atol=1e-5)
 
 
+def test_a_checkpoint_from_before_the_normalizer_module_still_loads(trained, poisson):
+    """Checkpoints written before the `Normalizer` became a submodule kept its buffers at the top level (and
+    their fields as a plain dict without the newer keys): they load to the same predictions."""
+    from geoop.models.field_operator import FieldOperator
+
+    model = load_model(trained["out"])
+    config = model.config()
+    config["fields"] = {k: v for k, v in config["fields"].items() if k not in ("distance", "potential_flow")}
+    old = {k.removeprefix("normalizer."): v for k, v in model.state_dict().items()}
+    again = FieldOperator.from_config(config)
+    again.load_state_dict(old)
+    g = geoop.load(poisson / "samples" / "sample_000000.npz")
+    np.testing.assert_array_equal(again.eval().predict(g).point_data["u"], model.predict(g).point_data["u"])
+
+
 def test_cli_evaluate_prints_a_table_and_writes_json(trained, poisson, capsys, tmp_path):
     out = tmp_path / "eval.json"
     assert main(["evaluate", "--checkpoint", str(trained["out"] / "model.safetensors"), "--data", str(poisson),
@@ -170,18 +185,19 @@ def test_clipped_errors_clip_to_the_training_percentiles(trained, poisson):
     model = load_model(trained["out"])
     train_split = SimulationDataset(poisson, "train")  # 2% of its values lie outside the bounds (test split: none)
     u = torch.cat([d.y[:, 0] for d in train_split]).double()
-    assert float(model.y_low) == pytest.approx(float(torch.quantile(u, 0.01)), rel=1e-5)
-    assert float(model.y_high) == pytest.approx(float(torch.quantile(u, 0.99)), rel=1e-5)
-    assert float(model.y_low) > float(u.min()) and float(model.y_high) < float(u.max())  # it does clip
+    low, high = model.normalizer.y_low, model.normalizer.y_high
+    assert float(low) == pytest.approx(float(torch.quantile(u, 0.01)), rel=1e-5)
+    assert float(high) == pytest.approx(float(torch.quantile(u, 0.99)), rel=1e-5)
+    assert float(low) > float(u.min()) and float(high) < float(u.max())  # it does clip
     fitted = Evaluator(model, cache="memory").evaluate(train_split)["fields"]["u"]
     assert fitted["rel_l2_clipped"] != pytest.approx(fitted["rel_l2"], rel=1e-4)
-    model.y_low.fill_(-float("inf"))
-    model.y_high.fill_(float("inf"))
+    low.fill_(-float("inf"))
+    high.fill_(float("inf"))
     unbounded = Evaluator(model, cache="memory").evaluate(train_split)["fields"]["u"]
     assert unbounded["rel_l2_clipped"] == pytest.approx(unbounded["rel_l2"], rel=1e-6)
     assert unbounded["rel_l2"] == pytest.approx(fitted["rel_l2"], rel=1e-6)
-    model.y_low.fill_(float(u.median()))
-    model.y_high.fill_(float(u.median()))
+    low.fill_(float(u.median()))
+    high.fill_(float(u.median()))
     collapsed = Evaluator(model, cache="memory").evaluate(train_split)["fields"]["u"]
     assert collapsed["rel_l2_clipped"] == pytest.approx(0.0) and collapsed["rel_l2"] > 0.1
 
@@ -413,11 +429,11 @@ def test_a_lifted_target_predicts_the_same_at_its_nodes_and_through_queries(pois
         f"out={out}", "train.epochs=2"]))
     model = load_model(out)
     g = geoop.load(poisson / "samples" / "sample_000003.npz")
-    data = sample_features(g, model.fields["inputs"], model.fields["specs"], extension=model.fields["extension"])
+    data = sample_features(g, list(model.fields.inputs), model.fields.specs, extension=model.fields.extension)
     with torch.no_grad():
         direct = model(data.x, model.prepare(data, g))[:, 0].numpy()
     chunked = model.predict(g, g.points, chunk=300).point_data["u"]
     np.testing.assert_allclose(chunked, direct, rtol=1e-4, atol=1e-4)
-    extended = data.x[:, int(model.lift_sources[0])].numpy()  # the lift: g carried inward, g itself on its mask
+    extended = data.x[:, int(model.normalizer.lift_sources[0])].numpy()  # the lift: g carried inward, g itself on its mask
     on = g.point_data["dirichlet"].astype(bool)
     np.testing.assert_allclose(extended[on], g.point_data["g"][on], rtol=1e-5, atol=1e-5)

@@ -42,7 +42,8 @@ def store_key(operator: FieldOperator) -> str:
     normalization, fields."""
     buffers = {name: b.tolist() for name, b in operator.model.named_buffers()}
     described = {"geoop": geoop.__version__, "code": _code_hash(), "model": operator.model_config, "buffers": buffers,
-                 "center": operator.center.tolist(), "scale": float(operator.scale), "fields": operator.fields}
+                 "center": operator.normalizer.center.tolist(), "scale": float(operator.normalizer.scale),
+                 "fields": operator.fields.to_dict()}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

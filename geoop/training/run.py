@@ -14,70 +14,19 @@ import yaml
 from geoop.data.dataset import SimulationDataset
 from geoop.data.manifest import write_json_atomic, write_text_atomic
 from geoop.errors import GeoopError
-from geoop.geometry.normalize import UnitBoxTransform
 from geoop.geometry.sdf import distance_kind
-from geoop.models.field_operator import FieldOperator, lift_channels, scale_channels, target_multiplier
+from geoop.models.field_operator import FieldOperator
+from geoop.models.fields import Fields
+from geoop.models.normalization import Normalizer
 from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
 from geoop.training.distributed import setup, teardown
+from geoop.training.normalization import fit_normalization
 from geoop.training.config import ModelConfig, RunConfig
 from geoop.training.trainer import Evaluator, Trainer
 from geoop.viz.curves import plot_history
 
 log = logging.getLogger(__name__)
-
-def _safe_std(s: torch.Tensor) -> torch.Tensor:
-    """Standard deviations with constant channels (std ~ 0) mapped to 1, so they pass through unscaled."""
-    if not len(s):
-        return s
-    return torch.where(s > 1e-12 * s.max().clamp_min(1e-300), s, torch.ones_like(s))
-
-
-def fit_normalization(dataset: SimulationDataset, lift: tuple[list[int], list[int]] = ([], []),
-                      scales: list[tuple[list[int], list[int], float]] = ()) -> dict[str, Any]:
-    """Coordinate box and per-channel mean/std of inputs and (where defined) targets over `dataset`. Boundary
-    data and their masks are only scaled (mean 0, root mean square 1 where defined), so that "no boundary
-    data" stays exactly zero for the models; spatial vectors (inputs of d components) get one scale for all
-    components and no shift, so they keep their direction. Targets also get their 1st and 99th percentiles
-    (for errors clipped to the range of the training data, which tame the suction spikes of Cp). Lifted targets
-    (`lift`: their output channels and the input channels added to them) are standardised as what the model
-    learns: their difference from those inputs, divided by an input's magnitude for scaled targets (`scales`,
-    see `scale_channels`)."""
-    corners, xs, ys, masks = [], [], [], []
-    for i in range(len(dataset)):
-        d = dataset[i]
-        corners += [d.pos.min(0).values, d.pos.max(0).values]
-        xs.append(d.x.double())
-        ys.append(d.y.double())
-        masks.append(d.y_mask)
-    box = UnitBoxTransform().fit(torch.stack(corners).double().numpy())
-    x, y, m = torch.cat(xs), torch.cat(ys), torch.cat(masks).double()
-    count = m.sum(0).clamp_min(1)
-    learned = y.clone()
-    learned[:, lift[0]] -= x[:, lift[1]]
-    if scales:
-        learned /= target_multiplier(x, list(scales), y.shape[1])
-    y_mean = (learned * m).sum(0) / count
-    y_std = (((learned - y_mean) ** 2 * m).sum(0) / count).sqrt()
-    defined = [y[m[:, c] > 0, c] for c in range(y.shape[1])]
-    y_low = [float(torch.quantile(v, 0.01)) if len(v) else float("-inf") for v in defined]
-    y_high = [float(torch.quantile(v, 0.99)) if len(v) else float("inf") for v in defined]
-    x_mean = x.mean(0)
-    x_std = x.std(0, unbiased=False) if x.shape[1] else x.new_zeros(0)
-    values, types, _ = dataset.layout.roles()
-    for c in values:
-        on = x[:, c] != 0
-        x_mean[c], x_std[c] = 0.0, x[on, c].pow(2).mean().sqrt() if bool(on.any()) else 1.0
-    for c in types:
-        x_mean[c], x_std[c] = 0.0, 1.0
-    dim = int(dataset.manifest["dim"])
-    for c in dataset.layout.vector_starts(dim):  # one scale for all components, no shift:
-        block = x[:, c:c + dim]                                      # directions (and n.U) survive scaling
-        x_mean[c:c + dim], x_std[c:c + dim] = 0.0, block.pow(2).sum(1).mean().sqrt()
-    return {"center": box.center_.tolist(), "scale": float(box.scale_), "x_mean": x_mean.tolist(),
-            "x_std": _safe_std(x_std).tolist(), "y_mean": y_mean.tolist(),
-            "y_std": _safe_std(y_std).tolist(), "y_low": y_low, "y_high": y_high}
-
 
 def _datasets(config: RunConfig
               ) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset | None]:
@@ -105,13 +54,12 @@ def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str,
     `lift` {target: input}: targets predicted as that input plus the model's output (see `lift_channels`);
     `scale` {target: "input^k"}: targets learned in units of an input's magnitude (see `scale_channels`).
     Entries for fields this dataset does not have are skipped (a config serves several datasets), saying so."""
-    fields = {"inputs": train.inputs, "targets": train.targets, "extension": train.extension,
-              "specs": {n: train.specs[n] for n in train.inputs + train.targets},
-              "lift": applicable(lift, train, "lift"), "scale": applicable(scale, train, "scale"),
-              "distance": distance_kind(train.geometry(0)),
-              "forces": None if train.forces is None else train.forces.to_dict(), "body": train.body,
-              "potential_flow": train.potential_flow, "viscosity": train.viscosity}
-    stats = fit_normalization(train, lift_channels(fields), scale_channels(fields))
+    fields = Fields(train.inputs, train.targets, {n: train.specs[n] for n in train.inputs + train.targets},
+                    extension=train.extension, lift=applicable(lift, train, "lift"),
+                    scale=applicable(scale, train, "scale"), distance=distance_kind(train.geometry(0)),
+                    forces=None if train.forces is None else train.forces.to_dict(), body=train.body,
+                    potential_flow=train.potential_flow, viscosity=train.viscosity)
+    stats = fit_normalization(train, fields)
     center, scale = np.asarray(stats["center"]), stats["scale"]
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
     values, types, derived = train.layout.roles()
@@ -119,7 +67,7 @@ def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str,
     net, model_config = build_model(model.name, train.manifest["dim"], train.input_channels,
                                     train.target_channels, DataFacts(points, values, types, derived, vectors),
                                     **model.options)
-    return FieldOperator(net, model_config, fields, **stats)
+    return FieldOperator(net, model_config, fields, Normalizer(fields, **stats))
 
 
 def applicable(setting: dict[str, str] | None, train: SimulationDataset, name: str) -> dict[str, str]:
@@ -192,10 +140,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
                         batch_size: int = 4) -> dict[str, Any]:
     """Per-field errors of a trained model on a split of a dataset folder."""
     operator = load_model(checkpoint)
-    dataset = SimulationDataset(data, split, inputs=operator.fields["inputs"], targets=operator.fields["targets"],
-                                extension=operator.fields.get("extension", 0), body=operator.fields.get("body"),
-                                potential_flow=operator.fields.get("potential_flow"),
-                                viscosity=operator.fields.get("viscosity"))
+    f = operator.fields
+    dataset = SimulationDataset(data, split, inputs=list(f.inputs), targets=list(f.targets), extension=f.extension,
+                                body=f.body, potential_flow=f.potential_flow, viscosity=f.viscosity)
     if dataset.manifest["dim"] != operator.dim:
         raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest['dim']}D", path=data)
     return Evaluator(operator, batch_size=batch_size).evaluate(dataset)

@@ -13,6 +13,7 @@ from geoop.geometry.geometry import Geometry
 from geoop.geometry.sampling import box_grid, sample_surface, sample_volume
 from geoop.geometry.transfer import cell_fields
 from geoop.data.importer import as_sample, load_source, parameters
+from geoop.data.read_options import AS_IS, ReadOptions
 from geoop.io import load
 from geoop.metrics.forces import ForceCoefficients, ForceSpec
 from geoop.training.run import load_model
@@ -56,28 +57,26 @@ class FilePrediction(NamedTuple):
 def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
                  query: str | Path | Geometry | None = None,
                  constants: Mapping[str, Sequence[float] | float] | None = None, chunk: int = 200_000,
-                 columns: str | None = None, query_columns: str | None = None,
-                 surface: str | Path | None = None, generate: Mapping[str, Any] | None = None, **source: Any
-                 ) -> FilePrediction:
+                 query_columns: str | None = None, surface: str | Path | None = None,
+                 generate: Mapping[str, Any] | None = None, read: ReadOptions = AS_IS) -> FilePrediction:
     """Predict the model's fields for the geometry in `geometry` (any supported file, or an OpenFOAM case
     folder) at the points of `query` (another file; default: the geometry's own points), keeping that file's
-    point order, cells and point fields (with `at="cells"`, the file's cells with the fields as cell data);
+    point order, cells and point fields (with `read.at="cells"`, the file's cells with the fields as cell data);
     write `out` (VTU, VTP, ...) and a PNG beside it. Where the file also
     holds a target field, the output keeps it as `<name>_true` with `<name>_error` (prediction minus truth),
     and its relative L2 is returned (over the points, or for a field on a body over the body's).
-    `columns`/`query_columns` name the columns of headerless tables; `surface`: the surface or mesh that a
+    `query_columns` names the columns of a headerless query table; `surface`: the surface or mesh that a
     bare-cloud geometry samples (for models that use its signed distance); `generate`: queries made for the
-    geometry instead of a file (`grid`, `random` or `surface`, see `generated_queries`); `source`: how it is
-    read, as on import (`patches`, `time`, `blocks`, `at`, `cp`, `cell_to_points`; see `read_sample`). The
+    geometry instead of a file (`grid`, `random` or `surface`, see `generated_queries`); `read`: how the
+    geometry is read, as on import (`ReadOptions`: columns, patches, time, blocks, at, cp, cell_to_points). The
     case's parameters (`params.json`) fill the inputs of the same names unless `constants` gives them.
     Returns a `FilePrediction`."""
     operator = load_model(checkpoint)
     path = Path(geometry)
-    params = {k: v for k, v in parameters(path).items() if k in operator.fields["inputs"]}
+    params = {k: v for k, v in parameters(path).items() if k in operator.fields.inputs}
     params = {k: v for k, v in params.items() if k not in (constants or {})}
-    reading = {k: source.pop(k) for k in ("patches", "time", "blocks") if k in source}
-    mesh = load_source(path, columns, sort=False, **reading)  # the file's order is the output's
-    g = as_sample(mesh, path, params=params, **source)
+    mesh = load_source(path, read, sort=False)  # the file's order is the output's
+    g = as_sample(mesh, path, read, params)
     generate = {k: v for k, v in (generate or {}).items() if v}
     if generate and query is not None:
         raise GeoopError("give a query file or generated queries, not both")
@@ -90,7 +89,7 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     shape = load(surface) if surface is not None else None
     result = operator.predict(g, queries, constants=constants, chunk=chunk, shape=shape)
     at = g if queries is None else queries
-    targets = list(operator.fields["targets"])
+    targets = list(operator.fields.targets)
     extra = {k: v for k, v in at.point_data.items() if k not in targets} if queries is None else {}
     errors: dict[str, float | None] = dict.fromkeys(targets)
     for name in targets:
@@ -98,11 +97,11 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
             truth = np.asarray(at.point_data[name], dtype=np.float64)
             diff = result.point_data[name] - truth
             extra[f"{name}_true"], extra[f"{name}_error"] = truth, diff
-            mask = operator.fields["specs"][name].get("mask")  # a field on a body is scored on the body
+            mask = operator.fields.specs[name].get("mask")  # a field on a body is scored on the body
             on = at.point_mask(mask) if mask in at.point_data else np.ones(at.n_points, dtype=bool)
             errors[name] = float(np.linalg.norm(diff[on]) / max(np.linalg.norm(truth[on]), 1e-300))
     result = result.with_point_data(**extra)
-    if source.get("at") == "cells" and queries is None:  # the faces (cells) carry their values, for ParaView
+    if read.at == "cells" and queries is None:  # the faces (cells) carry their values, for ParaView
         written = cell_fields(mesh, result.point_data).save(out)
     else:
         written = result.save(out)
@@ -114,8 +113,8 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     picture = plot_fields(result, shown, Path(out).with_suffix(".png"), titles=titles, shared=shared,
                           suptitle=Path(geometry).name)
     forces = None
-    if operator.fields.get("forces") and queries is None:
-        spec = ForceSpec.from_dict(operator.fields["forces"])
+    if operator.fields.forces and queries is None:
+        spec = ForceSpec.from_dict(operator.fields.forces)
         forces = body_forces(spec, g, result, constants)
         if forces is not None and g.dim == 2:
             profile = result.with_point_data(**{spec.surface: g.point_data[spec.surface]})
