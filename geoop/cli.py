@@ -133,11 +133,11 @@ def _predict(args: argparse.Namespace) -> None:
         if not sep:
             raise GeoopError(f"--constant {item!r} is not NAME=VALUE", fix="e.g. --constant freestream=[1,0,0]")
         constants[key.strip()] = parse_value(value)
-    made = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants, args.chunk, args.columns,
+    made = predict_file(args.checkpoint, args.geometry, args.out, args.query, constants, args.chunk,
                         args.query_columns, args.surface, generate={"grid": args.query_grid,
                                                                     "random": args.query_random,
                                                                     "surface": args.query_surface},
-                        **_source_options(args))
+                        read=_read_options(args))
     print(f"predicted {', '.join(made.errors)} at {made.geometry.n_points} points (in the order of the input file)")
     for name, e in made.errors.items():
         if e is not None:
@@ -152,21 +152,17 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"wrote {made.written} and {made.picture}{extra}")
 
 
-def _source_options(args: argparse.Namespace) -> dict:
-    """How CFD output is read (--patches, --time, --blocks, --at, --cp, --cell-to-point), as `read_sample` takes it."""
-    cp = None
-    if args.cp:
-        cp = tuple(t.strip() for t in args.cp.split(","))
-        if len(cp) != 4:
-            raise GeoopError(f"--cp {args.cp!r} is not FIELD,RHO,U_INF,P_INF",
-                             fix="e.g. --cp p,1,20,0 (numbers, or names of the case's parameters)")
+def _read_options(args: argparse.Namespace) -> "ReadOptions":  # noqa: F821 (imported on use: a fast --help)
+    """How a file or case is read (--columns, --patches, --time, --blocks, --at, --cp, --cell-to-point)."""
+    from geoop.data.read_options import ReadOptions
+
     try:
         time = None if args.time in (None, "latest") else float(args.time)
     except ValueError:
         raise GeoopError(f"--time {args.time!r} is not a number", fix="e.g. --time 500, or leave it out for the "
                                                                       "latest") from None
-    return {"patches": args.patches, "time": time, "blocks": args.blocks, "at": args.at, "cp": cp,
-            "cell_to_points": args.cell_to_point}
+    return ReadOptions(columns=args.columns, patches=args.patches, time=time, blocks=args.blocks, at=args.at,
+                       cp=None if not args.cp else tuple(args.cp.split(",")), cell_to_points=args.cell_to_point)
 
 
 def _cfd_options(p: argparse.ArgumentParser) -> None:
@@ -238,11 +234,9 @@ def _data_import(args: argparse.Namespace) -> None:
             raise GeoopError(f"--mask {item!r} is not FIELD=MASK", fix="e.g. --mask g=dirichlet,flux=neumann")
         masks[field.strip()] = mask.strip()
     fractions = parse_fractions(args.fractions) if args.fractions else DEFAULT_FRACTIONS
-    source = _source_options(args)
-    m = import_folder(args.source, args.out, split(args.inputs), split(args.targets),
-                      cell_to_points=source.pop("cell_to_points"), seed=args.seed, fractions=fractions,
-                      split_file=args.split_file, test_from=args.test_from, masks=masks, columns=args.columns,
-                      params_table=args.params, **source)
+    m = import_folder(args.source, args.out, split(args.inputs), split(args.targets), _read_options(args),
+                      seed=args.seed, fractions=fractions, split_file=args.split_file, test_from=args.test_from,
+                      masks=masks, params_table=args.params)
     _print_dataset(m, args.out)
 
 

@@ -26,6 +26,7 @@ pytest.importorskip("gmsh", reason="the generators need gmsh (pip install 'geoop
 pytest.importorskip("skfem", reason="the generators need scikit-fem (pip install 'geoop[data]')")
 
 from geoop.data import generate  # noqa: E402
+from geoop.data.read_options import ReadOptions
 
 TINY = {"poisson2d": dict(n=4), "elasticity2d": dict(n=4, h=0.06),
         "potential3d": dict(n=3, h_body=0.12, h_far=0.8)}
@@ -185,7 +186,7 @@ def test_import_averages_cell_data_onto_points_when_asked(tmp_path):
     g.save(tmp_path / "a.vtu")
     with pytest.raises(FieldError, match="--cell-to-point"):
         import_folder(tmp_path / "a.vtu", tmp_path / "ds", [], ["p"], progress=False)
-    import_folder(tmp_path / "a.vtu", tmp_path / "ds2", [], ["p"], cell_to_points=True, progress=False)
+    import_folder(tmp_path / "a.vtu", tmp_path / "ds2", [], ["p"], ReadOptions(cell_to_points=True), progress=False)
     np.testing.assert_allclose(SimulationDataset(tmp_path / "ds2", split="all")[0].y.numpy(), 2.5)
 
 

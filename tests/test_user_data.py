@@ -24,6 +24,7 @@ from geoop.errors import FieldError, GeometryError, GeoopError
 from geoop.graph.graphs import mesh_edge_index, subgraph_edges
 from geoop.training import load_config, train
 from geoop.workflow.predict import predict_file
+from geoop.data.read_options import ReadOptions
 from tests.conftest import disk_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,8 +120,8 @@ def test_predictions_come_back_in_the_order_of_the_input_file(model, designs, tm
     np.testing.assert_allclose(out[0].points, shuffled.points[::-1])
     np.testing.assert_allclose(out[0].point_data["u"], back.point_data["u"][::-1], rtol=1e-4, atol=1e-5)
     np.savetxt(tmp_path / "design.txt", table)
-    cloud = predict_file(model, tmp_path / "design.txt", tmp_path / "cloud.vtu", columns="x,y,k,g,rim",
-                         surface=tmp_path / "shuffled.vtu")[0]
+    cloud = predict_file(model, tmp_path / "design.txt", tmp_path / "cloud.vtu",
+                         read=ReadOptions(columns="x,y,k,g,rim"), surface=tmp_path / "shuffled.vtu")[0]
     assert np.array_equal(cloud.points, shuffled.points)
 
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 import geoop
 from geoop.data.manifest import FORMAT, VERSION, sample_file, write_json_atomic
+from geoop.data.read_options import AS_IS, ReadOptions
 from geoop.data.splits import DEFAULT_FRACTIONS, choose_splits
 from geoop.data.statistics import field_statistics
 from geoop.errors import FieldError, GeoopError
@@ -141,36 +142,33 @@ def _source_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> n
                      path=path, fix="check the spelling, or choose --inputs/--targets among the fields listed")
 
 
-def load_source(path: Path, columns: str | None = None, patches: str | None = None, time: float | None = None,
-                blocks: str | None = None, sort: bool = True) -> Geometry:
-    """A sample's file or case, with the reader options that its format takes (`columns` for tables, `blocks`
-    for multiblocks, `patches`/`time` for OpenFOAM cases: see `geoop.io.FORMATS`). `sort`: points in Z-order
-    (False: the file's order)."""
-    options = reader_options(path, columns=columns or None, blocks=blocks or None, patches=patches, time=time)
+def load_source(path: Path, read: ReadOptions = AS_IS, sort: bool = True) -> Geometry:
+    """A sample's file or case, with the reader options of `read` that its format takes (`columns` for
+    tables, `blocks` for multiblocks, `patches`/`time` for OpenFOAM cases: see `geoop.io.FORMATS`). `sort`:
+    points in Z-order (False: the file's order)."""
+    options = reader_options(path, columns=read.columns or None, blocks=read.blocks or None, patches=read.patches,
+                             time=read.time)
     return load(path, sort=sort, **options)
 
 
-def as_sample(g: Geometry, path: Path, at: str = "points", params: dict[str, float] | None = None,
-              cp: tuple[str, str, str, str] | None = None, cell_to_points: bool = False) -> Geometry:
-    """What import (and prediction) make of a loaded source `g`: its cells as points (`at="cells"`), Cp from a
-    pressure field (`cp`: field, rho, U_inf, p_inf), and its scalar `params` as constant point fields."""
-    if at not in ("points", "cells"):
-        raise GeoopError(f"--at {at!r}: choose points or cells")
-    if at == "cells":
+def as_sample(g: Geometry, path: Path, read: ReadOptions = AS_IS,
+              params: dict[str, float] | None = None) -> Geometry:
+    """What import (and prediction) make of a loaded source `g`: its cells as points (`read.at == "cells"`),
+    Cp from a pressure field (`read.cp`: field, rho, U_inf, p_inf), and its scalar `params` as constant point
+    fields."""
+    if read.at == "cells":
         g = cells_as_points(g)
-    if cp is not None:
-        g = g.with_point_data(cp=pressure_coefficient(g, cp, params or {}, path, cell_to_points))
+    if read.cp is not None:
+        g = g.with_point_data(cp=pressure_coefficient(g, read.cp, params or {}, path, read.cell_to_points))
     if params:
         g = g.with_point_data(**{k: np.full(g.n_points, v) for k, v in params.items()})
     return g
 
 
-def read_sample(path: Path, columns: str | None = None, patches: str | None = None, time: float | None = None,
-                blocks: str | None = None, at: str = "points", params: dict[str, float] | None = None,
-                cp: tuple[str, str, str, str] | None = None, cell_to_points: bool = False,
+def read_sample(path: Path, read: ReadOptions = AS_IS, params: dict[str, float] | None = None,
                 sort: bool = True) -> Geometry:
     """One sample as import reads it: `load_source`, then `as_sample`."""
-    return as_sample(load_source(path, columns, patches, time, blocks, sort), path, at, params, cp, cell_to_points)
+    return as_sample(load_source(path, read, sort), path, read, params)
 
 
 def _aliases(path: Path, root: Path) -> set[str]:
@@ -191,11 +189,9 @@ def _check_mask(g: Geometry, field: str, mask: str, path: Path) -> np.ndarray:
 
 
 def import_folder(source: str | Path, out: str | Path, inputs: list[str], targets: list[str],
-                  cell_to_points: bool = False, seed: int = 0, progress: bool = True,
+                  read: ReadOptions = AS_IS, seed: int = 0, progress: bool = True,
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, split_file: str | Path | None = None,
                   test_from: str | Path | None = None, masks: dict[str, str] | None = None,
-                  columns: str | None = None, patches: str | None = None, time: float | None = None,
-                  blocks: str | None = None, at: str = "points", cp: tuple[str, str, str, str] | None = None,
                   params_table: str | Path | None = None) -> dict:
     """Convert every simulation file under `source` into a sample of a new dataset in `out`; returns the
     manifest. All files must carry the chosen fields with the same number of components.
@@ -203,13 +199,10 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
     Splits: at random by `fractions` (train, val, test) and `seed`; by `split_file` (JSON naming the files
     of each split, see `choose_splits`); or every file under `test_from` (a folder, outside `source` or
     inside it) is the test split and the rest are split by `fractions`. `masks` {field: mask field}: the
-    field applies only where the 0/1 point field is 1 (boundary data, e.g. {"g": "dirichlet"}). `columns`
-    names the columns of headerless tables (CSV/TXT/NPY point clouds), e.g. "x,y,z,p".
-
-    CFD output: `patches` (OpenFOAM cases: boundary patches merged into one surface instead of the internal
-    mesh), `time` (default: the latest), `blocks` (VTM multiblocks), `at="cells"` (cell centres as the points,
-    cell fields as their fields), `cp` (field, rho, U_inf, p_inf: adds a field `cp`, the pressure
-    coefficient). Each sample's scalar parameters (`params.json` in its case folder or beside its file, or
+    field applies only where the 0/1 point field is 1 (boundary data, e.g. {"g": "dirichlet"}). `read`: how
+    each file is read (`ReadOptions`: table columns, OpenFOAM patches and time, VTM blocks, cells as points,
+    Cp from a pressure field); the dataset records it, so prediction reads a new case the same way. Each
+    sample's scalar parameters (`params.json` in its case folder or beside its file, or
     the rows of the CSV `params_table`) become constant input fields."""
     if not targets:
         raise GeoopError("at least one target field is needed", fix="pass --targets NAME[,NAME...]")
@@ -236,11 +229,9 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
             raise GeoopError(f"parameters {sorted(values)} differ from {keys} of {files[0].name}", path=f,
                              fix="give every case the same parameter names")
     inputs = list(inputs) + [k for k in keys if k not in inputs]
-    options = {"columns": columns, "patches": patches, "time": time, "blocks": blocks, "at": at, "cp": cp,
-               "cell_to_points": cell_to_points}
-    first = read_sample(files[0], params=params[files[0]], **options)
+    first = read_sample(files[0], read, params[files[0]])
     for name in inputs + targets:  # a misspelt field fails before anything is written
-        _source_field(first, name, files[0], cell_to_points)
+        _source_field(first, name, files[0], read.cell_to_points)
     for field, mask in masks.items():
         _check_mask(first, field, mask, files[0])
     (root / "samples").mkdir(parents=True, exist_ok=True)
@@ -249,10 +240,10 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
     records = []
     for index, path in enumerate(tqdm(files, desc="import", unit="file", disable=not progress)):
         t0 = perf_counter()
-        g = read_sample(path, params=params[path], **options)
+        g = read_sample(path, read, params[path])
         fields = {}
         for name in inputs + targets:
-            value = np.asarray(_source_field(g, name, path, cell_to_points), dtype=np.float64)
+            value = np.asarray(_source_field(g, name, path, read.cell_to_points), dtype=np.float64)
             c = int(np.prod(value.shape[1:])) if value.ndim > 1 else 1
             if components.setdefault(name, c) != c:
                 raise FieldError(f"field {name!r} has {c} components here but {components[name]} in "
@@ -272,9 +263,7 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
                          "description": f"imported field {name}", "mask": masks.get(name)}
     manifest = {"format": FORMAT, "version": VERSION, "family": "imported",
                 "description": f"imported from {source.resolve()}", "dim": dims.pop(), "seed": seed,
-                "options": {"cell_to_points": cell_to_points, "fractions": list(fractions), "patches": patches,
-                            "time": time, "blocks": blocks, "at": at, "cp": None if cp is None else list(cp),
-                            "parameters": keys,
+                "options": {**read.to_dict(), "fractions": list(fractions), "parameters": keys,
                             "split_file": None if split_file is None else str(split_file),
                             "test_from": None if test_from is None else str(test_from), "masks": masks},
                 "solver": "external", "versions": {"geoop": geoop.__version__},
