@@ -8,7 +8,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ class Evaluator:
         rel: dict[str, list[float]] = {n: [] for n in self.operator.target_slices}
         clipped: dict[str, list[float]] = {n: [] for n in self.operator.target_slices}
         worst: dict[str, float] = {n: 0.0 for n in self.operator.target_slices}
-        low, high = self.operator.y_low, self.operator.y_high
+        low, high = self.operator.normalizer.y_low, self.operator.normalizer.y_high
         for local in make_batches([sizes[i] for i in mine], self.batch_size, shuffle=False):
             data, prepared = self.batch(dataset, [mine[j] for j in local])
             pred = self.predict(data, prepared)
@@ -219,6 +219,7 @@ class Trainer(Evaluator):
             raise GeoopError(f"train.shards={self.n_shards} is fewer than the {context.world} processes",
                              fix="leave train.shards unset, or make it at least the number of processes")
         self.my_shards = [k for k in range(self.n_shards) if k % context.world == context.rank]
+        self._trim = HeapTrimmer()  # resident memory stays flat over steps of different sizes
         self.train_forward = self.forward
         if context.world > 1:  # gradients are averaged across ranks; parameters start from rank 0's
             from torch.nn.parallel import DistributedDataParallel
@@ -256,20 +257,23 @@ class Trainer(Evaluator):
         if c.budget is None:
             total = sum(len(self._epoch_plan(e)) for e in range(int(c.max_epochs)))
             self.plan = epoch_plan(c.schedule, total)
-        else:  # the first epoch warms up; its speed fixes the rest of the plan (see `fit`)
+        else:  # the first epoch warms up; its speed fixes the rest of the plan (see `fix_plan`)
             self.plan = SchedulePlan(c.schedule, len(self._epoch_plan(0)), None)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: self.plan.factor(step))
         return opt, sched
 
-    def _meta(self, epoch: int, history: list[dict], best: float, bad_epochs: int) -> dict[str, Any]:
+    # -- checkpoints -------------------------------------------------------------------------------------
+    def _meta(self, progress: Progress) -> dict[str, Any]:
         return {"operator": self.operator.config(), "train": asdict(self.config), "data_hash": self.data_hash,
-                "epoch": epoch, "history": history, "best_val": best, "bad_epochs": bad_epochs,
-                "plan": self.plan.state()}
+                "epoch": progress.epoch, "history": progress.history, "best_val": progress.best,
+                "bad_epochs": progress.bad_epochs, "plan": self.plan.state()}
 
-    def _resume(self, opt, sched) -> tuple[int, list[dict], float, int]:
+    def resume(self) -> Progress:
+        """Load `out/last.safetensors` (weights, optimizer, schedule, plan) when there is one; refuse a folder
+        that holds another model's or dataset's run, or one with other plan settings."""
         path = self.out / "last.safetensors"
         if not path.is_file():
-            return 0, [], math.inf, 0
+            return Progress()
         weights, meta, extra = load_checkpoint(path)
         if meta["operator"]["model"] != self.operator.model_config or meta["data_hash"] != self.data_hash:
             raise GeoopError("this folder holds a run of another model or dataset; not overwriting it",
@@ -283,20 +287,23 @@ class Trainer(Evaluator):
                              fix=f"resume with {was}, or train into a new folder (--out) to use the new settings")
         self.operator.load_state_dict(weights)
         self.plan = SchedulePlan(**meta["plan"])
-        opt.load_state_dict(extra["optimizer"])
-        sched.load_state_dict(extra["scheduler"])
+        self.opt.load_state_dict(extra["optimizer"])
+        self.sched.load_state_dict(extra["scheduler"])
         log.info("resuming %s after epoch %d", self.out, meta["epoch"])
-        return meta["epoch"], meta["history"], meta["best_val"], meta["bad_epochs"]
+        history = meta["history"]
+        return Progress(meta["epoch"], sum(h["steps"] for h in history), history, meta["best_val"],
+                        meta["bad_epochs"])
 
-    def _save(self, opt, sched, epoch: int, history: list[dict], best: float, bad_epochs: int,
-              improved: bool) -> None:
-        meta = self._meta(epoch, history, best, bad_epochs)
+    def save(self, progress: Progress, improved: bool) -> None:
+        """Write `last.safetensors` (to resume from), `model.safetensors` when the model `improved` (or
+        without validation data) and `metrics.jsonl`."""
+        meta = self._meta(progress)
         if improved or self.val_set is None:
-            save_checkpoint(self.out / "model.safetensors", self.operator.state_dict(),
-                            {k: meta[k] for k in ("operator", "data_hash", "epoch")} | {"metrics": history[-1]})
+            best = {k: meta[k] for k in ("operator", "data_hash", "epoch")} | {"metrics": progress.history[-1]}
+            save_checkpoint(self.out / "model.safetensors", self.operator.state_dict(), best)
         save_checkpoint(self.out / "last.safetensors", self.operator.state_dict(), meta,
-                        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, json_twin=False)
-        self._log(history)
+                        {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict()}, json_twin=False)
+        self._log(progress.history)
 
     def _log(self, history: list[dict]) -> None:
         lines = "".join(json.dumps(h) + "\n" for h in history)
@@ -321,6 +328,67 @@ class Trainer(Evaluator):
         """Seconds on the budget clock, the same on every rank (the slowest rank's)."""
         return all_max(clock(), self.context)
 
+    # -- the pieces of `fit` -----------------------------------------------------------------------------
+    def train_step(self, batch: list[list[int]]) -> float:
+        """One optimizer step on `batch` (sample positions per shard); returns the global loss."""
+        loss, value = self._step_loss(batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.operator.parameters(), self.config.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        return value
+
+    def train_epoch(self, epoch: int, progress: Progress, budget_clock: Clock, bar: tqdm) -> tuple[list[float], bool]:
+        """The steps of `epoch` until it, the plan or the budget ends; returns the step losses and whether the
+        budget ran out."""
+        c = self.config
+        self.train_set.set_epoch(epoch)
+        self.operator.train()
+        losses: list[float] = []
+        for batch in self._epoch_plan(epoch):
+            if self.plan.total is not None and progress.step >= self.plan.total:
+                break
+            if c.budget is not None and self._spent(budget_clock) >= c.budget:
+                return losses, True
+            value = self.train_step(batch)
+            self._trim()
+            progress.step += 1
+            losses.append(value)
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
+        return losses, False
+
+    def validate(self) -> dict[str, Any]:
+        """Validation errors for the epoch's record ({} without validation data); symmetry-averaged models
+        make one pass per check."""
+        if self.val_set is None or not len(self.val_set):
+            return {}
+        with self.operator.evaluation("single"):
+            val = self.evaluate(self.val_set, forces=False)
+        return {"val_rel_l2": val["rel_l2"], "val": {n: f["rel_l2"] for n, f in val["fields"].items()}}
+
+    def fix_plan(self, epoch: int, step: int, seconds_per_step: float, spent: float) -> None:
+        """At the end of a budgeted run's warm-up epoch: the steps the rest of the budget affords at the
+        measured speed (with `epochs` too, whichever ends first)."""
+        c = self.config
+        self.plan.total = budget_steps(step, spent, c.budget, seconds_per_step)
+        if c.epochs is not None:
+            self.plan.total = min(self.plan.total, step + sum(len(self._epoch_plan(e))
+                                                              for e in range(epoch + 1, c.epochs)))
+        log.info("budget %.0f s: %d steps planned (%.3f s each, measured in epoch 1)", c.budget, self.plan.total,
+                 seconds_per_step)
+
+    def _stops_before(self, epoch: int, progress: Progress) -> bool:
+        c = self.config
+        if epoch >= c.max_epochs or (self.plan.total is not None and progress.step >= self.plan.total):
+            return True
+        if c.patience is not None and progress.bad_epochs >= c.patience:
+            log.info("early stop: no better validation error for %d epochs", progress.bad_epochs)
+            return True
+        return False
+
     def fit(self) -> list[dict]:
         """Train (resuming from `out/last.safetensors` when present) until `config.epochs` or
         `config.budget` ends; returns the history. In a distributed run every rank calls this; rank 0 alone
@@ -332,87 +400,74 @@ class Trainer(Evaluator):
         if not all(self.train_set_shards):
             raise GeoopError(f"{len(self.train_set)} training samples cannot fill {self.n_shards} shards",
                              fix="use fewer processes (or a smaller train.shards), or more training samples")
-        opt, sched = self._optimizer()
-        start, history, best, bad_epochs = self._resume(opt, sched)
-        step = sum(h["steps"] for h in history)
-        last = history[-1] if history else {}
+        self.opt, self.sched = self._optimizer()
+        progress = self.resume()
+        last = progress.history[-1] if progress.history else {}
         clocks = {"cpu": Clock("cpu", last.get("cpu_seconds", 0.0)),
                   "wall": Clock("wall", last.get("wall_seconds", 0.0))}
         budget_clock = clocks[c.clock]
         writer = _tensorboard(self.out) if main else None
         self._warm_caches()
         planned = self.plan.total if c.budget is not None else \
-            step + sum(len(self._epoch_plan(e)) for e in range(start, int(c.max_epochs)))
-        bar = tqdm(total=planned, initial=step, desc="train", unit="step", disable=not (c.progress and main))
-        trim = HeapTrimmer()  # resident memory stays flat over steps of different sizes
-        spent_out = False
-        for epoch in itertools.count(start):
-            if epoch >= c.max_epochs or spent_out or (self.plan.total is not None and step >= self.plan.total):
-                break
-            if c.patience is not None and bad_epochs >= c.patience:
-                log.info("early stop: no better validation error for %d epochs", bad_epochs)
+            progress.step + sum(len(self._epoch_plan(e)) for e in range(progress.epoch, int(c.max_epochs)))
+        bar = tqdm(total=planned, initial=progress.step, desc="train", unit="step",
+                   disable=not (c.progress and main))
+        for epoch in itertools.count(progress.epoch):
+            if self._stops_before(epoch, progress):
                 break
             t0, epoch_start = time.perf_counter(), budget_clock()
-            self.train_set.set_epoch(epoch)
-            self.operator.train()
-            losses = []
-            for batch in self._epoch_plan(epoch):
-                if self.plan.total is not None and step >= self.plan.total:
-                    break
-                if c.budget is not None and self._spent(budget_clock) >= c.budget:
-                    spent_out = True
-                    break
-                loss, value = self._step_loss(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.operator.parameters(), c.grad_clip)
-                opt.step()
-                sched.step()
-                trim()
-                step += 1
-                losses.append(value)
-                bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
+            losses, spent_out = self.train_epoch(epoch, progress, budget_clock, bar)
             if not losses:
                 break
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses),
-                      "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
-            if self.val_set is not None and len(self.val_set):
-                with self.operator.evaluation("single"):  # symmetry-averaged models: one pass per check
-                    val = self.evaluate(self.val_set, forces=False)
-                record["val_rel_l2"] = val["rel_l2"]
-                record["val"] = {n: f["rel_l2"] for n, f in val["fields"].items()}
-                bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4f}", val=f"{val['rel_l2']:.4f}")
+                      "lr": float(self.sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0,
+                      **self.validate()}
+            if "val_rel_l2" in record:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4f}", val=f"{record['val_rel_l2']:.4f}")
             if c.budget is not None and self.plan.total is None:  # end of the warm-up epoch: fix the plan
                 spent = self._spent(budget_clock)
-                self.plan.total = budget_steps(step, spent, c.budget, (spent - epoch_start) / len(losses))
-                if c.epochs is not None:  # both limits: the plan ends with whichever comes first
-                    self.plan.total = min(self.plan.total, step + sum(len(self._epoch_plan(e))
-                                                                      for e in range(epoch + 1, c.epochs)))
+                self.fix_plan(epoch, progress.step, (spent - epoch_start) / len(losses), spent)
                 bar.total = self.plan.total
-                log.info("budget %.0f s: %d steps planned (%.3f s each, measured in epoch 1)", c.budget,
-                         self.plan.total, (spent - epoch_start) / len(losses))
             record.update(cpu_seconds=clocks["cpu"](), wall_seconds=clocks["wall"]())
-            history.append(record)
-            score = record.get("val_rel_l2", record["train_loss"])
-            improved = score < best
-            best, bad_epochs = (score, 0) if improved else (best, bad_epochs + 1)
+            improved = progress.record(record)
             if main:
-                self._save(opt, sched, epoch + 1, history, best, bad_epochs, improved)
+                self.save(progress, improved)
             if writer is not None:
                 for k, v in record.items():
                     if isinstance(v, float):
                         writer.add_scalar(k, v, epoch + 1)
+            if spent_out:
+                break
         bar.close()
         if writer is not None:
             writer.close()
-        if not history:
+        if not progress.history:
             raise GeoopError(f"the budget of {c.budget:g} {c.clock} seconds was spent before the first training "
                              f"step (preparing the samples took {self._spent(budget_clock):.0f} s)",
                              fix="raise train.budget, or train on fewer samples")
         barrier(self.context)  # the others wait until rank 0's checkpoints are on disk
-        return history
+        return progress.history
+
+
+@dataclass
+class Progress:
+    """Where a run stands, as its checkpoint records it: epochs and steps done, the per-epoch history, the best
+    score (validation error, else training loss) and the epochs since it last improved."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: float = math.inf
+    bad_epochs: int = 0
+
+    def record(self, epoch_record: dict[str, Any]) -> bool:
+        """Append an epoch's record; returns whether it improved on the best score."""
+        self.history.append(epoch_record)
+        self.epoch = epoch_record["epoch"]
+        score = epoch_record.get("val_rel_l2", epoch_record["train_loss"])
+        improved = score < self.best
+        self.best, self.bad_epochs = (score, 0) if improved else (self.best, self.bad_epochs + 1)
+        return improved
 
 
 def _tensorboard(out: Path) -> Any:
