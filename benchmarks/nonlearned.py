@@ -37,10 +37,10 @@ from geoop.training.losses import field_errors
 
 def design_parameters(dataset: SimulationDataset) -> np.ndarray:
     """`(S, P)` the design parameters of each sample of `dataset` (from the manifest's per-sample values)."""
-    names = get_family(dataset.manifest["family"]).parameters
+    names = get_family(dataset.manifest.family).parameters
     if not names:
-        raise GeoopError(f"the {dataset.manifest['family']} family names no design parameters")
-    values = {r["index"]: r["values"] for r in dataset.manifest["samples"]}
+        raise GeoopError(f"the {dataset.manifest.family} family names no design parameters")
+    values = {r["index"]: r["values"] for r in dataset.manifest.samples}
     return np.array([[values[i][n] for n in names] for i in dataset.ids], dtype=np.float64)
 
 
@@ -74,7 +74,7 @@ FREESTREAM_POWER = {"U": 1, "p": 2, "nut": 1}
 def speed_powers(dataset: SimulationDataset) -> tuple[np.ndarray, np.ndarray]:
     """`(S,)` each sample's free-stream speed (1 where the family has none) and `(C,)` the power of it each target
     channel is carried in."""
-    values = {r["index"]: r["values"] for r in dataset.manifest["samples"]}
+    values = {r["index"]: r["values"] for r in dataset.manifest.samples}
     speed = np.array([values[i].get("u_inf", 1.0) for i in dataset.ids], dtype=np.float64)
     slices = Fields(dataset.inputs, dataset.targets, dataset.specs).target_slices
     power = np.zeros(max(s.stop for s in slices.values()))
@@ -117,7 +117,7 @@ def _panel_method(test: SimulationDataset):
     from geoop.data.panel_method import potential_flow_fields
 
     slices = Fields(test.inputs, test.targets, test.specs).target_slices
-    stream = get_family(test.manifest["family"]).forces.freestream
+    stream = get_family(test.manifest.family).forces.freestream
 
     def predict(j: int, data) -> np.ndarray:
         fields = potential_flow_fields(test.geometry(j), test.body, stream)

@@ -167,7 +167,7 @@ def main() -> None:
     data = args.out / "data"
     generate("potential3d", data, n=args.samples, seed=0, workers=2, progress=False)
     manifest = read_manifest(data)
-    test = manifest["splits"].get("test") or manifest["splits"]["train"]
+    test = manifest.splits.get("test") or manifest.splits["train"]
     sample = data / sample_file(test[0])
     me = str(Path(__file__).resolve())
     rows = []

@@ -25,17 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def subset(full: Path, n: int, out: Path) -> Path:
     """A dataset folder `out` of the first `n` samples of `full` (same files, splits filtered)."""
-    from geoop.data.manifest import read_manifest, write_json_atomic
+    from dataclasses import replace
+
+    from geoop.data.manifest import read_manifest
 
     manifest = read_manifest(full)
-    keep = {r["index"] for r in manifest["samples"] if r["index"] < n}
+    keep = {r["index"] for r in manifest.samples if r["index"] < n}
     out.mkdir(parents=True, exist_ok=True)
     link = out / "samples"
     if not link.exists():
         link.symlink_to((full / "samples").resolve(), target_is_directory=True)
-    manifest = {**manifest, "samples": [r for r in manifest["samples"] if r["index"] in keep],
-                "splits": {k: [i for i in v if i in keep] for k, v in manifest["splits"].items()}, "n_requested": n}
-    write_json_atomic(out / "manifest.json", manifest)
+    replace(manifest, samples=[r for r in manifest.samples if r["index"] in keep], n_requested=n,
+            splits={k: [i for i in v if i in keep] for k, v in manifest.splits.items()}).write(out)
     return out
 
 

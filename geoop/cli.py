@@ -216,7 +216,7 @@ def _data_make(args: argparse.Namespace) -> None:
     m = generate(args.name, args.out, n=args.n, seed=args.seed, workers=args.workers, timeout=args.timeout,
                  splits=fractions, keep_unconverged=args.keep_unconverged, **options)
     if args.split_file or test_files:
-        names = {r["index"]: {Path(r["file"]).stem, str(r["index"])} for r in m["samples"]}
+        names = {r["index"]: {Path(r["file"]).stem, str(r["index"])} for r in m.samples}
         test = samples_with_bodies(args.out, m, test_files) if test_files else []
         m = resplit(args.out, choose_splits(names, args.seed, fractions, args.split_file, test))
     _print_dataset(m, args.out)
@@ -246,7 +246,7 @@ def _data_info(args: argparse.Namespace) -> None:
 
     m = read_manifest(args.dir)
     _print_dataset(m, args.dir)
-    records = m["samples"]
+    records = m.samples
     picked = records[:: max(1, len(records) // 20)][:20]
     spacing = mesh_spacing([geoop.load(Path(args.dir) / r["file"], sort=False) for r in picked])
     if spacing:
@@ -258,28 +258,28 @@ def _data_info(args: argparse.Namespace) -> None:
         iterations = [v["iterations"] for v in values if "iterations" in v]
         cpu = [v["solver_cpu_seconds"] for v in values if "solver_cpu_seconds" in v]
         print(f"  solver: {sum(v.get('converged', 1) == 1 for v in values)} of {len(values)} converged "
-              f"(unconverged, outside the splits: {m.get('unconverged', [])[:10]}"
-              f"{' ...' if len(m.get('unconverged', [])) > 10 else ''}); iterations median "
+              f"(unconverged, outside the splits: {(m.unconverged or [])[:10]}"
+              f"{' ...' if len(m.unconverged or []) > 10 else ''}); iterations median "
               f"{np.median(iterations):.0f}, max {max(iterations):.0f}"
               + (f"; solver CPU s per case mean {np.mean(cpu):.1f}, max {max(cpu):.1f}" if cpu else ""))
 
 
-def _print_dataset(m: dict, root) -> None:
-    print(f"dataset {root}: {m['family']} ({m['dim']}D), {len(m['samples'])} samples, status {m.get('status')}")
-    print("  splits: " + ", ".join(f"{k} {len(v)}" for k, v in m["splits"].items()))
-    if "points_per_sample" in m:
-        pps, sps = m["points_per_sample"], m["seconds_per_sample"]
+def _print_dataset(m: "Manifest", root) -> None:  # noqa: F821 (imported on use: a fast --help)
+    print(f"dataset {root}: {m.family} ({m.dim}D), {len(m.samples)} samples, status {m.status}")
+    print("  splits: " + ", ".join(f"{k} {len(v)}" for k, v in m.splits.items()))
+    if m.points_per_sample and m.seconds_per_sample:
+        pps, sps = m.points_per_sample, m.seconds_per_sample
         print(f"  points per sample {pps['min']}..{pps['max']}, seconds per sample {sps['mean']:.2f} "
               f"(max {sps['max']:.2f})")
     for role in ("inputs", "targets"):
-        for name, spec in m["fields"][role].items():
-            st = m.get("statistics", {}).get(name)
+        for name, spec in m.fields[role].items():
+            st = (m.statistics or {}).get(name)
             rng = f" range [{min(st['min']):.3g}, {max(st['max']):.3g}]" if st else ""
             mask = f" on {spec['mask']}" if spec.get("mask") else ""
             print(f"  {role[:-1]:6s} {name:12s} x{spec['components']} [{spec['units']}]{mask}{rng}")
-    if m.get("failures"):
-        print(f"  {len(m['failures'])} failed samples (skipped): " +
-              "; ".join(f"{f['index']}: {f['reason']}" for f in m["failures"][:5]))
+    if m.failures:
+        print(f"  {len(m.failures)} failed samples (skipped): " +
+              "; ".join(f"{f['index']}: {f['reason']}" for f in m.failures[:5]))
 
 
 def _command(sub, name: str, help: str, example: str, run) -> argparse.ArgumentParser:

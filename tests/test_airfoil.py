@@ -91,7 +91,7 @@ def naca0012(tmp_path_factory):
 
 
 def _sample(root) -> Geometry:
-    return geoop.load(root / read_manifest(root)["samples"][0]["file"])
+    return geoop.load(root / read_manifest(root).samples[0]["file"])
 
 
 @needs_openfoam
@@ -138,8 +138,8 @@ def test_a_sample_holds_the_graded_volume_and_the_surface(naca0012, capsys):
 @needs_openfoam
 def test_unconverged_cases_are_kept_flagged_and_out_of_the_splits(tmp_path):
     m = generate("airfoil2d", tmp_path / "ds", n=1, max_iterations=5, section="0012", alpha=2.0, progress=False)
-    assert m["unconverged"] == [0] and m["samples"][0]["values"]["converged"] == 0
-    assert not any(m["splits"].values())
+    assert m.unconverged == [0] and m.samples[0]["values"]["converged"] == 0
+    assert not any(m.splits.values())
 
 
 @needs_openfoam
@@ -153,7 +153,7 @@ def test_the_cases_import_from_linked_openfoam_folders_and_train(naca0012, tmp_p
     assert main(["data", "import", str(linked), "--out", str(tmp_path / "data"), "--inputs", "ux,uy",
                  "--targets", "U,p", "--fractions", "0.5,0.5,0"]) == 0
     m = read_manifest(tmp_path / "data")
-    assert len(m["samples"]) == 2 and m["dim"] == 2 and m["fields"]["targets"]["U"]["components"] == 2
+    assert len(m.samples) == 2 and m.dim == 2 and m.fields["targets"]["U"]["components"] == 2
     with pytest.warns(UserWarning, match="no test split"):
         train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=1", "model.name=transolver",
                                  "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
@@ -171,7 +171,6 @@ def test_the_cases_import_from_linked_openfoam_folders_and_train(naca0012, tmp_p
 def test_evaluate_and_predict_report_forces_from_the_predicted_surface(naca0012, tmp_path, capsys):
     """One dataset of the two cases (train on 0 deg, test on 5 deg): a model answering the volume and the
     surface fields, scored on its fields and on the force coefficients integrated from its surface."""
-    import json
     import shutil
 
     root = tmp_path / "both"
@@ -179,11 +178,11 @@ def test_evaluate_and_predict_report_forces_from_the_predicted_surface(naca0012,
     manifest = read_manifest(naca0012 / "alpha0")
     records = []
     for index, case in enumerate(("alpha0", "alpha5")):
-        record = read_manifest(naca0012 / case)["samples"][0]
+        record = read_manifest(naca0012 / case).samples[0]
         shutil.copy(naca0012 / case / record["file"], root / f"samples/sample_{index:06d}.npz")
         records.append({**record, "index": index, "file": f"samples/sample_{index:06d}.npz"})
-    manifest.update(samples=records, splits={"train": [0], "val": [], "test": [1]})
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    manifest.samples, manifest.splits = records, {"train": [0], "val": [], "test": [1]}
+    manifest.write(root)
     run = train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=3", "model.name=transolver",
                                    "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
                                    "data.potential_flow=freestream", "data.scale={U: freestream, p: freestream^2}",

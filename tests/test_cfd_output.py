@@ -172,8 +172,8 @@ def test_openfoam_cases_import_train_and_predict_to_vtp(tmp_path, capsys):
                  "--targets", "p,cp", "--at", "cells", "--cp", "p,1,lid,0", "--test-from",
                  str(cases / "held_out")]) == 0
     m = read_manifest(tmp_path / "data")
-    assert len(m["samples"]) == 5 and len(m["splits"]["test"]) == 1 and list(m["fields"]["inputs"]) == ["lid"]
-    sample = geoop.load(tmp_path / "data" / m["samples"][1]["file"])
+    assert len(m.samples) == 5 and len(m.splits["test"]) == 1 and list(m.fields["inputs"]) == ["lid"]
+    sample = geoop.load(tmp_path / "data" / m.samples[1]["file"])
     assert sample.n_points == 80 and sample.given_normals is not None  # one point per wall face
     np.testing.assert_allclose(sample.point_data["cp"], sample.point_data["p"] / (0.5 * 1.5**2), rtol=1e-6)
     train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=1", "model.name=transolver",

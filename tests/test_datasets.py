@@ -60,14 +60,14 @@ def test_families_load_as_variable_size_pyg_batches(datasets, name):
 
 def test_manifest_records_provenance_statistics_and_splits(datasets):
     m = read_manifest(datasets["poisson2d"])
-    assert m["status"] == "complete" and m["family"] == "poisson2d" and m["seed"] == 0
-    assert {"scikit-fem", "gmsh", "numpy", "geoop"} <= set(m["versions"])
-    ids = sorted(m["splits"]["train"] + m["splits"]["val"] + m["splits"]["test"])
-    assert ids == sorted(r["index"] for r in m["samples"])
-    u = np.concatenate([geoop.load(datasets["poisson2d"] / r["file"]).point_data["u"] for r in m["samples"]
-                        if r["index"] in m["splits"]["train"]])
-    assert m["statistics"]["u"]["mean"][0] == pytest.approx(u.mean(), rel=1e-9)
-    assert m["seconds_per_sample"]["mean"] > 0 and m["points_per_sample"]["min"] > 500
+    assert m.status == "complete" and m.family == "poisson2d" and m.seed == 0
+    assert {"scikit-fem", "gmsh", "numpy", "geoop"} <= set(m.versions)
+    ids = sorted(m.splits["train"] + m.splits["val"] + m.splits["test"])
+    assert ids == sorted(r["index"] for r in m.samples)
+    u = np.concatenate([geoop.load(datasets["poisson2d"] / r["file"]).point_data["u"] for r in m.samples
+                        if r["index"] in m.splits["train"]])
+    assert m.statistics["u"]["mean"][0] == pytest.approx(u.mean(), rel=1e-9)
+    assert m.seconds_per_sample["mean"] > 0 and m.points_per_sample["min"] > 500
 
 
 def test_potential3d_masks_cp_to_the_body_surface(datasets):
@@ -93,7 +93,7 @@ def test_generation_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_pa
     proc.wait()
     done = len(list((interrupted / "samples").glob("*.npz")))
     assert 2 <= done < 5
-    assert read_manifest(interrupted)["status"] == "incomplete"
+    assert read_manifest(interrupted).status == "incomplete"
     generate("elasticity2d", interrupted, n=5, h=0.06, progress=False)
     pairs = zip(sorted((reference / "samples").glob("*.npz")), sorted((interrupted / "samples").glob("*.npz")),
                 strict=True)
@@ -101,7 +101,7 @@ def test_generation_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_pa
         ga, gb = geoop.load(a), geoop.load(b)
         np.testing.assert_array_equal(ga.points, gb.points)
         np.testing.assert_array_equal(ga.point_data["von_mises"], gb.point_data["von_mises"])
-    assert read_manifest(interrupted)["splits"] == read_manifest(reference)["splits"]
+    assert read_manifest(interrupted).splits == read_manifest(reference).splits
 
 
 def test_a_folder_with_another_dataset_is_not_touched(datasets, tmp_path):
@@ -116,7 +116,7 @@ def test_a_folder_with_another_dataset_is_not_touched(datasets, tmp_path):
 def test_broken_manifest_and_missing_or_bad_samples_are_named(datasets, tmp_path):
     target = tmp_path / "p"
     shutil.copytree(datasets["poisson2d"], target)
-    first = read_manifest(target)["samples"][0]["file"]
+    first = read_manifest(target).samples[0]["file"]
     (target / first).unlink()
     ds = SimulationDataset(target, split="all")
     with pytest.raises(MissingFileError, match="sample_000000"):
@@ -160,7 +160,7 @@ def test_import_a_folder_of_vtu_files(tmp_path):
         p = g.points
         g.with_point_data(temperature=p[:, 0] * (i + 1), heat_flux=p * i).save(src / f"run{i}.vtu")
     manifest = import_folder(src, tmp_path / "ds", inputs=["heat_flux"], targets=["temperature"], progress=False)
-    assert len(manifest["samples"]) == 3
+    assert len(manifest.samples) == 3
     ds = SimulationDataset(tmp_path / "ds", split="all")
     assert ds.input_channels == 3 and ds.target_channels == 1
     d = ds[2]
@@ -213,7 +213,7 @@ def test_potential3d_accepts_closed_surface_files_as_bodies(tmp_path):
     body.export(tmp_path / "capsule.stl")
     m = generate("potential3d", tmp_path / "ds", n=1, shapes=(), surface_files=(str(tmp_path / "capsule.stl"),),
                  h_body=0.12, h_far=0.8, progress=False)
-    g = geoop.load(tmp_path / "ds" / m["samples"][0]["file"])
+    g = geoop.load(tmp_path / "ds" / m.samples[0]["file"])
     assert g.point_data["on_body"].sum() > 30 and np.isfinite(g.point_data["velocity"]).all()
 
 
@@ -226,7 +226,7 @@ def test_samples_that_cannot_be_made_are_reported_not_hung_on(tmp_path):
     with pytest.raises(GeoopError, match="(?s)all failed.*not closed"):
         generate("potential3d", tmp_path / "ds", n=2, shapes=(), surface_files=(str(tmp_path / "open.stl"),),
                  progress=False)
-    failures = read_manifest(tmp_path / "ds")["failures"]
+    failures = read_manifest(tmp_path / "ds").failures
     assert len(failures) >= 10 and "not closed" in failures[0]["reason"]
 
 
@@ -246,5 +246,25 @@ def test_a_corrupted_manifest_is_rebuilt_from_the_sample_files(datasets, tmp_pat
     before = {p.name: p.read_bytes() for p in (target / "samples").iterdir()}
     (target / "manifest.json").write_text('{"format": "geoop-dat')  # damaged outside geoop (writes are atomic)
     m = generate("poisson2d", target, n=4, progress=False)
-    assert m["status"] == "complete" and len(m["samples"]) == 4
+    assert m.status == "complete" and len(m.samples) == 4
     assert {p.name: p.read_bytes() for p in (target / "samples").iterdir()} == before  # nothing remade
+
+
+def test_the_manifest_is_typed_and_keeps_what_it_does_not_know(datasets, tmp_path):
+    from geoop.data.manifest import Manifest
+
+    raw = json.loads((datasets["poisson2d"] / "manifest.json").read_text())
+    m = Manifest.from_dict(raw)
+    assert m.to_dict() == raw and m.family == "poisson2d" and m.specs["u"]["components"] == 1
+    assert set(m.files) == {r["index"] for r in raw["samples"]}
+    # a manifest from an older or newer-minor writer: optional keys missing, an unknown one kept on rewrite
+    old = {k: v for k, v in raw.items() if k not in ("statistics", "points_per_sample", "unconverged")}
+    old["made_by"] = "someone else"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(old))
+    again = read_manifest(tmp_path / "old")
+    assert again.statistics is None and again.extra == {"made_by": "someone else"}
+    again.write(tmp_path / "old")
+    assert json.loads((tmp_path / "old" / "manifest.json").read_text()) == old
+    with pytest.raises(CorruptFileError, match="newer"):
+        Manifest.from_dict({**raw, "version": 99})

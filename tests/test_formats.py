@@ -140,7 +140,7 @@ def test_a_new_format_is_one_reader_and_one_register_call(tmp_path, monkeypatch)
         (tmp_path / "runs" / f"case{i}.toy").write_text(json.dumps({"points": p.tolist(), "u": p[:, 0].tolist()}))
     assert reader_options(tmp_path / "runs" / "case0.toy", scale=2.0, columns="x,y") == {"scale": 2.0}
     assert main(["data", "import", str(tmp_path / "runs"), "--out", str(tmp_path / "data"), "--targets", "u"]) == 0
-    assert len(read_manifest(tmp_path / "data")["samples"]) == 5
+    assert len(read_manifest(tmp_path / "data").samples) == 5
     from geoop.cli import build_parser
 
     data_import = build_parser()._subparsers._group_actions[0].choices["data"]._subparsers._group_actions[0]

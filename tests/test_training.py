@@ -434,6 +434,7 @@ def test_a_lifted_target_predicts_the_same_at_its_nodes_and_through_queries(pois
         direct = model(data.x, model.prepare(data, g))[:, 0].numpy()
     chunked = model.predict(g, g.points, chunk=300).point_data["u"]
     np.testing.assert_allclose(chunked, direct, rtol=1e-4, atol=1e-4)
-    extended = data.x[:, int(model.normalizer.lift_sources[0])].numpy()  # the lift: g carried inward, g itself on its mask
+    # the lift: g carried inward, g itself on its mask
+    extended = data.x[:, int(model.normalizer.lift_sources[0])].numpy()
     on = g.point_data["dirichlet"].astype(bool)
     np.testing.assert_allclose(extended[on], g.point_data["g"][on], rtol=1e-5, atol=1e-5)

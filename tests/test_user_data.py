@@ -137,11 +137,11 @@ def test_a_bare_cloud_is_refused_where_the_model_needs_a_signed_distance(model, 
 
 def test_import_holds_out_the_chosen_designs_and_keeps_boundary_masks(imported, designs):
     m = read_manifest(imported)
-    source = {r["index"]: Path(r["source_file"]).name for r in m["samples"]}
-    assert sorted(source[i] for i in m["splits"]["test"]) == [f"design_{i}.vtu" for i in range(10, 14)]
-    assert len(m["splits"]["train"]) + len(m["splits"]["val"]) == 10 and m["splits"]["val"]
-    assert m["fields"]["inputs"]["g"]["mask"] == "rim"
-    z = np.load(imported / m["samples"][0]["file"])
+    source = {r["index"]: Path(r["source_file"]).name for r in m.samples}
+    assert sorted(source[i] for i in m.splits["test"]) == [f"design_{i}.vtu" for i in range(10, 14)]
+    assert len(m.splits["train"]) + len(m.splits["val"]) == 10 and m.splits["val"]
+    assert m.fields["inputs"]["g"]["mask"] == "rim"
+    z = np.load(imported / m.samples[0]["file"])
     assert set(np.unique(z["point_data:rim"])) == {0.0, 1.0}
     with pytest.raises(FieldError, match="values other than 0 and 1"):
         import_folder(designs, designs.parent / "bad", ["k", "g"], ["u"], masks={"g": "k"}, progress=False)
@@ -152,10 +152,10 @@ def test_a_split_file_and_fractions_decide_the_splits(designs, tmp_path):
     table = {"train": names[:9], "val": names[9:11], "test": names[11:]}
     (tmp_path / "splits.json").write_text(json.dumps(table))
     m = import_folder(designs, tmp_path / "a", ["k"], ["u"], split_file=tmp_path / "splits.json", progress=False)
-    source = {r["index"]: Path(r["source_file"]).name for r in m["samples"]}
-    assert {k: sorted(source[i] for i in v) for k, v in m["splits"].items()} == table
+    source = {r["index"]: Path(r["source_file"]).name for r in m.samples}
+    assert {k: sorted(source[i] for i in v) for k, v in m.splits.items()} == table
     m = import_folder(designs, tmp_path / "b", ["k"], ["u"], fractions=(0.5, 0.5, 0.0), progress=False)
-    assert len(m["splits"]["train"]) == 7 and len(m["splits"]["val"]) == 7 and m["splits"]["test"] == []
+    assert len(m.splits["train"]) == 7 and len(m.splits["val"]) == 7 and m.splits["test"] == []
     (tmp_path / "partial.json").write_text(json.dumps({"train": names[:3], "test": ["nope.vtu"]}))
     with pytest.raises(GeoopError, match="'nope.vtu', which is no sample"):
         import_folder(designs, tmp_path / "c", ["k"], ["u"], split_file=tmp_path / "partial.json", progress=False)
@@ -176,12 +176,12 @@ def test_point_clouds_with_fields_import_and_train(tmp_path):
     assert main(["data", "import", str(tmp_path), "--out", str(tmp_path / "data"), "--columns", "x,y,z,a,p",
                  "--inputs", "a", "--targets", "p"]) == 0
     m = read_manifest(tmp_path / "data")
-    assert m["dim"] == 3 and len(m["samples"]) == 8
+    assert m.dim == 3 and len(m.samples) == 8
     run = train(load_config(None, ["train.progress=false", "threads=1", "train.epochs=2", "model.name=transolver",
                                    "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
                                    f"data.root={tmp_path / 'data'}",
                                    f"out={tmp_path / 'run'}"]))
-    assert run["test"]["samples"] == len(m["splits"]["test"])
+    assert run["test"]["samples"] == len(m.splits["test"])
 
 
 def test_no_test_split_says_so_instead_of_scoring_the_training_split(designs, tmp_path):
@@ -250,21 +250,21 @@ def test_the_readme_walkthrough_runs_verbatim(tmp_path):
     pred = geoop.load(tmp_path / "byos" / "prediction.vtu")
     assert {"u", "u_true", "u_error"} <= set(pred.point_data) and (tmp_path / "byos" / "prediction.png").is_file()
     m = read_manifest(tmp_path / "byos" / "data")
-    assert len(m["splits"]["test"]) == 8
+    assert len(m.splits["test"]) == 8
 
 
 def test_data_make_takes_fractions_and_a_split_file(tmp_path):
     assert main(["data", "make", "poisson2d", "--n", "6", "--out", str(tmp_path / "a"), "--workers", "2",
                  "--fractions", "0.5,0.5,0"]) == 0
-    assert {k: len(v) for k, v in read_manifest(tmp_path / "a")["splits"].items()} == {"train": 3, "val": 3,
+    assert {k: len(v) for k, v in read_manifest(tmp_path / "a").splits.items()} == {"train": 3, "val": 3,
                                                                                        "test": 0}
     (tmp_path / "splits.json").write_text(json.dumps({"train": ["0", "1", "2", "3"], "val": ["sample_000004"],
                                                       "test": ["5"]}))
     assert main(["data", "make", "poisson2d", "--n", "6", "--out", str(tmp_path / "a"),
                  "--split-file", str(tmp_path / "splits.json")]) == 0  # the finished data, split anew
     m = read_manifest(tmp_path / "a")
-    assert m["splits"] == {"train": [0, 1, 2, 3], "val": [4], "test": [5]}
-    assert m["statistics"]["u"]["count"] == sum(r["n_points"] for r in m["samples"][:4])
+    assert m.splits == {"train": [0, 1, 2, 3], "val": [4], "test": [5]}
+    assert m.statistics["u"]["count"] == sum(r["n_points"] for r in m.samples[:4])
 
 
 def test_generated_queries_a_box_grid_paraview_slices_and_random_samples(model, designs, tmp_path):

@@ -47,10 +47,10 @@ class SimulationDataset(torch.utils.data.Dataset):
                  body: str | None = "auto", potential_flow: str | None = None, viscosity: float | None = None):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
-        fields = self.manifest["fields"]
+        fields = self.manifest.fields
         self.inputs = list(fields["inputs"]) if inputs is None else list(inputs)
         self.targets = list(fields["targets"]) if targets is None else list(targets)
-        self.specs = {**fields["inputs"], **fields["targets"]}
+        self.specs = self.manifest.specs
         self.potential_flow, self.viscosity = potential_flow, viscosity
         if potential_flow is not None:
             derived = {**POTENTIAL_FIELDS, **(FRICTION_FIELD if viscosity is not None else {})}
@@ -61,13 +61,13 @@ class SimulationDataset(torch.utils.data.Dataset):
             raise FieldError(f"fields {unknown} are not in this dataset (it has {sorted(self.specs)})",
                              path=self.root / "manifest.json")
         if split == "all":
-            ids = sorted(r["index"] for r in self.manifest["samples"])
-        elif split in self.manifest["splits"]:
-            ids = self.manifest["splits"][split]
+            ids = sorted(self.manifest.files)
+        elif split in self.manifest.splits:
+            ids = self.manifest.splits[split]
         else:
             raise GeoopError(f"no split {split!r}", path=self.root,
-                             fix=f"use one of {sorted(self.manifest['splits'])} or 'all'")
-        files = {r["index"]: r["file"] for r in self.manifest["samples"]}
+                             fix=f"use one of {sorted(self.manifest.splits)} or 'all'")
+        files = self.manifest.files
         self.ids, self.split = list(ids), split
         self.files = [self.root / files[i] for i in self.ids]
         self.subsample, self.seed, self.epoch, self.extension = subsample, seed, 0, extension
@@ -91,9 +91,10 @@ class SimulationDataset(torch.utils.data.Dataset):
 
     def _family_setting(self, key: str):
         """The manifest's `key`, or for datasets made before manifests recorded it, the family's."""
-        if key in self.manifest or self.manifest.get("family") not in FAMILIES:
-            return self.manifest.get(key)
-        value = getattr(get_family(self.manifest["family"]), key)
+        recorded = getattr(self.manifest, key)
+        if recorded is not None or self.manifest.family not in FAMILIES:
+            return recorded
+        value = getattr(get_family(self.manifest.family), key)
         return value.to_dict() if hasattr(value, "to_dict") else value
 
     @property

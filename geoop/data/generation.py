@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 import geoop
 from geoop.data.families import Family, get_family
-from geoop.data.manifest import FORMAT, MANIFEST, VERSION, read_manifest, sample_file, write_json_atomic
+from geoop.data.manifest import MANIFEST, Manifest, read_manifest, sample_file
 from geoop.data.splits import make_splits
 from geoop.data.statistics import field_statistics
 from geoop.errors import CorruptFileError, GeoopError
@@ -112,11 +112,11 @@ def _records_from_files(root: Path) -> dict[int, dict]:
     return records
 
 
-def _check_same(manifest: dict, family: Family, seed: int, options: dict, root: Path) -> None:
+def _check_same(manifest: Manifest, family: Family, seed: int, options: dict, root: Path) -> None:
     """Refuse to resume a folder made with other settings. An option the folder does not record (made before
     the family had it) counts as the family's default."""
     wanted = {"family": family.name, "seed": seed, "options": _json_safe(options)}
-    have = {k: manifest.get(k) for k in wanted}
+    have = {k: getattr(manifest, k) for k in wanted}
     if isinstance(have["options"], dict):
         have["options"] = {**_json_safe(family.options), **have["options"]}
     if have != wanted:
@@ -126,7 +126,7 @@ def _check_same(manifest: dict, family: Family, seed: int, options: dict, root: 
 
 def generate(family_name: str, out: str | Path, n: int | None = None, seed: int = 0, workers: int = 1,
              timeout: float = 600.0, progress: bool = True, splits: tuple[float, float, float] | None = None,
-             keep_unconverged: bool = False, **options: Any) -> dict[str, Any]:
+             keep_unconverged: bool = False, **options: Any) -> Manifest:
     """Make (or finish) a dataset of `n` samples of family `family_name` in `out`; returns the manifest.
 
     Sample i is made from seed `(seed, i)`, so results do not depend on `workers` or on interruptions.
@@ -152,21 +152,17 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
             records = _records_from_files(root)
         else:
             _check_same(old, family, seed, options, root)
-            records = {r["index"]: r for r in old["samples"] if (root / r["file"]).is_file()}
-            failures = {f["index"]: f["reason"] for f in old.get("failures", [])}
-    manifest = {"format": FORMAT, "version": VERSION, "family": family.name, "description": family.description,
-                "dim": family.dim, "seed": seed, "options": _json_safe(options), "n_requested": n,
-                "solver": family.solver, "versions": _versions(), "fields": _field_specs(family),
-                "status": "incomplete", "samples": [], "failures": [], "splits": {}}
-    if family.forces is not None:
-        manifest["forces"] = family.forces.to_dict()
-    if family.body is not None:
-        manifest["body"] = family.body
+            records = {r["index"]: r for r in old.samples if (root / r["file"]).is_file()}
+            failures = {f["index"]: f["reason"] for f in old.failures}
+    manifest = Manifest(family.name, family.dim, _field_specs(family), status="incomplete",
+                        description=family.description, seed=seed, options=_json_safe(options), n_requested=n,
+                        solver=family.solver, versions=_versions(),
+                        forces=None if family.forces is None else family.forces.to_dict(), body=family.body)
 
     def save_manifest() -> None:
-        manifest["samples"] = [records[i] for i in sorted(records)]
-        manifest["failures"] = [{"index": i, "reason": r} for i, r in sorted(failures.items())]
-        write_json_atomic(root / MANIFEST, manifest)
+        manifest.samples = [records[i] for i in sorted(records)]
+        manifest.failures = [{"index": i, "reason": r} for i, r in sorted(failures.items())]
+        manifest.write(root)
 
     ctx = mp.get_context("fork")
     running: dict[int, tuple[Any, Any, float]] = {}
@@ -221,16 +217,16 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
     kept = sorted(records)[:n]
     records = {i: records[i] for i in kept}
     unconverged = [i for i in kept if records[i]["values"].get("converged", 1.0) == 0.0]
-    manifest["unconverged"] = unconverged
-    manifest["splits"] = make_splits(kept if keep_unconverged else sorted(set(kept) - set(unconverged)), seed,
-                                     splits or family.splits)
-    manifest["statistics"] = field_statistics(root, [records[i]["file"] for i in manifest["splits"]["train"]],
-                                              manifest["fields"])
+    manifest.unconverged = unconverged
+    manifest.splits = make_splits(kept if keep_unconverged else sorted(set(kept) - set(unconverged)), seed,
+                                  splits or family.splits)
+    manifest.statistics = field_statistics(root, [records[i]["file"] for i in manifest.splits["train"]],
+                                           manifest.fields)
     seconds = [r["seconds"] for r in records.values()]
-    manifest["seconds_per_sample"] = {"mean": float(np.mean(seconds)), "max": float(np.max(seconds))}
-    manifest["points_per_sample"] = {"min": min(r["n_points"] for r in records.values()),
-                                     "max": max(r["n_points"] for r in records.values())}
-    manifest["status"] = "complete"
+    manifest.seconds_per_sample = {"mean": float(np.mean(seconds)), "max": float(np.max(seconds))}
+    manifest.points_per_sample = {"min": min(r["n_points"] for r in records.values()),
+                                  "max": max(r["n_points"] for r in records.values())}
+    manifest.status = "complete"
     save_manifest()
     return manifest
 
@@ -238,7 +234,7 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
 def verify_samples(root: str | Path) -> None:
     """Open every sample file of a dataset; raises naming the first missing or unreadable one."""
     manifest = read_manifest(root)
-    for record in manifest["samples"]:
+    for record in manifest.samples:
         path = Path(root) / record["file"]
         try:
             with np.load(path) as z:

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 import geoop
-from geoop.data.manifest import FORMAT, VERSION, sample_file, write_json_atomic
+from geoop.data.manifest import Manifest, sample_file
 from geoop.data.read_options import AS_IS, ReadOptions
 from geoop.data.splits import DEFAULT_FRACTIONS, choose_splits
 from geoop.data.statistics import field_statistics
@@ -192,7 +192,7 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
                   read: ReadOptions = AS_IS, seed: int = 0, progress: bool = True,
                   fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, split_file: str | Path | None = None,
                   test_from: str | Path | None = None, masks: dict[str, str] | None = None,
-                  params_table: str | Path | None = None) -> dict:
+                  params_table: str | Path | None = None) -> Manifest:
     """Convert every simulation file under `source` into a sample of a new dataset in `out`; returns the
     manifest. All files must carry the chosen fields with the same number of components.
 
@@ -261,17 +261,14 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
         raise GeoopError(f"the files mix {sorted(dims)}D geometries", path=source)
     spec = lambda name: {"components": components[name], "units": "as in the source files",  # noqa: E731
                          "description": f"imported field {name}", "mask": masks.get(name)}
-    manifest = {"format": FORMAT, "version": VERSION, "family": "imported",
-                "description": f"imported from {source.resolve()}", "dim": dims.pop(), "seed": seed,
-                "options": {**read.to_dict(), "fractions": list(fractions), "parameters": keys,
-                            "split_file": None if split_file is None else str(split_file),
-                            "test_from": None if test_from is None else str(test_from), "masks": masks},
-                "solver": "external", "versions": {"geoop": geoop.__version__},
-                "fields": {"inputs": {n: spec(n) for n in inputs}, "targets": {n: spec(n) for n in targets}},
-                "samples": records, "failures": [], "status": "complete",
-                "splits": splits}
+    fields = {"inputs": {n: spec(n) for n in inputs}, "targets": {n: spec(n) for n in targets}}
     files_by_id = {r["index"]: r["file"] for r in records}
-    manifest["statistics"] = field_statistics(root, [files_by_id[i] for i in manifest["splits"]["train"]],
-                                              manifest["fields"])
-    write_json_atomic(root / "manifest.json", manifest)
+    manifest = Manifest("imported", dims.pop(), fields, records, splits,
+                        description=f"imported from {source.resolve()}", seed=seed,
+                        options={**read.to_dict(), "fractions": list(fractions), "parameters": keys,
+                                 "split_file": None if split_file is None else str(split_file),
+                                 "test_from": None if test_from is None else str(test_from), "masks": masks},
+                        solver="external", versions={"geoop": geoop.__version__},
+                        statistics=field_statistics(root, [files_by_id[i] for i in splits["train"]], fields))
+    manifest.write(root)
     return manifest

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoop.data.manifest import read_manifest, write_json_atomic
+from geoop.data.manifest import Manifest, read_manifest
 from geoop.data.statistics import field_statistics
 from geoop.errors import GeoopError
 
@@ -100,13 +100,12 @@ def choose_splits(names: Mapping[int, Iterable[str]], seed: int,
     return make_splits(names, seed, fractions)
 
 
-def resplit(root: str | Path, splits: Mapping[str, list[int]]) -> dict:
+def resplit(root: str | Path, splits: Mapping[str, list[int]]) -> Manifest:
     """Give the finished dataset in `root` new `splits` (and the training statistics that follow from them),
     written atomically; returns the manifest."""
     manifest = read_manifest(root)
-    files = {r["index"]: r["file"] for r in manifest["samples"]}
-    manifest["splits"] = {k: sorted(int(i) for i in splits.get(k, [])) for k in SPLITS}
-    manifest["statistics"] = field_statistics(root, [files[i] for i in manifest["splits"]["train"]],
-                                              manifest["fields"])
-    write_json_atomic(Path(root) / "manifest.json", manifest)
+    files = manifest.files
+    manifest.splits = {k: sorted(int(i) for i in splits.get(k, [])) for k in SPLITS}
+    manifest.statistics = field_statistics(root, [files[i] for i in manifest.splits["train"]], manifest.fields)
+    manifest.write(root)
     return manifest

@@ -57,7 +57,7 @@ def fit_normalization(dataset: SimulationDataset, fields: Fields | None = None) 
         x_mean[c], x_std[c] = 0.0, x[on, c].pow(2).mean().sqrt() if bool(on.any()) else 1.0
     for c in types:
         x_mean[c], x_std[c] = 0.0, 1.0
-    dim = int(dataset.manifest["dim"])
+    dim = int(dataset.manifest.dim)
     for c in dataset.layout.vector_starts(dim):  # one scale for all components, no shift:
         block = x[:, c:c + dim]                                      # directions (and n.U) survive scaling
         x_mean[c:c + dim], x_std[c:c + dim] = 0.0, block.pow(2).sum(1).mean().sqrt()

@@ -35,7 +35,7 @@ def _datasets(config: RunConfig
     kwargs = {"inputs": d.inputs, "targets": d.targets, "extension": float(d.extension or 0), "body": d.body,
               "potential_flow": d.potential_flow, "viscosity": d.viscosity}
     train = SimulationDataset(d.root, "train", subsample=d.subsample, seed=config.train.seed, **kwargs)
-    splits = train.manifest["splits"]
+    splits = train.manifest.splits
     if not splits.get("train"):
         raise GeoopError("the training split of this dataset is empty", path=d.root,
                          fix="import or make it again with training samples (--fractions 0.8,0.1,0.1)")
@@ -63,8 +63,8 @@ def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str,
     center, scale = np.asarray(stats["center"]), stats["scale"]
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
     values, types, derived = train.layout.roles()
-    vectors = train.layout.vector_starts(train.manifest["dim"])
-    net, model_config = build_model(model.name, train.manifest["dim"], train.input_channels,
+    vectors = train.layout.vector_starts(train.manifest.dim)
+    net, model_config = build_model(model.name, train.manifest.dim, train.input_channels,
                                     train.target_channels, DataFacts(points, values, types, derived, vectors),
                                     **model.options)
     return FieldOperator(net, model_config, fields, Normalizer(fields, **stats))
@@ -117,7 +117,7 @@ def train(config: RunConfig) -> dict[str, Any]:
             if test is not None:
                 write_json_atomic(out / "test_metrics.json", test)
             plot_history(history, out / "training.png",
-                         title=f"{config.model.name} on {train_set.manifest['family']}")
+                         title=f"{config.model.name} on {train_set.manifest.family}")
         return {"out": out, "history": history, "test": test, "rank": context.rank, "world": context.world}
     finally:
         teardown()
@@ -143,6 +143,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     f = operator.fields
     dataset = SimulationDataset(data, split, inputs=list(f.inputs), targets=list(f.targets), extension=f.extension,
                                 body=f.body, potential_flow=f.potential_flow, viscosity=f.viscosity)
-    if dataset.manifest["dim"] != operator.dim:
-        raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest['dim']}D", path=data)
+    if dataset.manifest.dim != operator.dim:
+        raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest.dim}D", path=data)
     return Evaluator(operator, batch_size=batch_size).evaluate(dataset)

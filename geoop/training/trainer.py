@@ -79,7 +79,7 @@ class Evaluator:
         return self._stores[id(dataset)]
 
     def sizes(self, dataset: SimulationDataset) -> list[int]:
-        points = {r["index"]: r["n_points"] for r in dataset.manifest["samples"]}
+        points = {r["index"]: r["n_points"] for r in dataset.manifest.samples}
         return [min(points[i], dataset.subsample or points[i]) for i in dataset.ids]
 
     def sample(self, dataset: SimulationDataset, i: int) -> tuple[Any, Any]:

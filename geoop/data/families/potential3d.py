@@ -12,6 +12,7 @@ import numpy as np
 
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
+from geoop.data.manifest import Manifest
 from geoop.data.meshing import MeshingError, drop_unused_nodes, mesh_with_gmsh
 from geoop.geometry.geometry import Geometry
 
@@ -210,16 +211,16 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
                                  "cp_min": np.array(raw[on_body].min()), "cp_max": np.array(raw[on_body].max())})
 
 
-def samples_with_bodies(root: str | Path, manifest: dict, files: list[str]) -> list[int]:
+def samples_with_bodies(root: str | Path, manifest: Manifest, files: list[str]) -> list[int]:
     """Ids of the samples of the dataset in `root` whose body is one of the surface `files` (the designs a
     user holds out as the test split)."""
     from geoop.errors import GeoopError
 
-    options = manifest["options"]
+    options = manifest.options
     choices = list(options.get("shapes", SHAPES)) + [str(Path(f)) for f in options.get("surface_files", ())]
     wanted = {choices.index(str(Path(f))) for f in files if str(Path(f)) in choices}
     ids = []
-    for record in manifest["samples"]:
+    for record in manifest.samples:
         with np.load(Path(root) / record["file"], allow_pickle=False) as z:
             if int(z["global_data:shape"]) in wanted:
                 ids.append(record["index"])
