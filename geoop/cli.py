@@ -103,8 +103,21 @@ def _evaluate(args: argparse.Namespace) -> None:
     from geoop.data.manifest import write_json_atomic
     from geoop.training.run import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split)
+    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, confidence=args.confidence,
+                                  level=args.level)
     _print_metrics(metrics, f"{args.split} split of {args.data}")
+    trust = metrics.get("trust")
+    if trust is None:
+        print("error bands unavailable: the model has no calibration (retrain it with a validation split)")
+    else:
+        print(f"calibrated on {trust['calibrated_on']['samples']} {trust['calibrated_on']['split']} samples "
+              f"({trust['scale']} scale); coverage of the {trust['confidence']:.0%} bands:")
+        for name, c in trust["coverage"].items():
+            print(f"  {name:12s} points {c['point_coverage']:.3f}, samples {c['sample_coverage']:.3f}, "
+                  f"band width {c['relative_band_width']:.3g} x the field's RMS")
+        if trust["samples"]:
+            print(f"  {trust['flagged']} of {len(trust['samples'])} geometries flagged as unlike the training set "
+                  f"(novelty p < {trust['level']:g})")
     out = Path(args.json) if args.json else Path(args.checkpoint).parent / f"evaluate_{args.split}.json"
     write_json_atomic(out, metrics)
     print(f"wrote {out}")
@@ -137,8 +150,10 @@ def _predict(args: argparse.Namespace) -> None:
                         args.query_columns, args.surface, generate={"grid": args.query_grid,
                                                                     "random": args.query_random,
                                                                     "surface": args.query_surface},
-                        read=_read_options(args))
+                        read=_read_options(args), confidence=args.confidence, level=args.level)
     print(f"predicted {', '.join(made.errors)} at {made.geometry.n_points} points (in the order of the input file)")
+    for line in made.trust.lines():
+        print(line)
     for name, e in made.errors.items():
         if e is not None:
             print(f"  {name}: relative L2 {e:.4f} against the {name!r} field of the input ({name}_true)")
@@ -150,6 +165,13 @@ def _predict(args: argparse.Namespace) -> None:
     surface = made.picture.with_name(Path(made.written).stem + "_surface.png")
     extra = f" and {surface}" if made.forces and surface.is_file() else ""
     print(f"wrote {made.written} and {made.picture}{extra}")
+    if args.json:
+        from geoop.data.manifest import write_json_atomic
+
+        forces = {k: None if v is None else v.to_dict() for k, v in (made.forces or {}).items()}
+        write_json_atomic(Path(args.json), {"errors": made.errors, "forces": forces, "trust": made.trust.to_dict(),
+                                            "written": str(made.written)})
+        print(f"wrote {args.json}")
 
 
 def _read_options(args: argparse.Namespace) -> "ReadOptions":  # noqa: F821 (imported on use: a fast --help)
@@ -163,6 +185,13 @@ def _read_options(args: argparse.Namespace) -> "ReadOptions":  # noqa: F821 (imp
                                                                       "latest") from None
     return ReadOptions(columns=args.columns, patches=args.patches, time=time, blocks=args.blocks, at=args.at,
                        cp=None if not args.cp else tuple(args.cp.split(",")), cell_to_points=args.cell_to_point)
+
+
+def _trust_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--confidence", type=float, default=0.9,
+                   help="probability the error bands hold the truth with (calibrated models; default 0.9)")
+    p.add_argument("--level", type=float, default=0.05,
+                   help="flag a geometry as unlike the training set when its novelty p-value is below this")
 
 
 def _cfd_options(p: argparse.ArgumentParser) -> None:
@@ -353,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="model.safetensors of a run")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test", help="train, val, test or all")
+    _trust_options(p)
     p.add_argument("--json", default=None, help="where to write the metrics (default: beside the checkpoint)")
     p = _command(sub, "predict", "predict fields on a geometry file; writes VTU (or any format) + PNG",
                  "geoop predict --checkpoint runs/fno/model.safetensors --geometry part.vtu --out pred.vtu",
@@ -374,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query-random", type=int, default=None, metavar="N", help="predict at N random points inside")
     p.add_argument("--query-surface", type=int, default=None, metavar="N",
                    help="predict at N random points on the boundary")
+    _trust_options(p)
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the errors, forces and the trust report "
+                                                               "(bands, error bound, novelty) as JSON")
     p.add_argument("--surface", default=None, metavar="FILE",
                    help="the surface or mesh a point-cloud --geometry samples (its signed distance feeds models "
                         "trained with one)")

@@ -17,6 +17,7 @@ from geoop.data.features import sample_features
 from geoop.data.panel_method import potential_flow_fields
 from geoop.errors import GeoopError, GeometryError
 from geoop.geometry.geometry import Geometry
+from geoop.geometry.quadrature import quadrature_weights
 from geoop.geometry.sdf import distance_function, distance_kind
 from geoop.graph.graphs import mesh_edge_index, subgraph_edges
 from geoop.graph.interpolation import idw_matrix
@@ -25,6 +26,12 @@ from geoop.models.base import Evaluation, Need, SampleInputs
 from geoop.models.fields import Fields
 from geoop.models.normalization import Normalizer
 from geoop.models.registry import model_from_config
+from geoop.trust.conformal import estimated_error
+from geoop.trust.novelty import descriptor, outside_ranges
+from geoop.trust.record import NOVELTY_LEVEL, Trust, TrustReport
+
+#: what a FieldOperator's per-point scale comes from: a learned variance head, or one width per channel
+UNCERTAINTY = ("constant", "variance")
 
 
 class FieldOperator(nn.Module):
@@ -35,32 +42,43 @@ class FieldOperator(nn.Module):
     Args:
         model: a registry model (see `geoop.models.registry`). model_config: its `build_model` config.
         fields: the run's `Fields` (or its dict). normalizer: fitted on the training split (see
-        `geoop.training.normalization.fit_normalization`).
+        `geoop.training.normalization.fit_normalization`). uncertainty: "variance" when the model has a second
+        set of C_out output channels, a log-variance per target channel (a variance head, trained with a
+        Gaussian likelihood beside the relative L2; see `Trainer`), else "constant". trust: the model's
+        calibration and novelty model (`geoop.trust.Trust`, fitted on the validation split after training).
     Shapes: forward(x `(N, C_in)`, prepared, x_at_queries `(M, C_in)` or None) -> `(M, C_out)` physical values
     at the prepared queries (x_at_queries: the inputs there, needed by lifted targets when the queries are not
-    the points).
+    the points); with `with_scale=True` also the per-point scale `(M, C_out)` (see `Normalizer.spread`).
     """
 
     def __init__(self, model: nn.Module, model_config: dict[str, Any], fields: Fields | Mapping[str, Any],
-                 normalizer: Normalizer):
+                 normalizer: Normalizer, uncertainty: str = "constant", trust: Trust | None = None):
         super().__init__()
+        if uncertainty not in UNCERTAINTY:
+            raise GeoopError(f"unknown uncertainty {uncertainty!r}", fix=f"use one of {', '.join(UNCERTAINTY)}")
         self.model, self.model_config = model, model_config
         self.fields = fields if isinstance(fields, Fields) else Fields.from_dict(fields)
         self.normalizer = normalizer
+        self.uncertainty, self.trust = uncertainty, trust
         self.dim = normalizer.dim
         self.register_load_state_dict_pre_hook(_legacy_normalizer_keys)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> FieldOperator:
-        """An untrained operator shaped like `config` (see `config`); load a state dict into it."""
+        """An untrained operator shaped like `config` (see `config`); load a state dict into it. Configs of
+        models trained before calibration existed have no `trust`: such a model predicts but has no bands."""
         fields = Fields.from_dict(config["fields"])
+        trust = None if config.get("trust") is None else Trust.from_dict(config["trust"])
         return cls(model_from_config(config["model"]), config["model"], fields,
-                   Normalizer.from_statistics(fields, config["normalization"]))
+                   Normalizer.from_statistics(fields, config["normalization"]),
+                   config.get("uncertainty", "constant"), trust)
 
     def config(self) -> dict[str, Any]:
-        """JSON-serialisable description: model class and options, fields, normalization statistics."""
+        """JSON-serialisable description: model class and options, fields, normalization statistics, the
+        uncertainty kind and (once calibrated) the trust record."""
         return {"model": self.model_config, "fields": self.fields.to_dict(),
-                "normalization": self.normalizer.statistics()}
+                "normalization": self.normalizer.statistics(), "uncertainty": self.uncertainty,
+                "trust": None if self.trust is None else self.trust.to_dict()}
 
     @property
     def target_slices(self) -> dict[str, slice]:
@@ -129,15 +147,29 @@ class FieldOperator(nn.Module):
         """The model's latent state of inputs `x (N, C_in)` (physical): what every query reads."""
         return self.model.encode(self.normalizer.inputs(x), prepared)
 
-    def decode(self, state: Any, prepared: Any, x: torch.Tensor, x_at_queries: torch.Tensor | None = None
-               ) -> torch.Tensor:
+    def decode(self, state: Any, prepared: Any, x: torch.Tensor, x_at_queries: torch.Tensor | None = None,
+               with_scale: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """`(M, C_out)` physical values at the prepared queries from the `encode` state (see `forward`)."""
-        return self.normalizer.outputs(self.model.decode(state, prepared), x if x_at_queries is None else
-                                       x_at_queries)
+        return self._physical(self.model.decode(state, prepared), x if x_at_queries is None else x_at_queries,
+                              with_scale)
 
-    def forward(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None,
+                with_scale: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         out = self.model(self.normalizer.inputs(x), prepared)
-        return self.normalizer.outputs(out, x if x_at_queries is None else x_at_queries)
+        return self._physical(out, x if x_at_queries is None else x_at_queries, with_scale)
+
+    def forward_with_scale(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward`'s values and the per-point scale `(M, C_out)` of their error (physical units)."""
+        return self(x, prepared, x_at_queries, with_scale=True)
+
+    def _physical(self, out: torch.Tensor, x: torch.Tensor, with_scale: bool
+                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        c = self.normalizer.out_channels
+        mean = self.normalizer.outputs(out[:, :c], x)
+        if not with_scale:
+            return mean
+        return mean, self.normalizer.spread(out[:, c:] if self.uncertainty == "variance" else None, x)
 
     @property
     def needs_query_inputs(self) -> bool:
@@ -152,7 +184,8 @@ class FieldOperator(nn.Module):
     @torch.no_grad()
     def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
                 constants: Mapping[str, Sequence[float] | float] | None = None,
-                chunk: int = 200_000, shape: Geometry | None = None, encode_once: bool = True) -> Geometry:
+                chunk: int = 200_000, shape: Geometry | None = None, encode_once: bool = True,
+                bands: bool = False, confidence: float = 0.9) -> Geometry:
         """Predicted target fields of `geometry` (which carries the model's input fields as point data) at
         `queries`: `(M, d)` points, a `Geometry` (its cells are kept, for ParaView), or None for the
         geometry's own points, in their order. `constants` fills input fields that are the same at every point
@@ -160,18 +193,19 @@ class FieldOperator(nn.Module):
         `shape`: the surface or mesh that a bare-cloud `geometry` samples, for models that use its signed
         distance (without it such a model refuses a cloud, see `check_distance`). The input side is encoded
         once and each chunk decoded from it; `encode_once=False` runs the whole model per chunk instead (the
-        same values, for comparison: see benchmarks/predict_scale.py)."""
+        same values, for comparison: see benchmarks/predict_scale.py). `bands`: also `<field>_lo` and
+        `<field>_hi`, the calibrated band that holds the truth with probability `confidence` (see docs/trust.md),
+        and `<field>_scale`, the per-point scale it is a multiple of (the predicted values are the same as
+        without bands); `trust_report` says what the band means for the whole prediction."""
+        if bands and (self.trust is None or self.trust.calibration is None):
+            raise GeoopError("this model has no calibration, so no error bands (trained before geoop calibrated "
+                             "its models, or without a validation split)",
+                             fix="retrain it with a validation split, or predict without bands")
         if geometry.dim != self.dim:
             raise GeometryError(f"this model was trained on {self.dim}D data; the geometry is {geometry.dim}D",
                                 path=geometry.source)
         self.check_distance(geometry if shape is None else shape)
-        if constants:
-            filled = {}
-            for name, value in constants.items():
-                row = np.asarray(value, dtype=np.float64).reshape(1, -1)
-                column = np.repeat(row, geometry.n_points, axis=0)
-                filled[name] = column[:, 0] if row.shape[1] == 1 else column
-            geometry = geometry.with_point_data(**filled)
+        geometry = with_constants(geometry, constants)
         f = self.fields
         if f.potential_flow:
             geometry = geometry.with_point_data(**potential_flow_fields(geometry, f.body, f.potential_flow,
@@ -182,19 +216,25 @@ class FieldOperator(nn.Module):
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise GeometryError(f"queries must have shape (M, {self.dim}), got {q.shape}", path=geometry.source)
         self._warn_outside(geometry.points, q, geometry.source)
-        values = self._predict_chunks(data, geometry, shape, q, chunk, encode_once)
-        fields = {name: values[:, s].squeeze(1) if s.stop - s.start == 1 else values[:, s]
-                  for name, s in self.target_slices.items()}
+        values, scales = self._predict_chunks(data, geometry, shape, q, chunk, encode_once, bands)
+        column = lambda v, s: v[:, s].squeeze(1) if s.stop - s.start == 1 else v[:, s]  # noqa: E731
+        fields = {name: column(values, s) for name, s in self.target_slices.items()}
+        if bands:
+            for name, s in self.target_slices.items():
+                half = self.trust.calibration.band(name, confidence) * column(scales, s)
+                fields.update({f"{name}_lo": fields[name] - half, f"{name}_hi": fields[name] + half,
+                               f"{name}_scale": column(scales, s)})
         if target is not None:
             return Geometry(target.points, target.cells, point_data={**target.point_data, **fields},
                             source=target.source)
         return Geometry(q, geometry.cells if queries is None else None, point_data=fields, source=geometry.source)
 
     def _predict_chunks(self, data: Data, geometry: Geometry, shape: Geometry | None, q: np.ndarray,
-                        chunk: int, encode_once: bool) -> np.ndarray:
-        """`(M, C_out)` predictions at `q` in physical coordinates: the input side is prepared and encoded
-        once, then every chunk of queries gets its own query-side structures and is decoded (with
-        `encode_once=False` the whole model runs for every chunk)."""
+                        chunk: int, encode_once: bool, with_scale: bool = False
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`(M, C_out)` predictions at `q` in physical coordinates (and their per-point scales `with_scale`):
+        the input side is prepared and encoded once, then every chunk of queries gets its own query-side
+        structures and is decoded (with `encode_once=False` the whole model runs for every chunk)."""
         device = self.normalizer.center.device
         x = data.x.to(device)
         split = encode_once
@@ -214,8 +254,47 @@ class FieldOperator(nn.Module):
             at = None
             if self.needs_query_inputs:  # lifted and scaled targets need the inputs at the queries
                 at = torch.sparse.mm(idw_matrix(data.pos.double(), block), data.x.float()).to(device)
-            parts.append((self.decode(state, prepared, x, at) if split else self(x, prepared, at)).cpu())
-        return torch.cat(parts).double().numpy() if parts else np.zeros((0, self.normalizer.out_channels))
+            out = self.decode(state, prepared, x, at, with_scale) if split else self(x, prepared, at, with_scale)
+            parts.append(tuple(o.cpu() for o in out) if with_scale else (out.cpu(),))
+        if not parts:
+            empty = np.zeros((0, self.normalizer.out_channels))
+            return empty, (empty if with_scale else None)
+        values = torch.cat([p[0] for p in parts]).double().numpy()
+        return values, (torch.cat([p[1] for p in parts]).double().numpy() if with_scale else None)
+
+    def trust_report(self, geometry: Geometry, prediction: Geometry, confidence: float = 0.9,
+                     level: float = NOVELTY_LEVEL, constants: Mapping[str, Sequence[float] | float] | None = None
+                     ) -> TrustReport:
+        """What the calibration says about `prediction` (made by `predict(geometry, ..., bands=True)` at the same
+        `confidence`): per field the estimated relative L2 and its bound, the geometry's novelty p-value
+        (flagged below `level`) and the input fields outside their training range. A model without
+        calibration gives a report that says bands are unavailable."""
+        trust = self.trust
+        if trust is None or trust.calibration is None:
+            return TrustReport(confidence, level, available=False)
+        geometry = with_constants(geometry, constants)
+        at_nodes = prediction.n_points == geometry.n_points and np.allclose(prediction.points, geometry.points)
+        weights = quadrature_weights(geometry) if at_nodes else np.ones(prediction.n_points)
+        bands, estimates, bounds = {}, {}, {}
+        for name in self.target_slices:
+            if f"{name}_scale" not in prediction.point_data:
+                raise GeoopError(f"the prediction has no {name}_scale", fix="predict with bands=True")
+            mask = self.fields.specs[name].get("mask")
+            where = np.ones(prediction.n_points, bool)
+            if at_nodes and mask and mask in geometry.point_data:
+                where = np.asarray(geometry.point_data[mask]).reshape(-1) > 0.5
+            pred = np.asarray(prediction.point_data[name], dtype=np.float64).reshape(prediction.n_points, -1)
+            scale = np.asarray(prediction.point_data[f"{name}_scale"], dtype=np.float64).reshape(pred.shape)
+            bands[name] = trust.calibration.band(name, confidence)
+            estimates[name] = estimated_error(pred[where], scale[where], weights[where])
+            bounds[name] = trust.calibration.error_bound(name, estimates[name], confidence)
+        p_value = None
+        inputs = [n for n in trust.ranges if n in geometry.point_data]
+        if trust.novelty is not None and len(inputs) == len(trust.ranges):
+            center, scale = self.normalizer.center.double().cpu().numpy(), float(self.normalizer.scale)
+            p_value = float(trust.novelty.p_value(descriptor(geometry, center, scale, inputs, self.fields.body))[0])
+        return TrustReport(confidence, level, True, bands, estimates, bounds, p_value,
+                           outside_ranges(geometry, trust.ranges))
 
     def check_distance(self, shape: Geometry) -> None:
         """Refuse a geometry whose distance function is of another kind than the training data's (a bare cloud
@@ -242,6 +321,18 @@ class FieldOperator(nn.Module):
             warnings.warn(f"{source or 'geometry'}: points reach {reach:.2f} in the model's coordinates, where the "
                           "training data filled [-1, 1]; predictions out there are extrapolation",
                           stacklevel=3)
+
+
+def with_constants(geometry: Geometry, constants: Mapping[str, Sequence[float] | float] | None) -> Geometry:
+    """`geometry` with each of `constants` (a value, or a vector's components) as a point field."""
+    if not constants:
+        return geometry
+    filled = {}
+    for name, value in constants.items():
+        row = np.asarray(value, dtype=np.float64).reshape(1, -1)
+        column = np.repeat(row, geometry.n_points, axis=0)
+        filled[name] = column[:, 0] if row.shape[1] == 1 else column
+    return geometry.with_point_data(**filled)
 
 
 def _legacy_normalizer_keys(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, *_: Any) -> None:

@@ -86,6 +86,11 @@ class TrainConfig:
     quadrature-weighted) or "huber" (the same with residuals beyond `huber_delta` times the sample's RMS
     counted linearly: robust to spikes such as suction peaks of Cp); `amp`: bf16 autocast on CUDA; `compile`:
     `torch.compile` the model; `device`: "auto" (CUDA when available), "cpu", "cuda", ...
+    `uncertainty`: "variance" trains a variance head (a log-variance per target channel beside the prediction,
+    by a Gaussian likelihood of the residual weighted `uncertainty_weight` against the relative L2, the
+    prediction itself held fixed in it) so that error bands are narrow where the model is sure; "constant"
+    calibrates bands of one width per channel. Either way the bands are calibrated on the validation split
+    after training (see docs/trust.md).
     `cache`: where each sample's prepared structures (graphs, grids, interpolation weights) are kept between
     epochs: "disk" (a store beside the dataset, see `PreparedStore`: memory stays flat as the dataset grows) or
     "memory" (all of them in RAM). `shards`: how the training set is dealt for data parallelism (default: one
@@ -112,11 +117,13 @@ class TrainConfig:
     progress: bool = True
     shards: int | None = None
     dist_timeout: float = 300.0
+    uncertainty: typing.Literal["constant", "variance"] = "constant"
+    uncertainty_weight: float = 0.1
 
     #: settings that shape the run's trajectory: a resumed run must have the same ones
     PLAN_KEYS: typing.ClassVar[tuple[str, ...]] = (
         "epochs", "budget", "clock", "batch_size", "max_points", "lr", "weight_decay", "schedule", "grad_clip",
-        "loss", "huber_delta", "seed", "shards")
+        "loss", "huber_delta", "seed", "shards", "uncertainty", "uncertainty_weight")
 
     def __post_init__(self) -> None:
         checked = checked_fields(type(self), dataclasses.asdict(self), "train")

@@ -45,3 +45,18 @@ def max_errors(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
         err = ((pred[:, s] - y[:, s]) ** 2 * mask[:, s]).sum(1).sqrt()
         out[name] = float(err.max()) if len(err) else 0.0
     return out
+
+
+def gaussian_nll(pred: torch.Tensor, scale: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                 weight: torch.Tensor, batch: torch.Tensor, n_samples: int, fields: Mapping[str, slice]
+                 ) -> dict[str, torch.Tensor]:
+    """`{field: (B,)}` the Gaussian negative log-likelihood of the targets under N(pred, scale^2) per point,
+    `log(sigma) + (y - pred)^2 / (2 sigma^2)`, averaged with the quadrature weights over where the targets are
+    defined and over the field's channels. It trains a per-point scale (a variance head); pass `pred` detached
+    so that it does not pull on the prediction. Shapes as in `field_errors`; scale `(N, C)` > 0."""
+    w = (weight if weight.dim() == 2 else weight[:, None]) * mask.to(scale.dtype)
+    sigma = scale.clamp_min(1e-12)
+    nll = torch.log(sigma) + 0.5 * ((y.to(sigma.dtype) - pred) / sigma) ** 2
+    total = scatter_sum(nll * w, batch, n_samples)
+    measure = scatter_sum(w, batch, n_samples).clamp_min(1e-30)
+    return {name: (total[:, s] / measure[:, s]).mean(1) for name, s in fields.items()}

@@ -3,6 +3,7 @@ and the test-split evaluation; plus loading a trained model back."""
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from geoop.models.fields import Fields
 from geoop.models.normalization import Normalizer
 from geoop.models.registry import DataFacts, build_model
 from geoop.training.checkpoint import file_hash, load_checkpoint
-from geoop.training.distributed import setup, teardown
+from geoop.training.calibration import calibrate_checkpoint, score_trust
+from geoop.training.distributed import barrier, setup, teardown
 from geoop.training.normalization import fit_normalization
 from geoop.training.config import ModelConfig, RunConfig
 from geoop.training.trainer import Evaluator, Trainer
@@ -49,11 +51,13 @@ def _datasets(config: RunConfig
 
 
 def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str, str] | None = None,
-                   scale: dict[str, str] | None = None) -> FieldOperator:
+                   scale: dict[str, str] | None = None, uncertainty: str = "constant") -> FieldOperator:
     """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model`;
     `lift` {target: input}: targets predicted as that input plus the model's output (see `lift_channels`);
     `scale` {target: "input^k"}: targets learned in units of an input's magnitude (see `scale_channels`).
-    Entries for fields this dataset does not have are skipped (a config serves several datasets), saying so."""
+    Entries for fields this dataset does not have are skipped (a config serves several datasets), saying so.
+    `uncertainty="variance"`: the model gets a second set of output channels, a log-variance per target
+    channel (see `FieldOperator`)."""
     fields = Fields(train.inputs, train.targets, {n: train.specs[n] for n in train.inputs + train.targets},
                     extension=train.extension, lift=applicable(lift, train, "lift"),
                     scale=applicable(scale, train, "scale"), distance=distance_kind(train.geometry(0)),
@@ -64,10 +68,10 @@ def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str,
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]
     values, types, derived = train.layout.roles()
     vectors = train.layout.vector_starts(train.manifest.dim)
-    net, model_config = build_model(model.name, train.manifest.dim, train.input_channels,
-                                    train.target_channels, DataFacts(points, values, types, derived, vectors),
-                                    **model.options)
-    return FieldOperator(net, model_config, fields, Normalizer(fields, **stats))
+    outputs = train.target_channels * (2 if uncertainty == "variance" else 1)
+    net, model_config = build_model(model.name, train.manifest.dim, train.input_channels, outputs,
+                                    DataFacts(points, values, types, derived, vectors), **model.options)
+    return FieldOperator(net, model_config, fields, Normalizer(fields, **stats), uncertainty)
 
 
 def applicable(setting: dict[str, str] | None, train: SimulationDataset, name: str) -> dict[str, str]:
@@ -104,17 +108,28 @@ def train(config: RunConfig) -> dict[str, Any]:
         if last.is_file():
             operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
         else:
-            operator = build_operator(train_set, config.model, config.data.lift, config.data.scale)
+            operator = build_operator(train_set, config.model, config.data.lift, config.data.scale,
+                                      settings.uncertainty)
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         trainer = Trainer(operator, train_set, val_set, settings, out, data_hash, context)
         history = trainer.fit()
-        best = Evaluator(load_model(out / "model.safetensors"), settings.device, settings.amp, settings.batch_size,
-                         context=context, cache=settings.cache, spare=out)
+        calibration_seconds = None
+        if context.is_main and val_set is not None:  # bands and novelty from the validation split only
+            t0 = time.process_time()
+            calibrate_checkpoint(out / "model.safetensors", train_set, val_set, progress=settings.progress)
+            calibration_seconds = time.process_time() - t0
+        barrier(context)
+        model = load_model(out / "model.safetensors")
+        best = Evaluator(model, settings.device, settings.amp, settings.batch_size, context=context,
+                         cache=settings.cache, spare=out)
         test = None if test_set is None else best.evaluate(test_set)
         if context.is_main:
             if test is not None:
+                if model.trust is not None and model.trust.calibration is not None:
+                    test["trust"] = score_trust(model, test_set)
+                test["calibration_cpu_seconds"] = calibration_seconds
                 write_json_atomic(out / "test_metrics.json", test)
             plot_history(history, out / "training.png",
                          title=f"{config.model.name} on {train_set.manifest.family}")
@@ -136,13 +151,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FieldOpe
     return operator.to(device).eval()
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test",
-                        batch_size: int = 4) -> dict[str, Any]:
-    """Per-field errors of a trained model on a split of a dataset folder."""
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test", batch_size: int = 4,
+                        confidence: float = 0.9, level: float = 0.05) -> dict[str, Any]:
+    """Per-field errors of a trained model on a split of a dataset folder; for a calibrated model also
+    `trust`: the coverage of its bands at `confidence` and each sample's novelty (see `score_trust`)."""
     operator = load_model(checkpoint)
     f = operator.fields
     dataset = SimulationDataset(data, split, inputs=list(f.inputs), targets=list(f.targets), extension=f.extension,
                                 body=f.body, potential_flow=f.potential_flow, viscosity=f.viscosity)
     if dataset.manifest.dim != operator.dim:
         raise GeoopError(f"the model is {operator.dim}D but the dataset is {dataset.manifest.dim}D", path=data)
-    return Evaluator(operator, batch_size=batch_size).evaluate(dataset)
+    evaluator = Evaluator(operator, batch_size=batch_size)
+    metrics = evaluator.evaluate(dataset)
+    if operator.trust is not None and operator.trust.calibration is not None:
+        metrics["trust"] = score_trust(operator, dataset, confidence, level)
+    return metrics

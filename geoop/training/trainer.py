@@ -24,7 +24,7 @@ from geoop.models.field_operator import FieldOperator
 from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
 from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_max, all_sum, barrier
-from geoop.training.losses import field_errors, max_errors
+from geoop.training.losses import field_errors, gaussian_nll, max_errors
 from geoop.training.memory import HeapTrimmer
 from geoop.training.prepared_store import PreparedStore, store_key
 from geoop.training.config import TrainConfig
@@ -115,11 +115,17 @@ class Evaluator:
         prepared = prepared.to(self.device)
         return Batch.from_data_list([d for d, _ in pairs]).to(self.device), prepared
 
-    def predict(self, data: Batch, prepared: Any, module: Any = None) -> torch.Tensor:
-        """`(N, C_out)` float32 physical predictions for a batch (through `module`, default the operator)."""
+    def predict(self, data: Batch, prepared: Any, module: Any = None, with_scale: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """`(N, C_out)` float32 physical predictions for a batch (through `module`, default the operator), and
+        `with_scale` their per-point scales (see `FieldOperator.forward`)."""
         amp = self.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            return (self.forward if module is None else module)(data.x, prepared).float()
+            module = self.forward if module is None else module
+            if with_scale:
+                pred, scale = module(data.x, prepared, with_scale=True)
+                return pred.float(), scale.float()
+            return module(data.x, prepared).float()
 
     def errors(self, pred: torch.Tensor, data: Batch, huber: float | None = None) -> dict[str, torch.Tensor]:
         """`{field: (B,)}` relative L2 errors of each sample of the batch (Huber-robust with `huber`)."""
@@ -243,7 +249,14 @@ class Trainer(Evaluator):
             mine = [next(i for k in self.my_shards for i in self.train_set_shards[k])]
         data, prepared = self.batch(self.train_set, mine)
         huber = self.config.huber_delta if self.config.loss == "huber" else None
-        errors = self.errors(self.predict(data, prepared, self.train_forward), data, huber)
+        if self.operator.uncertainty == "variance":
+            pred, scale = self.predict(data, prepared, self.train_forward, with_scale=True)
+            errors = self.errors(pred, data, huber)
+            nll = gaussian_nll(pred.detach(), scale, data.y, data.y_mask, data.target_weight, data.batch,
+                               data.num_graphs, self.operator.target_slices)
+            errors = {k: e + self.config.uncertainty_weight * nll[k] for k, e in errors.items()}
+        else:
+            errors = self.errors(self.predict(data, prepared, self.train_forward), data, huber)
         local = torch.stack(list(errors.values())).sum() * (0.0 if idle else 1.0)
         value = all_sum(float(local.detach()), self.context) / count
         if not math.isfinite(value):
@@ -278,8 +291,8 @@ class Trainer(Evaluator):
         if meta["operator"]["model"] != self.operator.model_config or meta["data_hash"] != self.data_hash:
             raise GeoopError("this folder holds a run of another model or dataset; not overwriting it",
                              path=self.out, fix="choose a new output folder, or delete this one to start over")
-        before, now = meta["train"], asdict(self.config)
-        changed = [k for k in TrainConfig.PLAN_KEYS if before.get(k) != now[k]]
+        before, now, default = meta["train"], asdict(self.config), asdict(TrainConfig())
+        changed = [k for k in TrainConfig.PLAN_KEYS if before.get(k, default[k]) != now[k]]
         if changed:
             was = ", ".join(f"train.{k}={before.get(k)}" for k in changed)
             raise GeoopError(f"this folder holds a run with other training settings ({was}); resuming it with "

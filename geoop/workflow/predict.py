@@ -17,6 +17,7 @@ from geoop.data.read_options import AS_IS, ReadOptions
 from geoop.io import load
 from geoop.metrics.forces import ForceCoefficients, ForceSpec
 from geoop.training.run import load_model
+from geoop.trust.record import NOVELTY_LEVEL, TrustReport
 from geoop.viz.plot import plot_fields, plot_surface_profile
 
 
@@ -43,22 +44,26 @@ def generated_queries(geometry: Geometry, grid: str | None = None, random: int |
 
 class FilePrediction(NamedTuple):
     """What `predict_file` made: the prediction, the file written, its picture, each target's relative L2
-    where the input held the truth (else None), and the body's force coefficients ({"predicted", "true"}:
+    where the input held the truth (else None), the body's force coefficients ({"predicted", "true"}:
     the true ones integrated alike from the input's fields, None without them) when the model predicts the
-    surface fields they follow from (a 2D body's surface fields are drawn along it too, `<out>_surface.png`)."""
+    surface fields they follow from (a 2D body's surface fields are drawn along it too, `<out>_surface.png`),
+    and what the model's calibration says about this prediction (`TrustReport`: bands, the bound on its
+    relative L2, the geometry's novelty)."""
 
     geometry: Geometry
     written: Path
     picture: Path
     errors: dict[str, float | None]
     forces: dict[str, ForceCoefficients | None] | None = None
+    trust: TrustReport | None = None
 
 
 def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
                  query: str | Path | Geometry | None = None,
                  constants: Mapping[str, Sequence[float] | float] | None = None, chunk: int = 200_000,
                  query_columns: str | None = None, surface: str | Path | None = None,
-                 generate: Mapping[str, Any] | None = None, read: ReadOptions = AS_IS) -> FilePrediction:
+                 generate: Mapping[str, Any] | None = None, read: ReadOptions = AS_IS, confidence: float = 0.9,
+                 level: float = NOVELTY_LEVEL) -> FilePrediction:
     """Predict the model's fields for the geometry in `geometry` (any supported file, or an OpenFOAM case
     folder) at the points of `query` (another file; default: the geometry's own points), keeping that file's
     point order, cells and point fields (with `read.at="cells"`, the file's cells with the fields as cell data);
@@ -70,7 +75,9 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     geometry instead of a file (`grid`, `random` or `surface`, see `generated_queries`); `read`: how the
     geometry is read, as on import (`ReadOptions`: columns, patches, time, blocks, at, cp, cell_to_points). The
     case's parameters (`params.json`) fill the inputs of the same names unless `constants` gives them.
-    Returns a `FilePrediction`."""
+    A calibrated model also writes `<field>_lo`, `<field>_hi` (the band that holds the truth with probability
+    `confidence`) and `<field>_scale`, draws the band's width, and reports the bound on the relative L2 and
+    the geometry's novelty (flagged when its p-value is below `level`). Returns a `FilePrediction`."""
     operator = load_model(checkpoint)
     path = Path(geometry)
     params = {k: v for k, v in parameters(path).items() if k in operator.fields.inputs}
@@ -87,7 +94,10 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     else:
         queries = load(query, sort=False, **({"columns": query_columns} if query_columns else {}))
     shape = load(surface) if surface is not None else None
-    result = operator.predict(g, queries, constants=constants, chunk=chunk, shape=shape)
+    bands = operator.trust is not None and operator.trust.calibration is not None
+    result = operator.predict(g, queries, constants=constants, chunk=chunk, shape=shape, bands=bands,
+                              confidence=confidence)
+    report = operator.trust_report(g, result, confidence, level, constants)
     at = g if queries is None else queries
     targets = list(operator.fields.targets)
     extra = {k: v for k, v in at.point_data.items() if k not in targets} if queries is None else {}
@@ -109,6 +119,12 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     shown = [f for name in targets for f in ([f"{name}_true", name, f"{name}_error"] if name in known else [name])]
     titles = [("true " + f[:-5]) if f.endswith("_true") else ("error " + f[:-6]) if f.endswith("_error")
               else f"predicted {f}" for f in shown]
+    if bands:  # the band's width beside the first field: where the model is unsure
+        first = targets[0]
+        width = np.asarray(result.point_data[f"{first}_hi"]) - np.asarray(result.point_data[f"{first}_lo"])
+        result = result.with_point_data(**{f"{first}_band": width})
+        shown.insert(shown.index(first) + (2 if first in known else 1), f"{first}_band")
+        titles.insert(shown.index(f"{first}_band"), f"{first}: {confidence:.0%} band width")
     shared = [f"{known[0]}_true", known[0]] if len(known) == 1 else []  # truth and prediction on one scale
     picture = plot_fields(result, shown, Path(out).with_suffix(".png"), titles=titles, shared=shared,
                           suptitle=Path(geometry).name)
@@ -120,7 +136,7 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
             profile = result.with_point_data(**{spec.surface: g.point_data[spec.surface]})
             plot_surface_profile(profile, spec.surface, spec.fields_needed(), Path(out).with_name(
                 Path(out).stem + "_surface.png"), suptitle=Path(geometry).name)
-    return FilePrediction(result, written, picture, errors, forces)
+    return FilePrediction(result, written, picture, errors, forces, report)
 
 
 def body_forces(spec: ForceSpec, geometry: Geometry, prediction: Geometry,

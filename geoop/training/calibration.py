@@ -1,0 +1,160 @@
+"""Fitting a trained operator's `Trust` on the validation split (never the test split) and scoring it on any
+split: conformal bands and error bounds, the geometry novelty model, the input fields' training ranges."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from geoop.data.dataset import SimulationDataset
+from geoop.errors import GeoopError
+from geoop.models.field_operator import FieldOperator
+from geoop.training.checkpoint import load_checkpoint, save_checkpoint
+from geoop.training.trainer import Evaluator
+from geoop.trust.conformal import Calibration, calibrate, estimated_error, relative_l2
+from geoop.trust.novelty import NoveltyModel, descriptor, input_ranges
+from geoop.trust.record import NOVELTY_LEVEL, Trust
+
+#: the confidence `evaluate` scores coverage at unless told otherwise
+CONFIDENCE = 0.9
+
+
+def described_inputs(operator: FieldOperator, dataset: SimulationDataset) -> list[str]:
+    """The input fields a geometry of `dataset` carries itself (not those geoop derives, such as the
+    potential-flow prior): what the novelty descriptor and the range check look at."""
+    stored = dataset.manifest.fields["inputs"]
+    return [n for n in operator.fields.inputs if n in stored]
+
+
+@torch.no_grad()
+def sample_records(operator: FieldOperator, dataset: SimulationDataset, evaluator: Evaluator,
+                   progress: bool = False) -> list[dict[str, Any]]:
+    """Per sample of `dataset`: for each target field the prediction, truth and per-point scale `(N, c)`,
+    where it is defined `(N,)` and the quadrature weights `(N,)` (what `calibrate` takes)."""
+    operator.eval()
+    out = []
+    for i in tqdm(range(len(dataset)), desc=f"calibrate ({dataset.split})", unit="sample", disable=not progress,
+                  leave=False):
+        data, prepared = evaluator.batch(dataset, [i])
+        pred, scale = operator.forward_with_scale(data.x, prepared)
+        weight = data.target_weight if data.target_weight.dim() == 2 else data.target_weight[:, None]
+        fields = {}
+        for name, s in operator.target_slices.items():
+            fields[name] = {"pred": pred[:, s].double().cpu().numpy(), "truth": data.y[:, s].double().cpu().numpy(),
+                            "scale": scale[:, s].double().cpu().numpy(),
+                            "defined": data.y_mask[:, s].all(1).cpu().numpy(),
+                            "weights": weight[:, min(s.start, weight.shape[1] - 1)].double().cpu().numpy()}
+        out.append({"fields": fields})
+    return out
+
+
+def descriptors(operator: FieldOperator, dataset: SimulationDataset, inputs: list[str]) -> np.ndarray:
+    """`(S, D)` the novelty descriptors of the geometries of `dataset` in the operator's box."""
+    center = operator.normalizer.center.double().cpu().numpy()
+    scale = float(operator.normalizer.scale)
+    return np.stack([descriptor(dataset.geometry(i), center, scale, inputs, operator.fields.body)
+                     for i in range(len(dataset))])
+
+
+def fit_trust(operator: FieldOperator, train_set: SimulationDataset, val_set: SimulationDataset,
+              evaluator: Evaluator | None = None, progress: bool = False) -> Trust:
+    """The operator's `Trust` from the validation split `val_set` (bands, bounds, novelty p-values) and the
+    training split `train_set` (the novelty model's reference geometries, the input ranges)."""
+    if val_set.split == "test":
+        raise GeoopError("calibrating on the test split would make its coverage figures meaningless",
+                         fix="calibrate on the validation split")
+    if not len(val_set):
+        return Trust(None, None, {})
+    evaluator = evaluator or Evaluator(operator, device="cpu", batch_size=1, cache="memory")
+    records = sample_records(operator, val_set, evaluator, progress)
+    calibration = calibrate(records, val_set.split, operator.uncertainty)
+    inputs = described_inputs(operator, train_set)
+    novelty = None
+    if len(val_set) >= 2:
+        novelty = NoveltyModel.fit(descriptors(operator, train_set, inputs), descriptors(operator, val_set, inputs))
+    ranges = input_ranges([train_set.geometry(i) for i in range(len(train_set))], inputs)
+    return Trust(calibration, novelty, ranges)
+
+
+def calibrate_checkpoint(path: Path, train_set: SimulationDataset, val_set: SimulationDataset,
+                         progress: bool = False) -> Trust:
+    """Fit the `Trust` of the model in checkpoint `path` on `val_set` (and `train_set`, see `fit_trust`) and
+    write it into the checkpoint (atomically, the weights unchanged)."""
+    weights, meta, _ = load_checkpoint(path)
+    operator = FieldOperator.from_config(meta["operator"])
+    operator.load_state_dict(weights)
+    trust = fit_trust(operator.eval(), train_set, val_set, progress=progress)
+    meta = {**meta, "operator": {**meta["operator"], "trust": trust.to_dict()}}
+    save_checkpoint(path, weights, meta)
+    return trust
+
+
+def score_trust(operator: FieldOperator, dataset: SimulationDataset, confidence: float = CONFIDENCE,
+                level: float = NOVELTY_LEVEL, evaluator: Evaluator | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """How the operator's calibration holds on `dataset`: per field the empirical coverage of the bands over
+    points and of the error bounds over samples and the mean band width (`coverage`), and per sample its
+    novelty `p_value` and flag. Needs a calibrated operator."""
+    trust = operator.trust
+    if trust is None or trust.calibration is None:
+        raise GeoopError("this model has no calibration (trained before geoop calibrated its models, or without "
+                         "a validation split)", fix="retrain it with a validation split to get error bands")
+    evaluator = evaluator or Evaluator(operator, device="cpu", batch_size=1, cache="memory")
+    records = sample_records(operator, dataset, evaluator, progress)
+    samples = []
+    if trust.novelty is not None:
+        inputs = described_inputs(operator, dataset)
+        p = trust.novelty.p_value(descriptors(operator, dataset, inputs))
+        samples = [{"id": int(i), "p_value": float(v), "flagged": bool(v < level)}
+                   for i, v in zip(dataset.ids, p, strict=True)]
+    cal = trust.calibration
+    return {"confidence": confidence, "level": level, "calibrated_on": {"split": cal.split, "samples": cal.samples},
+            "scale": cal.scale, "coverage": coverage(records, cal, confidence), "samples": samples,
+            "flagged": sum(s["flagged"] for s in samples)}
+
+
+def coverage(records: list[dict[str, Any]], calibration: Calibration, confidence: float) -> dict[str, Any]:
+    """Per field of `records` (see `sample_records`): `point_coverage`, the share of defined points and
+    components inside their band; `sample_coverage`, the share of samples whose relative L2 is within its
+    bound; `band_width`, the mean full width of the bands, and `relative_band_width`, that over the field's
+    root mean square; `bound_error_spearman`, how well the bounds rank the samples' true errors."""
+    out = {}
+    for name in records[0]["fields"] if records else []:
+        q = calibration.band(name, confidence)
+        inside = total = 0
+        width, size, covered, bounds, errors = [], [], [], [], []
+        for r in records:
+            f = r["fields"][name]
+            d = f["defined"]
+            if not d.any():
+                continue
+            pred, truth, scale, w = f["pred"][d], f["truth"][d], f["scale"][d], f["weights"][d]
+            inside += int((np.abs(truth - pred) <= q * scale).sum())
+            total += truth.size
+            width.append(float(2 * q * np.mean(scale)))
+            size.append(float(np.sqrt(np.mean(truth ** 2))))
+            err = relative_l2(pred, truth, w)
+            bound = calibration.error_bound(name, estimated_error(pred, scale, w), confidence)
+            covered.append(err <= bound)
+            bounds.append(bound)
+            errors.append(err)
+        out[name] = {"point_coverage": inside / max(total, 1), "sample_coverage": float(np.mean(covered)),
+                     "band_width": float(np.mean(width)),
+                     "relative_band_width": float(np.mean(width) / max(float(np.mean(size)), 1e-30)),
+                     "bound_error_spearman": _spearman(bounds, errors)}
+    return out
+
+
+def _spearman(a: list[float], b: list[float]) -> float | None:
+    """Rank correlation of two sequences (None with fewer than 3 finite pairs)."""
+    from scipy.stats import spearmanr
+
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if math.isfinite(x) and math.isfinite(y)]
+    if len(pairs) < 3:
+        return None
+    value = spearmanr([x for x, _ in pairs], [y for _, y in pairs]).statistic
+    return None if not math.isfinite(value) else float(value)
