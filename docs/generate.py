@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import accuracy  # noqa: E402
 import kdtree_fno  # noqa: E402
 import train_memory  # noqa: E402
+import trust  # noqa: E402
 
 #: the documents that hold generated blocks
-DOCUMENTS = ["README.md", "docs/index.md", "docs/benchmarks.md"]
+DOCUMENTS = ["README.md", "docs/index.md", "docs/benchmarks.md", "docs/trust.md"]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 
 
@@ -104,6 +105,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "kdtree_fno": kdtree_study,
     "predict_scale": prediction_summary,
     "train_memory": lambda: train_memory.table(_json("train_memory.json")),
+    "trust": lambda: trust.table(_json("trust.json")["cells"]) + "\n![reliability diagram](../benchmarks/results/"
+                     "trust.png)\n",
 }
 
 

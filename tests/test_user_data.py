@@ -103,8 +103,10 @@ def test_predictions_come_back_in_the_order_of_the_input_file(model, designs, tm
     shuffled = g.permuted(order)
     shuffled.save(tmp_path / "shuffled.vtu")
     reference, *_ = predict_file(model, designs / "held_out" / "design_12.vtu", tmp_path / "ref.vtu")
-    result, written, picture, errors, forces = predict_file(model, tmp_path / "shuffled.vtu", tmp_path / "pred.vtu")
-    assert forces is None  # a model of no body
+    made = predict_file(model, tmp_path / "shuffled.vtu", tmp_path / "pred.vtu")
+    written, picture, errors = made.written, made.picture, made.errors
+    assert made.forces is None  # a model of no body
+    assert {"u_lo", "u_hi", "u_scale"} <= set(geoop.load(written).point_data) and made.trust.available
     back = geoop.load(written, sort=False)
     assert np.array_equal(back.points, shuffled.points)
     assert all(np.array_equal(back.cells[t], shuffled.cells[t]) for t in shuffled.cells)

@@ -169,7 +169,7 @@ class FieldOperator(nn.Module):
         mean = self.normalizer.outputs(out[:, :c], x)
         if not with_scale:
             return mean
-        return mean, self.normalizer.spread(out[:, c:] if self.uncertainty == "variance" else None, x)
+        return mean, self.normalizer.spread(out[:, c:] if self.uncertainty == "variance" else None, x, len(out))
 
     @property
     def needs_query_inputs(self) -> bool:
@@ -288,13 +288,14 @@ class FieldOperator(nn.Module):
             bands[name] = trust.calibration.band(name, confidence)
             estimates[name] = estimated_error(pred[where], scale[where], weights[where])
             bounds[name] = trust.calibration.error_bound(name, estimates[name], confidence)
-        p_value = None
+        p_value = smallest = None
         inputs = [n for n in trust.ranges if n in geometry.point_data]
         if trust.novelty is not None and len(inputs) == len(trust.ranges):
             center, scale = self.normalizer.center.double().cpu().numpy(), float(self.normalizer.scale)
             p_value = float(trust.novelty.p_value(descriptor(geometry, center, scale, inputs, self.fields.body))[0])
+            smallest = 1.0 / (len(trust.novelty.calibration) + 1)
         return TrustReport(confidence, level, True, bands, estimates, bounds, p_value,
-                           outside_ranges(geometry, trust.ranges))
+                           outside_ranges(geometry, trust.ranges), smallest)
 
     def check_distance(self, shape: Geometry) -> None:
         """Refuse a geometry whose distance function is of another kind than the training data's (a bare cloud

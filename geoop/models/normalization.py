@@ -84,11 +84,12 @@ class Normalizer(nn.Module):
             out = out.index_add(1, self.lift_targets, x[:, self.lift_sources].float())
         return out
 
-    def spread(self, log_variance: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
-        """`(M, C_out)` a per-point scale in physical units: `sigma = exp(s / 2) y_std m(x)` from a model's
-        log-variance output `s` in standardised units (clamped to [-20, 10]), or `y_std m(x)` without one (the
-        constant-width scale conformal bands fall back to)."""
-        unit = torch.ones(len(x), self.out_channels, device=x.device) if log_variance is None else \
+    def spread(self, log_variance: torch.Tensor | None, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """`(M, C_out)` a per-point scale in physical units at `rows` = M points: `sigma = exp(s / 2) y_std m(x)`
+        from a model's log-variance output `s` in standardised units (clamped to [-20, 10]), or `y_std m(x)`
+        without one (the constant-width scale conformal bands fall back to); `x (M, C_in)`: the inputs at the
+        points, read only for scaled targets."""
+        unit = torch.ones(rows, self.out_channels, device=self.y_std.device) if log_variance is None else \
             torch.exp(0.5 * log_variance.float().clamp(-20.0, 10.0))
         out = unit * self.y_std
         if self.scales:

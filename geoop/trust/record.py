@@ -41,7 +41,9 @@ class TrustReport:
     """What a model says about one prediction at confidence `confidence`: per target field the band multiplier
     (`y_hat +- band * scale`), the estimated relative L2 and its bound; the geometry's novelty `p_value` and
     whether it is `flagged` (p < `level`); the input fields with points outside their training range (share
-    of points). `available`: False for a model trained before calibration existed (bands unavailable)."""
+    of points); `smallest_p`: 1 / (validation geometries + 1), the smallest p-value the calibration can give
+    (a level at or below it flags nothing). `available`: False for a model trained before calibration existed
+    (bands unavailable)."""
 
     confidence: float
     level: float
@@ -51,6 +53,7 @@ class TrustReport:
     error_bound: dict[str, float] = field(default_factory=dict)
     p_value: float | None = None
     outside_range: dict[str, float] = field(default_factory=dict)
+    smallest_p: float | None = None
 
     @property
     def flagged(self) -> bool:
@@ -62,7 +65,8 @@ class TrustReport:
                 "bands": {k: finite(v) for k, v in self.bands.items()},
                 "estimated_rel_l2": self.estimated_error,
                 "rel_l2_bound": {k: finite(v) for k, v in self.error_bound.items()},
-                "novelty": {"p_value": self.p_value, "level": self.level, "flagged": self.flagged},
+                "novelty": {"p_value": self.p_value, "level": self.level, "flagged": self.flagged,
+                            "smallest_p": self.smallest_p},
                 "outside_training_range": self.outside_range}
 
     def lines(self) -> list[str]:
@@ -81,6 +85,9 @@ class TrustReport:
                            "result as extrapolation")
             else:
                 out.append(f"  geometry novelty p = {self.p_value:.3g} (flagged below {self.level:g})")
+            if self.smallest_p is not None and self.smallest_p >= self.level:
+                out.append(f"  (too few validation geometries to flag anything at {self.level:g}: the smallest "
+                           f"p-value they allow is {self.smallest_p:.3g})")
         for name, share in self.outside_range.items():
             out.append(f"  input {name!r} leaves its training range at {share:.1%} of the points: extrapolation")
         return out
