@@ -3,7 +3,9 @@ geometries unlike the training set?
 
 Each cell is a (dataset, model, uncertainty) triple trained like a cell of benchmarks/accuracy.py (the shipped
 config, the same splits, one torch thread, a budget of training CPU-seconds), with `train.uncertainty` set to
-"constant" (one band width per channel) or "variance" (a learned per-point scale). After training the model is
+"constant" (one band width per channel) or "variance" (a variance head trained with the model); a "residual"
+cell takes the "constant" cell's trained model and fits a residual scale network to it (no retraining, the
+model's predictions unchanged: the same test error). After training the model is
 calibrated on the validation split only and scored on the test split: coverage of the bands over points and of
 the relative-L2 bounds over samples at several confidences (a reliability diagram), band width, how well the
 bounds rank the true errors (Spearman), the test relative L2 of the point prediction, and the CPU-seconds of
@@ -14,8 +16,9 @@ share flagged).
     python benchmarks/trust.py [--cells airfoil2d/kdfno/constant ...] [--budget 900] [--jobs 2]
                                [--out out/trust] [--reuse out/accuracy/runs]
 
-`--reuse DIR`: a "constant" cell whose accuracy-benchmark run `DIR/<dataset>_<model>` exists is calibrated from
-it instead of retrained (the same config and budget). Finished cells are kept in `OUT/results.json` and not
+`--reuse DIR`: a "constant" (or "residual") cell whose accuracy-benchmark run `DIR/<dataset>_<model>` exists is
+calibrated from it instead of retrained (the same config and budget); a "residual" cell otherwise reuses the
+"constant" cell's run in OUT/runs. Finished cells are kept in `OUT/results.json` and not
 rerun. Writes `OUT/results.json`, `OUT/results.md` and `OUT/reliability.png`.
 """
 from __future__ import annotations
@@ -57,7 +60,10 @@ def run_cell(cell: str, data: Path, out: Path, budget: float, reuse: Path | None
     record = {"cell": cell, "dataset": dataset, "model": model, "uncertainty": uncertainty, "budget_cpu_s": budget,
               "date": date.today().isoformat(), "machine": accuracy.machine(), "commit": accuracy._commit()}
     previous = None if reuse is None else reuse / f"{dataset}_{model}"
-    if uncertainty == "constant" and previous is not None and (previous / "model.safetensors").is_file():
+    if uncertainty == "residual" and (previous is None or not (previous / "model.safetensors").is_file()):
+        previous = out.parent / f"{dataset}_{model}_constant"
+    if uncertainty in ("constant", "residual") and previous is not None and \
+            (previous / "model.safetensors").is_file():
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(previous / "model.safetensors", out / "model.safetensors")
         history = [json.loads(line) for line in (previous / "metrics.jsonl").read_text().splitlines()]
@@ -73,7 +79,7 @@ def run_cell(cell: str, data: Path, out: Path, budget: float, reuse: Path | None
               "body": fields.body, "potential_flow": fields.potential_flow, "viscosity": fields.viscosity}
     splits = {s: SimulationDataset(data, s, **kwargs) for s in ("train", "val", "test")}
     t0 = time.process_time()
-    calibrate_checkpoint(out / "model.safetensors", splits["train"], splits["val"])
+    calibrate_checkpoint(out / "model.safetensors", splits["train"], splits["val"], residual=uncertainty == "residual")
     record["calibration_cpu_seconds"] = time.process_time() - t0
     operator = load_model(out)
     evaluator = Evaluator(operator, device="cpu", batch_size=4, cache="memory")

@@ -161,9 +161,35 @@ def test_a_far_out_geometry_is_more_novel_than_every_validation_one(run, poisson
     assert restored.p_value(novelty.train[:3]).tolist() == novelty.p_value(novelty.train[:3]).tolist()
 
 
-@pytest.mark.parametrize("kind", ["variance", "constant"])
-def test_bands_leave_the_prediction_unchanged_and_bracket_it(kind, run, plain, poisson):
-    model = load_model((run if kind == "variance" else plain)["out"])
+@pytest.fixture(scope="module")
+def residual(plain, poisson, tmp_path_factory) -> Path:
+    """The constant-width run with a residual scale fitted afterwards (the model itself untouched)."""
+    from geoop.training.calibration import calibrate_checkpoint
+
+    path = tmp_path_factory.mktemp("residual") / "model.safetensors"
+    shutil.copy(plain["out"] / "model.safetensors", path)
+    extension = load_model(path).fields.extension
+    calibrate_checkpoint(path, SimulationDataset(poisson, "train", extension=extension),
+                         SimulationDataset(poisson, "val", extension=extension), residual=True)
+    return path
+
+
+def test_a_residual_scale_leaves_the_model_alone_and_follows_its_errors(residual, plain, poisson):
+    before, after = load_model(plain["out"]), load_model(residual)
+    assert after.uncertainty == "residual" and before.uncertainty == "constant"
+    g = geoop.load(poisson / "samples" / "sample_000003.npz")
+    assert np.array_equal(before.predict(g).point_data["u"], after.predict(g).point_data["u"])
+    pred = after.predict(g, bands=True)
+    error, scale = np.abs(pred.point_data["u"] - g.point_data["u"]), pred.point_data["u_scale"]
+    assert scale.std() > 0.1 * scale.mean()  # not one width everywhere
+    from scipy.stats import spearmanr
+
+    assert spearmanr(scale, error).statistic > 0.2  # larger where the model errs more
+
+
+@pytest.mark.parametrize("kind", ["variance", "constant", "residual"])
+def test_bands_leave_the_prediction_unchanged_and_bracket_it(kind, run, plain, residual, poisson):
+    model = load_model({"variance": run["out"], "constant": plain["out"], "residual": residual}[kind])
     g = geoop.load(poisson / "samples" / "sample_000002.npz")
     queries = np.random.default_rng(3).uniform(0.1, 0.9, (300, 2))
     for where in (None, queries):

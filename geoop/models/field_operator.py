@@ -29,9 +29,11 @@ from geoop.models.registry import model_from_config
 from geoop.trust.conformal import estimated_error
 from geoop.trust.novelty import descriptor, outside_ranges
 from geoop.trust.record import NOVELTY_LEVEL, Trust, TrustReport
+from geoop.trust.scale_net import ScaleNet
 
-#: what a FieldOperator's per-point scale comes from: a learned variance head, or one width per channel
-UNCERTAINTY = ("constant", "variance")
+#: what a FieldOperator's per-point scale comes from: one width per channel, a variance head trained with the
+#: model, or a scale network fitted to the trained model's residuals
+UNCERTAINTY = ("constant", "variance", "residual")
 
 
 class FieldOperator(nn.Module):
@@ -42,24 +44,29 @@ class FieldOperator(nn.Module):
     Args:
         model: a registry model (see `geoop.models.registry`). model_config: its `build_model` config.
         fields: the run's `Fields` (or its dict). normalizer: fitted on the training split (see
-        `geoop.training.normalization.fit_normalization`). uncertainty: "variance" when the model has a second
-        set of C_out output channels, a log-variance per target channel (a variance head, trained with a
-        Gaussian likelihood beside the relative L2; see `Trainer`), else "constant". trust: the model's
-        calibration and novelty model (`geoop.trust.Trust`, fitted on the validation split after training).
+        `geoop.training.normalization.fit_normalization`). uncertainty: what the per-point scale of the errors
+        comes from: "variance", a second set of C_out output channels, a log-variance per target channel (a
+        variance head, trained with a Gaussian likelihood beside the relative L2; see `Trainer`); "residual",
+        `scale_net`, a `ScaleNet` fitted after training on the residuals over the training split (see
+        `geoop.trust.scale_net`); "constant", one width per channel. trust: the model's calibration and
+        novelty model (`geoop.trust.Trust`, fitted on the validation split after training).
     Shapes: forward(x `(N, C_in)`, prepared, x_at_queries `(M, C_in)` or None) -> `(M, C_out)` physical values
     at the prepared queries (x_at_queries: the inputs there, needed by lifted targets when the queries are not
     the points); with `with_scale=True` also the per-point scale `(M, C_out)` (see `Normalizer.spread`).
     """
 
     def __init__(self, model: nn.Module, model_config: dict[str, Any], fields: Fields | Mapping[str, Any],
-                 normalizer: Normalizer, uncertainty: str = "constant", trust: Trust | None = None):
+                 normalizer: Normalizer, uncertainty: str = "constant", trust: Trust | None = None,
+                 scale_net: ScaleNet | None = None):
         super().__init__()
         if uncertainty not in UNCERTAINTY:
             raise GeoopError(f"unknown uncertainty {uncertainty!r}", fix=f"use one of {', '.join(UNCERTAINTY)}")
+        if (uncertainty == "residual") != (scale_net is not None):
+            raise GeoopError("a residual scale is a ScaleNet, and a ScaleNet is a residual scale")
         self.model, self.model_config = model, model_config
         self.fields = fields if isinstance(fields, Fields) else Fields.from_dict(fields)
         self.normalizer = normalizer
-        self.uncertainty, self.trust = uncertainty, trust
+        self.uncertainty, self.trust, self.scale_net = uncertainty, trust, scale_net
         self.dim = normalizer.dim
         self.register_load_state_dict_pre_hook(_legacy_normalizer_keys)
 
@@ -69,16 +76,18 @@ class FieldOperator(nn.Module):
         models trained before calibration existed have no `trust`: such a model predicts but has no bands."""
         fields = Fields.from_dict(config["fields"])
         trust = None if config.get("trust") is None else Trust.from_dict(config["trust"])
+        scale_net = None if config.get("scale_net") is None else ScaleNet(**config["scale_net"])
         return cls(model_from_config(config["model"]), config["model"], fields,
                    Normalizer.from_statistics(fields, config["normalization"]),
-                   config.get("uncertainty", "constant"), trust)
+                   config.get("uncertainty", "constant"), trust, scale_net)
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description: model class and options, fields, normalization statistics, the
         uncertainty kind and (once calibrated) the trust record."""
         return {"model": self.model_config, "fields": self.fields.to_dict(),
                 "normalization": self.normalizer.statistics(), "uncertainty": self.uncertainty,
-                "trust": None if self.trust is None else self.trust.to_dict()}
+                "trust": None if self.trust is None else self.trust.to_dict(),
+                "scale_net": None if self.scale_net is None else self.scale_net.config()}
 
     @property
     def target_slices(self) -> dict[str, slice]:
@@ -148,28 +157,43 @@ class FieldOperator(nn.Module):
         return self.model.encode(self.normalizer.inputs(x), prepared)
 
     def decode(self, state: Any, prepared: Any, x: torch.Tensor, x_at_queries: torch.Tensor | None = None,
-               with_scale: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+               with_scale: bool = False, query_pos: torch.Tensor | None = None
+               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """`(M, C_out)` physical values at the prepared queries from the `encode` state (see `forward`)."""
         return self._physical(self.model.decode(state, prepared), x if x_at_queries is None else x_at_queries,
-                              with_scale)
+                              with_scale, query_pos)
 
     def forward(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None,
-                with_scale: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                with_scale: bool = False, query_pos: torch.Tensor | None = None
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         out = self.model(self.normalizer.inputs(x), prepared)
-        return self._physical(out, x if x_at_queries is None else x_at_queries, with_scale)
+        return self._physical(out, x if x_at_queries is None else x_at_queries, with_scale, query_pos)
 
-    def forward_with_scale(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`forward`'s values and the per-point scale `(M, C_out)` of their error (physical units)."""
-        return self(x, prepared, x_at_queries, with_scale=True)
+    def forward_with_scale(self, x: torch.Tensor, prepared: Any, x_at_queries: torch.Tensor | None = None,
+                           query_pos: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward`'s values and the per-point scale `(M, C_out)` of their error (physical units); a residual
+        scale also needs the queries' physical coordinates `query_pos (M, d)`."""
+        return self(x, prepared, x_at_queries, with_scale=True, query_pos=query_pos)
 
-    def _physical(self, out: torch.Tensor, x: torch.Tensor, with_scale: bool
+    def scale_features(self, out: torch.Tensor, x: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+        """`(M, d + C_in + C_out)` what a `ScaleNet` reads at each query: model coordinates, standardised
+        inputs and the model's standardised outputs `out (M, C_out)`."""
+        inputs = self.normalizer.inputs(x)
+        parts = [self.to_model_coordinates(query_pos)] + ([] if inputs is None else [inputs.float()])
+        return torch.cat(parts + [out.float()], dim=1)
+
+    def _physical(self, out: torch.Tensor, x: torch.Tensor, with_scale: bool, query_pos: torch.Tensor | None
                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         c = self.normalizer.out_channels
         mean = self.normalizer.outputs(out[:, :c], x)
         if not with_scale:
             return mean
-        return mean, self.normalizer.spread(out[:, c:] if self.uncertainty == "variance" else None, x, len(out))
+        log_variance = out[:, c:] if self.uncertainty == "variance" else None
+        if self.scale_net is not None:
+            if query_pos is None:
+                raise GeoopError("a residual error scale needs the queries' coordinates (query_pos)")
+            log_variance = self.scale_net(self.scale_features(out[:, :c], x, query_pos))
+        return mean, self.normalizer.spread(log_variance, x, len(out))
 
     @property
     def needs_query_inputs(self) -> bool:
@@ -251,10 +275,12 @@ class FieldOperator(nn.Module):
                     state = self.encode(x, prepared)
             else:
                 prepared = self.model.with_queries(prepared, self.to_model_coordinates(block).to(device), inputs)
-            at = None
-            if self.needs_query_inputs:  # lifted and scaled targets need the inputs at the queries
+            at, where = None, None
+            if self.needs_query_inputs or (with_scale and self.scale_net is not None):  # the inputs at the queries
                 at = torch.sparse.mm(idw_matrix(data.pos.double(), block), data.x.float()).to(device)
-            out = self.decode(state, prepared, x, at, with_scale) if split else self(x, prepared, at, with_scale)
+                where = block.to(device)
+            out = self.decode(state, prepared, x, at, with_scale, where) if split else \
+                self(x, prepared, at, with_scale, where)
             parts.append(tuple(o.cpu() for o in out) if with_scale else (out.cpu(),))
         if not parts:
             empty = np.zeros((0, self.normalizer.out_channels))

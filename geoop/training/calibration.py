@@ -2,6 +2,7 @@
 split: conformal bands and error bounds, the geometry novelty model, the input fields' training ranges."""
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from geoop.training.trainer import Evaluator
 from geoop.trust.conformal import Calibration, calibrate, estimated_error, relative_l2
 from geoop.trust.novelty import NoveltyModel, descriptor, input_ranges
 from geoop.trust.record import NOVELTY_LEVEL, Trust
+from geoop.trust.scale_net import ScaleNet, fit_scale_net
+
+log = logging.getLogger(__name__)
 
 #: the confidence `evaluate` scores coverage at unless told otherwise
 CONFIDENCE = 0.9
@@ -40,7 +44,7 @@ def sample_records(operator: FieldOperator, dataset: SimulationDataset, evaluato
     for i in tqdm(range(len(dataset)), desc=f"calibrate ({dataset.split})", unit="sample", disable=not progress,
                   leave=False):
         data, prepared = evaluator.batch(dataset, [i])
-        pred, scale = operator.forward_with_scale(data.x, prepared)
+        pred, scale = operator.forward_with_scale(data.x, prepared, query_pos=data.pos)
         weight = data.target_weight if data.target_weight.dim() == 2 else data.target_weight[:, None]
         fields = {}
         for name, s in operator.target_slices.items():
@@ -81,16 +85,51 @@ def fit_trust(operator: FieldOperator, train_set: SimulationDataset, val_set: Si
 
 
 def calibrate_checkpoint(path: Path, train_set: SimulationDataset, val_set: SimulationDataset,
-                         progress: bool = False) -> Trust:
+                         residual: bool = False, progress: bool = False) -> Trust:
     """Fit the `Trust` of the model in checkpoint `path` on `val_set` (and `train_set`, see `fit_trust`) and
-    write it into the checkpoint (atomically, the weights unchanged)."""
+    write it into the checkpoint (atomically; the model's weights unchanged). `residual`: first fit a
+    `ScaleNet` to the model's residuals over `train_set` (see `fit_residual_scale`), stored beside the model."""
     weights, meta, _ = load_checkpoint(path)
     operator = FieldOperator.from_config(meta["operator"])
     operator.load_state_dict(weights)
-    trust = fit_trust(operator.eval(), train_set, val_set, progress=progress)
-    meta = {**meta, "operator": {**meta["operator"], "trust": trust.to_dict()}}
-    save_checkpoint(path, weights, meta)
-    return trust
+    operator.eval()
+    if residual:
+        operator.scale_net, operator.uncertainty = fit_residual_scale(operator, train_set, progress=progress), \
+            "residual"
+    operator.trust = fit_trust(operator, train_set, val_set, progress=progress)
+    save_checkpoint(path, operator.state_dict(), {**meta, "operator": operator.config()})
+    return operator.trust
+
+
+@torch.no_grad()
+def _residuals(operator: FieldOperator, dataset: SimulationDataset, evaluator: Evaluator, samples: int,
+               points: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`ScaleNet` features, standardised residuals and where targets are defined, at up to `points` random
+    points of each of up to `samples` samples of `dataset`."""
+    generator = torch.Generator().manual_seed(0)
+    c = operator.normalizer.out_channels
+    features, residuals, defined = [], [], []
+    for i in torch.randperm(len(dataset), generator=generator)[:samples].tolist():
+        data, prepared = evaluator.batch(dataset, [i])
+        out = operator.model(operator.normalizer.inputs(data.x), prepared)[:, :c].float()
+        pred = operator.normalizer.outputs(out, data.x)
+        unit = operator.normalizer.spread(None, data.x, len(pred))
+        pick = torch.randperm(len(pred), generator=generator)[:points]
+        features.append(operator.scale_features(out, data.x, data.pos)[pick])
+        residuals.append(((data.y.float() - pred) / unit)[pick])
+        defined.append(data.y_mask[pick])
+    return torch.cat(features), torch.cat(residuals), torch.cat(defined)
+
+
+def fit_residual_scale(operator: FieldOperator, train_set: SimulationDataset, samples: int = 200,
+                       points: int = 1000, progress: bool = False) -> ScaleNet:
+    """A `ScaleNet` fitted to the trained operator's residuals on (up to `samples` samples and `points` points
+    each of) its training split: where the model errs more, the scale is larger. The residuals of training
+    samples are smaller than those of new ones; the calibration on the validation split fixes the level."""
+    evaluator = Evaluator(operator, device="cpu", batch_size=1, cache="memory")
+    if progress:
+        log.info("fitting the residual error scale on %d training samples", min(samples, len(train_set)))
+    return fit_scale_net(*_residuals(operator, train_set, evaluator, samples, points))
 
 
 def score_trust(operator: FieldOperator, dataset: SimulationDataset, confidence: float = CONFIDENCE,

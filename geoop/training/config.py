@@ -88,8 +88,9 @@ class TrainConfig:
     `torch.compile` the model; `device`: "auto" (CUDA when available), "cpu", "cuda", ...
     `uncertainty`: "variance" trains a variance head (a log-variance per target channel beside the prediction,
     by a Gaussian likelihood of the residual weighted `uncertainty_weight` against the relative L2, the
-    prediction itself held fixed in it) so that error bands are narrow where the model is sure; "constant"
-    calibrates bands of one width per channel. Either way the bands are calibrated on the validation split
+    prediction itself held fixed in it) so that error bands are narrow where the model is sure; "residual"
+    fits a small network to the trained model's residuals on the training split instead (the model untouched);
+    "constant" calibrates bands of one width per channel. Either way the bands are calibrated on the validation split
     after training (see docs/trust.md).
     `cache`: where each sample's prepared structures (graphs, grids, interpolation weights) are kept between
     epochs: "disk" (a store beside the dataset, see `PreparedStore`: memory stays flat as the dataset grows) or
@@ -117,7 +118,7 @@ class TrainConfig:
     progress: bool = True
     shards: int | None = None
     dist_timeout: float = 300.0
-    uncertainty: typing.Literal["constant", "variance"] = "constant"
+    uncertainty: typing.Literal["constant", "variance", "residual"] = "constant"
     uncertainty_weight: float = 0.1
 
     #: settings that shape the run's trajectory: a resumed run must have the same ones

@@ -109,7 +109,7 @@ def train(config: RunConfig) -> dict[str, Any]:
             operator = FieldOperator.from_config(load_checkpoint(last)[1]["operator"])
         else:
             operator = build_operator(train_set, config.model, config.data.lift, config.data.scale,
-                                      settings.uncertainty)
+                                      "variance" if settings.uncertainty == "variance" else "constant")
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -118,7 +118,8 @@ def train(config: RunConfig) -> dict[str, Any]:
         calibration_seconds = None
         if context.is_main and val_set is not None:  # bands and novelty from the validation split only
             t0 = time.process_time()
-            calibrate_checkpoint(out / "model.safetensors", train_set, val_set, progress=settings.progress)
+            calibrate_checkpoint(out / "model.safetensors", train_set, val_set,
+                                 residual=settings.uncertainty == "residual", progress=settings.progress)
             calibration_seconds = time.process_time() - t0
         barrier(context)
         model = load_model(out / "model.safetensors")
