@@ -5,8 +5,10 @@ Descriptor (a vector per geometry, in the training data's normalised box `[-1, 1
 geometry's boundary (its body, where the run has one) on a coarse grid over the box, the quantiles of the
 nodes' nearest-neighbour spacing and their number (both as logs), and each input field's range. Novelty:
 the mean distance to the `k` nearest training descriptors after standardising each component over the
-training set. p-value of a new geometry with score s: `(1 + #{validation scores >= s}) / (n + 1)`; under
-exchangeability it is uniform, so flagging p < alpha flags about a fraction alpha of in-distribution
+training set. p-value of a new geometry with score s: `(1 + #{reference scores >= s}) / (n + 1)`, the
+reference scores being those of the validation geometries and of every training geometry against the other
+training ones (leave one out: a few dozen validation geometries alone cannot give a p-value below 1/(n + 1)).
+Under exchangeability it is uniform, so flagging p < alpha flags about a fraction alpha of in-distribution
 geometries and, ideally, every far-out one."""
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ def descriptor(geometry: Geometry, center: np.ndarray, scale: float, inputs: Seq
 
 @dataclass(frozen=True)
 class NoveltyModel:
-    """Training descriptors `(S, D)`, their per-component mean and spread, and the sorted novelty scores of the
-    validation geometries (for p-values). Fit with `fit`; `score` and `p_value` answer for new descriptors."""
+    """Training descriptors `(S, D)`, their per-component mean and spread, and the sorted reference novelty
+    scores (for p-values). Fit with `fit`; `score` and `p_value` answer for new descriptors."""
 
     train: np.ndarray
     mean: np.ndarray
@@ -66,16 +68,20 @@ class NoveltyModel:
         mean, std = train.mean(0), train.std(0)
         std = np.where(std > 1e-9 * max(float(std.max(initial=0)), 1e-300), std, 1.0)
         model = cls(train, mean, std, np.zeros(0))
-        return cls(train, mean, std, np.sort(model.score(np.asarray(validation, dtype=np.float64))))
+        reference = np.concatenate([model.score(np.asarray(validation, dtype=np.float64)),
+                                    model.score(train, leave_one_out=True)])
+        return cls(train, mean, std, np.sort(reference))
 
-    def score(self, descriptors: np.ndarray) -> np.ndarray:
+    def score(self, descriptors: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
         """`(M,)` the mean standardised distance of each of `descriptors (M, D)` to its nearest training ones,
-        divided by the square root of D (so that scores of descriptors of different sizes compare)."""
+        divided by the square root of D (so that scores of descriptors of different sizes compare);
+        `leave_one_out`: `descriptors` are the training ones, each scored against the others."""
         z = (np.atleast_2d(descriptors) - self.mean) / self.std
         ref = (self.train - self.mean) / self.std
-        k = min(NEIGHBOURS, len(ref))
-        dist, _ = cKDTree(ref).query(z, k=k)
-        dist = dist.reshape(len(z), k)
+        skip = 1 if leave_one_out else 0
+        k = min(NEIGHBOURS, len(ref) - skip)
+        dist, _ = cKDTree(ref).query(z, k=k + skip)
+        dist = dist.reshape(len(z), k + skip)[:, skip:]
         return dist.mean(1) / np.sqrt(ref.shape[1])
 
     def p_value(self, descriptors: np.ndarray) -> np.ndarray:
