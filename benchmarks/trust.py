@@ -164,13 +164,16 @@ def table(results: dict) -> str:
                      f"{(sum(rho) / len(rho)) if rho else float('nan'):.2f} | {r['train_cpu_seconds']:.0f} | "
                      f"{r['calibration_cpu_seconds']:.0f} |")
     ood = [r for r in results.values() if "auroc" in r]
+    from geoop.data.families.potential3d import SHAPES
+
+    kind = lambda ids: ", ".join(SHAPES[i] if i < len(SHAPES) else f"file {i}" for i in ids)  # noqa: E731
     for r in ood:
         flags = ", ".join(f"p < {level}: {f['seen']:.1%} of the seen and {f['unseen']:.1%} of the unseen"
                           for level, f in r["flagged"].items())
+        seen, unseen = kind(r["seen_kinds"]), kind(r["unseen_kinds"])
         lines += ["", f"Novelty ({r['cell']}): AUROC {r['auroc']:.3f} between {r['in_distribution_test']} held-back "
-                      f"samples of the seen shape kinds ({r['seen_kinds']}) and {r['out_of_distribution']} samples of "
-                      f"the unseen ones ({r['unseen_kinds']}), against {r['reference_scores']} reference scores; "
-                      f"flagged at {flags}."]
+                      f"samples of the seen shape kinds ({seen}) and {r['out_of_distribution']} samples of the unseen "
+                      f"ones ({unseen}), against {r['reference_scores']} reference scores; flagged at {flags}."]
     return "\n".join(lines) + "\n"
 
 
