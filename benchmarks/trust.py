@@ -67,7 +67,7 @@ def run_cell(cell: str, data: Path, out: Path, budget: float, reuse: Path | None
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(previous / "model.safetensors", out / "model.safetensors")
         history = [json.loads(line) for line in (previous / "metrics.jsonl").read_text().splitlines()]
-        record["reused"] = str(previous)
+        record["reused"] = f"run {previous.name}"  # the folder's name: no machine paths in results
     else:
         extra = [f"train.uncertainty={'variance' if uncertainty == 'variance' else 'constant'}"]
         result = train(load_config(config, settings + extra + [f"out={out}"]))
