@@ -11,6 +11,7 @@ import numpy as np
 
 import geoop
 from geoop.errors import GeoopError
+from geoop.heap import restart_with_quiet_heap
 
 #: files a closed body surface can come in (potential3d's --shapes): bare surfaces and meshes
 SURFACES = geoop.io.extensions(("surface", "mesh"))
@@ -453,9 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: the commands that train (or may): the `geoop` program restarts once for them with a quieter heap
+TRAINING_COMMANDS = ("train", "demo")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `geoop` program (`argv=None`: the process's command line) or one command run in-process."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if from_command_line and args.command in TRAINING_COMMANDS:
+        restart_with_quiet_heap()  # a heap that does not grow over steps (see geoop.heap)
     args.argv = _without_nproc(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:

@@ -1,8 +1,13 @@
 """Training memory: the on-disk store of prepared structures (exact round trips for every model, int32 indices
-on disk, entries of a changed sample or a damaged file never read back) and the heap trimmer's rule."""
+on disk, entries of a changed sample or a damaged file never read back), the heap trimmer's rule and the
+restart with the small-chunk cache off."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +21,7 @@ from geoop.models.beno import BENO
 from geoop.models.gino import GINO
 from geoop.models.kdfno import KDFNO
 from geoop.models.transolver import Transolver
-from geoop.training import memory
+from geoop import heap as memory
 from geoop.training.prepared_store import PreparedStore
 
 
@@ -84,18 +89,35 @@ def test_a_changed_sample_or_a_damaged_entry_is_prepared_again(tmp_path):
     assert store.get(0, source) is None and store.get(1, source) is None
 
 
-def test_the_heap_is_trimmed_only_past_the_margin_over_the_working_level(monkeypatch):
-    resident = iter([100, 150, 170, 260, 120, 200, 215, 330])  # MB after each step (the first: at creation)
+def test_the_heap_is_trimmed_only_past_the_margin_over_the_working_peak(monkeypatch):
+    resident = iter([150, 170, 260, 280, 120, 200, 215, 301])  # MB after each step
     monkeypatch.setattr(memory, "resident_bytes", lambda: next(resident) * 2**20)
-    trimmer = memory.HeapTrimmer(margin=100 * 2**20)
+    trimmer = memory.HeapTrimmer(margin=100 * 2**20, window=2)
     calls = []
     if trimmer._trim is None:
         pytest.skip("no glibc malloc_trim here")
     trimmer._trim = lambda pad: calls.append(pad)
-    for _ in range(7):
+    for _ in range(8):
         trimmer()
-    # 150, 170: within 100 of 100; 260: trim; 120: the new working level; 200, 215: within; 330: trim
+    # 150, 170: the working peak (170); 260: within 100 of it; 280: trim; 120, 200: the new peak (200);
+    # 215: within; 301: trim
     assert len(calls) == 2 and trimmer.trims == 2
+
+
+def test_the_quiet_heap_tunable_joins_the_others_and_replaces_an_earlier_cache_setting():
+    env = memory.with_quiet_heap({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=7:glibc.malloc.arena_max=2",
+                                  "HOME": "/x"})
+    assert env["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{memory.QUIET_HEAP}" and env["HOME"] == "/x"
+    assert memory.with_quiet_heap({})["GLIBC_TUNABLES"] == memory.QUIET_HEAP
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tunable is glibc's")
+def test_the_program_restarts_once_with_the_small_chunk_cache_off():
+    code = ("import os; from geoop.heap import restart_with_quiet_heap; print('run'); "
+            "restart_with_quiet_heap(); print(os.environ['GLIBC_TUNABLES'])")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["run", "run", memory.QUIET_HEAP]  # the first run replaced, the second kept
 
 
 def test_structures_prepared_by_other_code_are_not_read_back(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
 from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_max, all_sum, barrier
 from geoop.training.losses import field_errors, gaussian_nll, max_errors
-from geoop.training.memory import HeapTrimmer
+from geoop.heap import HeapTrimmer, keep_freed_memory, release_free_memory
 from geoop.training.prepared_store import PreparedStore, store_key
 from geoop.training.config import TrainConfig
 from geoop.training.schedule import SchedulePlan, budget_steps, epoch_plan
@@ -34,12 +34,17 @@ log = logging.getLogger(__name__)
 CACHES = ("disk", "memory")
 
 
+#: what each clock reads: this process's CPU time (user + system), wall time, and the two parts of the CPU time
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter,
+                                          "user": lambda: os.times().user, "system": lambda: os.times().system}
+
+
 class Clock:
-    """Seconds of training so far on the chosen clock (CPU time of this process or wall time), counting the
-    seconds of earlier sittings of a resumed run (`offset`)."""
+    """Seconds of training so far on the clock `kind` (a key of `CLOCKS`), counting the seconds of earlier
+    sittings of a resumed run (`offset`)."""
 
     def __init__(self, kind: str, offset: float = 0.0):
-        self.read: Callable[[], float] = time.process_time if kind == "cpu" else time.perf_counter
+        self.read = CLOCKS[kind]
         self.start, self.offset = self.read(), offset
 
     def __call__(self) -> float:
@@ -342,8 +347,28 @@ class Trainer(Evaluator):
         return all_max(clock(), self.context)
 
     # -- the pieces of `fit` -----------------------------------------------------------------------------
+    def start(self) -> Progress:
+        """Everything before the first step: the output folder, the seed, the shards, the optimizer and
+        schedule, an interrupted run's state (`resume`), the clocks (`clocks`, which count the preparation)
+        and every sample's prepared structures; returns where the run stands. From here on the process's
+        heap keeps what a step frees for the next (`geoop.heap.keep_freed_memory`)."""
+        keep_freed_memory()
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.config.seed)
+        self.train_set_shards = shard_samples(self.sizes(self.train_set), self.n_shards)
+        if not all(self.train_set_shards):
+            raise GeoopError(f"{len(self.train_set)} training samples cannot fill {self.n_shards} shards",
+                             fix="use fewer processes (or a smaller train.shards), or more training samples")
+        self.opt, self.sched = self._optimizer()
+        progress = self.resume()
+        last = progress.history[-1] if progress.history else {}
+        self.clocks = {kind: Clock(kind, last.get(f"{kind}_seconds", 0.0)) for kind in CLOCKS}
+        self._warm_caches()
+        return progress
+
     def train_step(self, batch: list[list[int]]) -> float:
-        """One optimizer step on `batch` (sample positions per shard); returns the global loss."""
+        """One optimizer step on `batch` (sample positions per shard), then the heap check; returns the global
+        loss."""
         loss, value = self._step_loss(batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -351,6 +376,7 @@ class Trainer(Evaluator):
             torch.nn.utils.clip_grad_norm_(self.operator.parameters(), self.config.grad_clip)
         self.opt.step()
         self.sched.step()
+        self._trim()
         return value
 
     def train_epoch(self, epoch: int, progress: Progress, budget_clock: Clock, bar: tqdm) -> tuple[list[float], bool]:
@@ -366,7 +392,6 @@ class Trainer(Evaluator):
             if c.budget is not None and self._spent(budget_clock) >= c.budget:
                 return losses, True
             value = self.train_step(batch)
-            self._trim()
             progress.step += 1
             losses.append(value)
             bar.update()
@@ -407,20 +432,10 @@ class Trainer(Evaluator):
         `config.budget` ends; returns the history. In a distributed run every rank calls this; rank 0 alone
         writes checkpoints and logs."""
         c, main = self.config, self.context.is_main
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(c.seed)
-        self.train_set_shards = shard_samples(self.sizes(self.train_set), self.n_shards)
-        if not all(self.train_set_shards):
-            raise GeoopError(f"{len(self.train_set)} training samples cannot fill {self.n_shards} shards",
-                             fix="use fewer processes (or a smaller train.shards), or more training samples")
-        self.opt, self.sched = self._optimizer()
-        progress = self.resume()
-        last = progress.history[-1] if progress.history else {}
-        clocks = {"cpu": Clock("cpu", last.get("cpu_seconds", 0.0)),
-                  "wall": Clock("wall", last.get("wall_seconds", 0.0))}
+        progress = self.start()
+        clocks = self.clocks
         budget_clock = clocks[c.clock]
         writer = _tensorboard(self.out) if main else None
-        self._warm_caches()
         planned = self.plan.total if c.budget is not None else \
             progress.step + sum(len(self._epoch_plan(e)) for e in range(progress.epoch, int(c.max_epochs)))
         bar = tqdm(total=planned, initial=progress.step, desc="train", unit="step",
@@ -441,7 +456,7 @@ class Trainer(Evaluator):
                 spent = self._spent(budget_clock)
                 self.fix_plan(epoch, progress.step, (spent - epoch_start) / len(losses), spent)
                 bar.total = self.plan.total
-            record.update(cpu_seconds=clocks["cpu"](), wall_seconds=clocks["wall"]())
+            record.update({f"{kind}_seconds": clock() for kind, clock in clocks.items()})
             improved = progress.record(record)
             if main:
                 self.save(progress, improved)
@@ -452,6 +467,7 @@ class Trainer(Evaluator):
             if spent_out:
                 break
         bar.close()
+        release_free_memory()
         if writer is not None:
             writer.close()
         if not progress.history:
