@@ -166,12 +166,13 @@ def _predict(args: argparse.Namespace) -> None:
     surface = made.picture.with_name(Path(made.written).stem + "_surface.png")
     extra = f" and {surface}" if made.forces and surface.is_file() else ""
     print(f"wrote {made.written} and {made.picture}{extra}")
+    logging.getLogger(__name__).info("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in made.seconds.items()))
     if args.json:
         from geoop.data.manifest import write_json_atomic
 
         forces = {k: None if v is None else v.to_dict() for k, v in (made.forces or {}).items()}
         write_json_atomic(Path(args.json), {"errors": made.errors, "forces": forces, "trust": made.trust.to_dict(),
-                                            "written": str(made.written)})
+                                            "written": str(made.written), "seconds": made.seconds})
         print(f"wrote {args.json}")
 
 

@@ -287,3 +287,29 @@ def test_generated_queries_a_box_grid_paraview_slices_and_random_samples(model, 
     assert result.n_points == 300 and errors["u"] is not None  # the FE field, interpolated, is the truth there
     with pytest.raises(GeoopError, match="not NXxNY"):
         predict_file(model, geometry, tmp_path / "x.vtu", generate={"grid": "9by7"})
+
+
+def test_a_grid_prediction_equals_the_same_points_given_as_a_file(model, designs, tmp_path):
+    geometry = designs / "held_out" / "design_13.vtu"
+    grid = predict_file(model, geometry, tmp_path / "grid.vtu", generate={"grid": "23x17"}, chunk=100)
+    np.save(tmp_path / "points.npy", grid.geometry.points)
+    listed = predict_file(model, geometry, tmp_path / "listed.vtu", query=tmp_path / "points.npy",
+                          query_columns="x,y", chunk=150)  # other chunks too: chunking does not change values
+    assert np.array_equal(listed.geometry.points, grid.geometry.points)
+    np.testing.assert_allclose(listed.geometry.point_data["u"], grid.geometry.point_data["u"], rtol=0, atol=1e-6)
+    assert set(grid.seconds) == {"read", "queries", "predict", "write", "picture"}
+
+
+def test_the_inside_mask_of_a_grid_is_the_sign_of_the_signed_distance():
+    import trimesh
+
+    from geoop.geometry.sampling import box_grid
+
+    sphere = trimesh.creation.icosphere(subdivisions=4)
+    surface = Geometry(np.asarray(sphere.vertices), {"triangle": np.asarray(sphere.faces)})
+    grid = box_grid(surface, (21, 22, 23))
+    sdf = geoop.signed_distance(surface, grid.points)
+    inside = grid.point_data["inside"] == 1
+    assert np.array_equal(inside, sdf <= 1e-9 * 2) and 0 < inside.sum() < len(inside)
+    r = np.linalg.norm(grid.points, axis=1)  # the polyhedron lies within 0.5% of the unit sphere
+    assert inside[r < 0.99].all() and not inside[r > 1.0 + 1e-9].any()

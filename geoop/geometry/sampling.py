@@ -100,6 +100,7 @@ def box_grid(geometry: Geometry, shape: tuple[int, ...]) -> Geometry:
         cells = {"hexahedron": np.stack([c, c + dx, c + dx + dy, c + dy, c + dz, c + dx + dz, c + dx + dy + dz,
                                          c + dy + dz], axis=1)}
     fields = {}
-    if geometry.kind == "volume" or geometry.is_watertight:
-        fields["inside"] = (signed_distance(geometry, points) <= 0).astype(np.float64)
+    if geometry.kind == "volume" or geometry.is_watertight:  # nodes on the boundary (the box's faces) are in
+        tolerance = 1e-9 * float(np.max(hi - lo))
+        fields["inside"] = (signed_distance(geometry, points) <= tolerance).astype(np.float64)
     return Geometry(points, cells, fields, source=geometry.source)

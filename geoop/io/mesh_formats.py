@@ -129,6 +129,13 @@ def read_meshio(path: Path, file_format: str | None = None) -> Geometry:
 
 
 def write_vtu(geometry: Geometry, path: Path, binary: bool = True) -> None:
+    """Binary VTU through vtk where it is installed and takes the cells (much faster for large grids, see
+    `geoop.io.vtk_formats.write_vtu`), else (and ASCII) through meshio."""
+    if binary and _vtk_installed():
+        from geoop.io import vtk_formats
+
+        if vtk_formats.can_write_vtu(geometry):
+            return vtk_formats.write_vtu(geometry, path)
     meshio.write(path, to_meshio(geometry), file_format="vtu", binary=binary)
 
 

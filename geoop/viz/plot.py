@@ -83,21 +83,47 @@ def _plot_3d(ax, geometry: Geometry, values: np.ndarray | None, limits: tuple[fl
     return mappable
 
 
+def _grid_slice(geometry: Geometry, shape: Sequence[int], values: np.ndarray | None) -> np.ndarray:
+    """The `(NX, NY)` image of node values on a box grid of `shape` (`box_grid`'s order, the last axis fastest):
+    all of a 2D grid, the middle layer of the last axis of a 3D one; masked where the grid's `inside` is 0."""
+    layer = (slice(None), slice(None)) + ((shape[2] // 2,) if len(shape) == 3 else ())
+    image = (np.zeros(len(geometry.points)) if values is None else values).reshape(shape)[layer]
+    if "inside" in geometry.point_data:
+        image = np.ma.masked_where(np.asarray(geometry.point_data["inside"]).reshape(shape)[layer] == 0, image)
+    return image
+
+
+def _plot_grid(ax, geometry: Geometry, image: np.ndarray, limits: tuple[float, float] | None = None):
+    lo, hi = geometry.bounds
+    ax.set_facecolor("0.85")  # outside the domain
+    mappable = ax.imshow(image.T, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="viridis",
+                         vmin=(limits or (None,))[0], vmax=(limits or (None, None))[1], interpolation="nearest")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    return mappable
+
+
 def plot_fields(geometry: Geometry, fields: Sequence[str | None], path: str | Path,
                 titles: Sequence[str] | None = None, shared: Sequence[str] = (), suptitle: str | None = None,
-                dpi: int = 120) -> Path:
+                dpi: int = 120, grid: Sequence[int] | None = None) -> Path:
     """Write a PNG with one panel per point field of `geometry` (None: the bare geometry; vectors by magnitude).
-    Fields named in `shared` use one color scale (e.g. truth and prediction)."""
+    Fields named in `shared` use one color scale (e.g. truth and prediction). `grid`: `geometry` is a box
+    grid of that shape (`box_grid`); its panels are images of the grid (3D: the slice through the middle of
+    the last axis), which cost no more for a million nodes than for a thousand."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     values = [_scalar(geometry, f) for f in fields]
+    if grid is not None:
+        values = [_grid_slice(geometry, grid, v) for v in values]
     common = [v for f, v in zip(fields, values, strict=True) if f in shared and v is not None]
     limits = (min(v.min() for v in common), max(v.max() for v in common)) if common else None
     fig = Figure(figsize=(5.5 * len(fields), 5))  # no pyplot: works headless and leaves notebooks' backend alone
+    flat = geometry.dim == 2 or grid is not None
+    draw = _plot_grid if grid is not None else _plot_2d if geometry.dim == 2 else _plot_3d
     for k, (name, v) in enumerate(zip(fields, values, strict=True)):
-        ax = fig.add_subplot(1, len(fields), k + 1, projection=None if geometry.dim == 2 else "3d")
+        ax = fig.add_subplot(1, len(fields), k + 1, projection=None if flat else "3d")
         lim = limits if name in shared else None
-        mappable = (_plot_2d if geometry.dim == 2 else _plot_3d)(ax, geometry, v, lim)
+        mappable = draw(ax, geometry, v, lim)
         if mappable is not None:
             fig.colorbar(mappable, ax=ax, shrink=0.7, label=name)
         default = name or (Path(geometry.source).name if geometry.source else geometry.kind)

@@ -2,6 +2,7 @@
 written as VTU (for ParaView) or any writable format, in the order of the input file, with a PNG."""
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +22,19 @@ from geoop.trust.record import NOVELTY_LEVEL, TrustReport
 from geoop.viz.plot import plot_fields, plot_surface_profile
 
 
+class Stopwatch:
+    """Wall seconds per named stage: `lap(name)` books the time since the previous lap (or the start)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
+
+
 def generated_queries(geometry: Geometry, grid: str | None = None, random: int | None = None,
                       surface: int | None = None, seed: int = 0) -> Geometry | None:
     """Query points made for `geometry`: a box grid `grid` ("NXxNYxNZ", see `box_grid`), `random` points
@@ -30,16 +44,20 @@ def generated_queries(geometry: Geometry, grid: str | None = None, random: int |
     if len(asked) > 1:
         raise GeoopError("ask for one kind of generated queries (--query-grid, --query-random or --query-surface)")
     if grid:
-        try:
-            shape = tuple(int(v) for v in grid.lower().split("x"))
-        except ValueError as e:
-            raise GeoopError(f"--query-grid {grid!r} is not NXxNY[xNZ]", fix="e.g. --query-grid 64x64x32") from e
-        return box_grid(geometry, shape)
+        return box_grid(geometry, grid_shape(grid))
     if random:
         return sample_volume(geometry, random, seed=seed)
     if surface:
         return sample_surface(geometry, surface, seed=seed)
     return None
+
+
+def grid_shape(grid: str) -> tuple[int, ...]:
+    """"64x64x32" -> (64, 64, 32): the node counts of a `--query-grid`."""
+    try:
+        return tuple(int(v) for v in grid.lower().split("x"))
+    except ValueError as e:
+        raise GeoopError(f"--query-grid {grid!r} is not NXxNY[xNZ]", fix="e.g. --query-grid 64x64x32") from e
 
 
 class FilePrediction(NamedTuple):
@@ -48,7 +66,8 @@ class FilePrediction(NamedTuple):
     the true ones integrated alike from the input's fields, None without them) when the model predicts the
     surface fields they follow from (a 2D body's surface fields are drawn along it too, `<out>_surface.png`),
     and what the model's calibration says about this prediction (`TrustReport`: bands, the bound on its
-    relative L2, the geometry's novelty)."""
+    relative L2, the geometry's novelty); `seconds`: the wall time of each stage ("read", "queries",
+    "predict", "write", "picture": the PNGs and the body forces)."""
 
     geometry: Geometry
     written: Path
@@ -56,6 +75,7 @@ class FilePrediction(NamedTuple):
     errors: dict[str, float | None]
     forces: dict[str, ForceCoefficients | None] | None = None
     trust: TrustReport | None = None
+    seconds: dict[str, float] | None = None
 
 
 def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
@@ -78,12 +98,14 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     A calibrated model also writes `<field>_lo`, `<field>_hi` (the band that holds the truth with probability
     `confidence`) and `<field>_scale`, draws the band's width, and reports the bound on the relative L2 and
     the geometry's novelty (flagged when its p-value is below `level`). Returns a `FilePrediction`."""
+    clock = Stopwatch()
     operator = load_model(checkpoint)
     path = Path(geometry)
     params = {k: v for k, v in parameters(path).items() if k in operator.fields.inputs}
     params = {k: v for k, v in params.items() if k not in (constants or {})}
     mesh = load_source(path, read, sort=False)  # the file's order is the output's
     g = as_sample(mesh, path, read, params)
+    clock.lap("read")
     generate = {k: v for k, v in (generate or {}).items() if v}
     if generate and query is not None:
         raise GeoopError("give a query file or generated queries, not both")
@@ -94,10 +116,12 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     else:
         queries = load(query, sort=False, **({"columns": query_columns} if query_columns else {}))
     shape = load(surface) if surface is not None else None
+    clock.lap("queries")
     bands = operator.trust is not None and operator.trust.calibration is not None
     result = operator.predict(g, queries, constants=constants, chunk=chunk, shape=shape, bands=bands,
                               confidence=confidence)
     report = operator.trust_report(g, result, confidence, level, constants)
+    clock.lap("predict")
     at = g if queries is None else queries
     targets = list(operator.fields.targets)
     extra = {k: v for k, v in at.point_data.items() if k not in targets} if queries is None else {}
@@ -115,6 +139,7 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
         written = cell_fields(mesh, result.point_data).save(out)
     else:
         written = result.save(out)
+    clock.lap("write")
     known = [name for name, e in errors.items() if e is not None]
     shown = [f for name in targets for f in ([f"{name}_true", name, f"{name}_error"] if name in known else [name])]
     titles = [("true " + f[:-5]) if f.endswith("_true") else ("error " + f[:-6]) if f.endswith("_error")
@@ -126,8 +151,10 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
         shown.insert(shown.index(first) + (2 if first in known else 1), f"{first}_band")
         titles.insert(shown.index(f"{first}_band"), f"{first}: {confidence:.0%} band width")
     shared = [f"{known[0]}_true", known[0]] if len(known) == 1 else []  # truth and prediction on one scale
+    grid = grid_shape(generate["grid"]) if generate.get("grid") else None
+    where = f" (the slice z = {result.points[grid[2] // 2, 2]:.4g})" if grid is not None and len(grid) == 3 else ""
     picture = plot_fields(result, shown, Path(out).with_suffix(".png"), titles=titles, shared=shared,
-                          suptitle=Path(geometry).name)
+                          suptitle=Path(geometry).name + where, grid=grid)
     forces = None
     if operator.fields.forces and queries is None:
         spec = ForceSpec.from_dict(operator.fields.forces)
@@ -136,7 +163,8 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
             profile = result.with_point_data(**{spec.surface: g.point_data[spec.surface]})
             plot_surface_profile(profile, spec.surface, spec.fields_needed(), Path(out).with_name(
                 Path(out).stem + "_surface.png"), suptitle=Path(geometry).name)
-    return FilePrediction(result, written, picture, errors, forces, report)
+    clock.lap("picture")
+    return FilePrediction(result, written, picture, errors, forces, report, clock.laps)
 
 
 def body_forces(spec: ForceSpec, geometry: Geometry, prediction: Geometry,
