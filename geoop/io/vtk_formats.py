@@ -339,30 +339,42 @@ def write_vtp(geometry: Geometry, path: Path) -> None:
 def write_vtu(geometry: Geometry, path: Path) -> None:
     """Meshes and point clouds as VTK XML unstructured grid (binary, appended, zlib at its fastest level),
     point and cell data kept: the same file meshio writes, three times sooner for a million-node grid, whose
-    compression at meshio's fixed level took most of the time. Cells of fixed size only (`can_write_vtu`)."""
+    compression at meshio's fixed level took most of the time. VTK reads the arrays in place (no copies of a
+    large output). Cells of fixed size only (`can_write_vtu`)."""
     vtk = vtk_module()
     from meshio._vtk_common import meshio_to_vtk_type
     from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
 
     mesh = to_meshio(geometry)
+    held: list[np.ndarray] = []  # the arrays VTK points into, alive until the file is written
+
+    def shared(values: np.ndarray, name: str | None = None, ids: bool = False):
+        values = np.ascontiguousarray(values.reshape(len(values), -1) if name else values)
+        held.append(values)
+        array = numpy_to_vtkIdTypeArray(values, deep=False) if ids else numpy_to_vtk(values, deep=False)
+        if name:
+            array.SetName(name)
+        return array
+
     grid = vtk.vtkUnstructuredGrid()
     points = vtk.vtkPoints()
     xyz = np.zeros((len(mesh.points), 3))
     xyz[:, :mesh.points.shape[1]] = mesh.points
-    points.SetData(numpy_to_vtk(xyz, deep=True))
+    points.SetData(shared(xyz))
     grid.SetPoints(points)
     if mesh.cells:
         sizes = np.concatenate([np.full(len(b.data), b.data.shape[1]) for b in mesh.cells])
         types = np.concatenate([np.full(len(b.data), meshio_to_vtk_type[b.type], dtype=np.uint8) for b in mesh.cells])
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        connectivity = np.concatenate([b.data.ravel() for b in mesh.cells]).astype(np.int64, copy=False)
         array = vtk.vtkCellArray()
-        array.SetData(numpy_to_vtkIdTypeArray(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), deep=True),
-                      numpy_to_vtkIdTypeArray(np.concatenate([b.data.ravel() for b in mesh.cells]).astype(np.int64),
-                                              deep=True))
-        grid.SetCells(numpy_to_vtk(types, deep=True, array_type=vtk.VTK_UNSIGNED_CHAR), array)
+        array.SetData(shared(offsets, ids=True), shared(connectivity, ids=True))
+        held.append(types)
+        grid.SetCells(numpy_to_vtk(types, deep=False, array_type=vtk.VTK_UNSIGNED_CHAR), array)
     for name, value in mesh.point_data.items():
-        grid.GetPointData().AddArray(_named(numpy_to_vtk, value, name))
+        grid.GetPointData().AddArray(shared(np.asarray(value), name))
     for name, blocks in mesh.cell_data.items():
-        grid.GetCellData().AddArray(_named(numpy_to_vtk, np.concatenate(blocks), name))
+        grid.GetCellData().AddArray(shared(np.concatenate(blocks), name))
     writer = vtk.vtkXMLUnstructuredGridWriter()
     writer.SetFileName(str(path))
     writer.SetInputData(grid)
