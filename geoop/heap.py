@@ -8,10 +8,11 @@ geometries. Three glibc defaults turn that into system time or growth (measured 
 1. Free memory at the heap's top beyond an adaptive trim threshold goes back to the kernel at once, and
    the next step's tensors fault it in again: FNO on poisson2d paid 4,200 page faults and 10% of its CPU
    time in the kernel per step. `keep_freed_memory` fixes both thresholds (`mallopt`; blocks up to 32 MB
-   from the heap, up to 1 GB of free top kept): 19 faults a step, no system time, and the step's user time
-   fell from 0.111 to 0.084 s, since fresh pages are also cold. Blocks over 32 MB (BENO's 3D attention)
-   would still be mapped and faulted in anew each time; they come from the heap as well, which took BENO
-   on potential3d from 54k to 34k faults a step (what is left: the free top beyond 1 GB going back).
+   from the heap, 1 GB of free top kept): 19 faults a step, no system time, and the step's user time fell
+   from 0.111 to 0.084 s, since fresh pages are also cold. Blocks over 32 MB (BENO's attention) would still
+   be mapped and faulted in anew each time; they come from the heap as well (BENO on airfoil2d: 876k -> 78k
+   faults a step, 33% -> 7% system time), and the heap's free top is no longer handed back on its own, since
+   a model whose steps differ by gigabytes paid that too.
 2. glibc's per-thread cache of small freed chunks (the "tcache", up to 7 chunks of each size up to 1 KB,
    never merged with their neighbours) keeps small chunks alive between freed large blocks, so the holes
    stay split and the heap grows although nothing is live: a Transolver on potential3d, 1.32 -> 2.14 GB over
@@ -47,8 +48,9 @@ def resident_bytes() -> int | None:
 
 #: `mallopt` parameters: the size from which blocks are mapped on their own, and the free top the heap keeps
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
-#: blocks up to glibc's largest adaptive mmap threshold come from the heap; up to 1 GB of free top is kept
-HEAP_BLOCKS, KEPT_TOP = 32 * 2**20, 2**30
+#: blocks up to glibc's largest adaptive mmap threshold come from the heap; the free top is never handed back
+#: on its own (-1 turns glibc's automatic trimming off; `HeapTrimmer` decides)
+HEAP_BLOCKS, NEVER = 32 * 2**20, -1
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -61,13 +63,14 @@ def _libc() -> ctypes.CDLL | None:
 def keep_freed_memory() -> bool:
     """Fix glibc's thresholds for the rest of the process so that a step's freed blocks stay in the heap for
     the next step (see the module's docstring): blocks up to 32 MB from the heap, larger ones too rather than
-    mapped on their own (glibc still maps one where the heap cannot grow), up to 1 GB of free top kept;
-    returns whether it applied (False on other C libraries).
+    mapped on their own (glibc still maps one where the heap cannot grow), and no automatic trimming of the
+    heap's free top (the trimmer keeps the growth in check); returns whether it applied (False on other C
+    libraries).
     `release_free_memory` hands the free pages back when training is over."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False
-    settings = ((M_MMAP_THRESHOLD, HEAP_BLOCKS), (M_TRIM_THRESHOLD, KEPT_TOP), (M_MMAP_MAX, 0))
+    settings = ((M_MMAP_THRESHOLD, HEAP_BLOCKS), (M_TRIM_THRESHOLD, NEVER), (M_MMAP_MAX, 0))
     return all(libc.mallopt(parameter, value) for parameter, value in settings)
 
 
