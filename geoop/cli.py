@@ -212,9 +212,16 @@ def _cfd_options(p: argparse.ArgumentParser) -> None:
                                                                 "or area)")
 
 
+def _body_families() -> list[str]:
+    """The families whose samples are flows around bodies a user can name (`--shapes`)."""
+    from geoop.data.families import FAMILIES, get_family
+
+    return [name for name in FAMILIES if get_family(name).shapes]
+
+
 def _data_make(args: argparse.Namespace) -> None:
     from geoop.data import generate
-    from geoop.data.families.potential3d import SHAPES, samples_with_bodies
+    from geoop.data.families.potential3d import samples_with_bodies
     from geoop.data.importer import find_files
     from geoop.data.families import get_family
     from geoop.data.splits import choose_splits, parse_fractions, resplit
@@ -224,14 +231,17 @@ def _data_make(args: argparse.Namespace) -> None:
     for item in args.set or []:
         key, _, value = item.partition("=")
         options[key.strip()] = parse_value(value)
+    family = get_family(args.name)
     if args.shapes:
-        names = [s for s in args.shapes if s in SHAPES]
+        if not family.shapes:
+            raise GeoopError(f"{args.name} draws no bodies: --shapes is for {', '.join(_body_families())}")
+        names = [s for s in args.shapes if s in family.shapes]
         files: list[str] = []
         for s in args.shapes:
-            if s in SHAPES:
+            if s in family.shapes:
                 continue
             if not Path(s).exists():
-                raise GeoopError(f"{s!r} is neither a shape name ({', '.join(SHAPES)}) nor a file or folder")
+                raise GeoopError(f"{s!r} is neither a shape name ({', '.join(family.shapes)}) nor a file or folder")
             files += [str(f) for f in find_files(s, SURFACES)]
         options["shapes"] = tuple(names)
         options["surface_files"] = tuple(files)
@@ -242,8 +252,8 @@ def _data_make(args: argparse.Namespace) -> None:
                              fix="hold samples out with --split-file (names sample_000012, ...) instead")
         test_files = [str(f) for f in find_files(args.test_from, SURFACES)]
         options["surface_files"] = tuple(options.get("surface_files", ())) + tuple(test_files)
-        options.setdefault("shapes", SHAPES)
-    fractions = parse_fractions(args.fractions) if args.fractions else get_family(args.name).splits
+        options.setdefault("shapes", family.shapes)
+    fractions = parse_fractions(args.fractions) if args.fractions else family.splits
     m = generate(args.name, args.out, n=args.n, seed=args.seed, workers=args.workers, timeout=args.timeout,
                  splits=fractions, keep_unconverged=args.keep_unconverged, **options)
     if args.split_file or test_files:
@@ -418,18 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
                   "geoop data make poisson2d --n 200 --out data/poisson")
     p = _command(data, "make", "generate a dataset with a reference solver (needs geoop[data])",
                  "geoop data make poisson2d --n 200 --out data/poisson --fractions 0.8,0.1,0.1", _data_make)
-    p.add_argument("name", help="poisson2d, elasticity2d, potential3d or airfoil2d")
+    p.add_argument("name", help="poisson2d, elasticity2d, potential3d, airfoil2d or body3d")
     p.add_argument("--n", type=int, default=None, help="number of samples (default: the family's)")
     p.add_argument("--out", required=True, help="dataset folder (an unfinished one is resumed)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (at most 2)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per sample")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="family option, e.g. h=0.01 (poisson2d mesh size), cp_clip=-3 (potential3d), "
-                        "first_cell=2e-4 (airfoil2d)")
+                        "first_cell=2e-4 (airfoil2d), levels=3,4 (body3d)")
     p.add_argument("--keep-unconverged", action="store_true",
                    help="put samples whose solver did not converge into the splits too (they are always kept "
                         "and flagged; by default no split uses them)")
-    p.add_argument("--shapes", nargs="+", help="potential3d bodies: shape names and/or closed surface files or "
+    p.add_argument("--shapes", nargs="+", help="bodies of potential3d (ellipsoid, rounded_box, capsule, car) or "
+                                               "body3d (ahmed): shape names and/or closed surface files or "
                                                "folders of them")
     _split_options(p, "potential3d: a folder of closed body surfaces drawn among the others; the samples "
                       "around them form the test split")

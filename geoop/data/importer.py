@@ -173,7 +173,7 @@ def read_sample(path: Path, read: ReadOptions = AS_IS, params: dict[str, float] 
 
 def _aliases(path: Path, root: Path) -> set[str]:
     """The names a sample file answers to in a split file: its name, stem, and path relative to its folder."""
-    rel = path.relative_to(root) if root.is_dir() else Path(path.name)
+    rel = path.relative_to(root) if root.is_dir() and path != root else Path(path.name)  # one case: its name
     return {path.name, path.stem, rel.as_posix(), rel.with_suffix("").as_posix()}
 
 

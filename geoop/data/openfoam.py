@@ -98,3 +98,26 @@ def latest_time(case: Path) -> Path:
     if not times:
         raise SolverError("the solver wrote no time folder", path=case)
     return max(times, key=lambda p: float(p.name))
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished child processes (the OpenFOAM programs it ran)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def keep_case(case: Path, folder: Path, params: dict[str, float], ignore: tuple[str, ...] = ()) -> None:
+    """Copy a solved case to `folder` with its parameters in `params.json`, atomically (a staging copy renamed
+    into place); files matching the glob patterns `ignore` stay behind."""
+    import json
+    import shutil
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(case, staging, ignore=shutil.ignore_patterns(*ignore))
+    (staging / "params.json").write_text(json.dumps({k: float(v) for k, v in params.items()}, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)

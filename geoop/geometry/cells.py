@@ -157,6 +157,19 @@ def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray], dim: int) 
     return tris
 
 
+def crop_to_box(points: np.ndarray, cells: dict[str, np.ndarray], box: tuple[tuple[float, float], ...]
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The cells whose nodes all lie inside `box` ((lo, hi) per coordinate of `points (N, d)`), and the nodes
+    they use: `(M,)` indices of the kept nodes and the kept cells renumbered to them."""
+    bounds = np.asarray(box, dtype=np.float64)
+    inside = ((points >= bounds[:, 0]) & (points <= bounds[:, 1])).all(axis=1)
+    kept = {t: c[inside[c].all(axis=1)] for t, c in cells.items()}
+    used = np.unique(np.concatenate([c.ravel() for c in kept.values()]))
+    remap = np.full(len(points), -1)
+    remap[used] = np.arange(len(used))
+    return used, {t: remap[c] for t, c in kept.items() if len(c)}
+
+
 def unique_edges(cells: dict[str, np.ndarray]) -> np.ndarray:
     """Undirected edges of all cells (corner and quadratic nodes alike), `(E, 2)` with `i < j`, sorted."""
     pairs = []

@@ -13,6 +13,6 @@ def get_family(name: str) -> Family:
     return import_module(f"geoop.data.families.{name}").FAMILY
 
 
-FAMILIES = ("poisson2d", "elasticity2d", "potential3d", "airfoil2d")
+FAMILIES = ("poisson2d", "elasticity2d", "potential3d", "airfoil2d", "body3d")
 
 __all__ = ["FAMILIES", "FieldSpec", "Family", "get_family"]

@@ -18,7 +18,6 @@ Unconverged cases (stalled sections) are kept and flagged (`converged` 0), outsi
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,9 @@ from scipy.spatial import cKDTree
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.meshing import MeshingError, mesh_with_gmsh
 from geoop.data.naca import NACA
-from geoop.data.openfoam import (SolverError, foam_file, read_force_coefficients, read_residuals, run_openfoam,
-                                 set_patch_types)
+from geoop.data.openfoam import (SolverError, children_cpu_seconds, foam_file, keep_case, read_force_coefficients,
+                                 read_residuals, run_openfoam, set_patch_types)
+from geoop.geometry.cells import crop_to_box
 from geoop.geometry.geometry import Geometry
 from geoop.metrics.forces import ForceSpec
 
@@ -167,48 +167,14 @@ def solve_case(case: Path, timeout: float) -> dict[str, float]:
     its convergence, iteration count, final residuals and CPU seconds."""
     run_openfoam(case, "gmshToFoam mesh.msh", "log.gmshToFoam", timeout)
     set_patch_types(case, {"frontAndBack": "empty", "airfoil": "wall"})
-    started = time.process_time(), _children_cpu()
+    started = children_cpu_seconds()
     run_openfoam(case, "simpleFoam", "log.simpleFoam", timeout)
     iterations, converged, residuals = read_residuals(case / "log.simpleFoam")
     coefficients = read_force_coefficients(case)
     return {"cl": float(coefficients["Cl"][-1]), "cd": float(coefficients["Cd"][-1]),
             "cm": float(coefficients["CmPitch"][-1]), "converged": float(converged), "iterations": float(iterations),
             **{f"residual_{k}": v for k, v in residuals.items()},
-            "solver_cpu_seconds": _children_cpu() - started[1]}
-
-
-def _children_cpu() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def keep_case(case: Path, folder: Path, params: dict[str, float]) -> None:
-    """Copy a solved case (not the gmsh file it was made from) to `folder` with `params.json`, atomically."""
-    import json
-    import shutil
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(case, staging, ignore=shutil.ignore_patterns("mesh.msh"))
-    (staging / "params.json").write_text(json.dumps({k: float(v) for k, v in params.items()}, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-
-
-def crop(points: np.ndarray, cells: dict[str, np.ndarray], box: tuple[float, float, float, float]
-         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The cells whose nodes are all inside `box` (x0, x1, y0, y1), and the nodes they use (`(N,)` indices of
-    the kept nodes, the cells renumbered)."""
-    x0, x1, y0, y1 = box
-    inside = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)
-    kept = {t: c[inside[c].all(1)] for t, c in cells.items()}
-    used = np.unique(np.concatenate([c.ravel() for c in kept.values()]))
-    remap = np.full(len(points), -1)
-    remap[used] = np.arange(len(used))
-    return used, {t: remap[c] for t, c in kept.items()}
+            "solver_cpu_seconds": children_cpu_seconds() - started}
 
 
 def make(rng: np.random.Generator, n_wall: int = 130, first_cell: float = 1e-3, growth: float = 1.15,
@@ -241,10 +207,11 @@ def make(rng: np.random.Generator, n_wall: int = 130, first_cell: float = 1e-3, 
         if cases is not None:
             keep_case(case, Path(cases) / f"{section.name.replace(' ', '')}_a{alpha:+.3f}_re{reynolds:.4g}",
                       {"alpha": alpha, "reynolds": reynolds, "u_inf": speed, "ux": velocity[0], "uy": velocity[1],
-                       **{k: v for k, v in solved.items() if k in ("cl", "cd", "cm", "converged")}})
+                       **{k: v for k, v in solved.items() if k in ("cl", "cd", "cm", "converged")}},
+                      ignore=("mesh.msh",))
     if volume.dim != 2 or wall.dim != 2:
         raise SolverError("the solved case did not read back as a 2D mesh (one cell thick)")
-    used, cells = crop(volume.points, volume.cells, box)
+    used, cells = crop_to_box(volume.points, volume.cells, (box[:2], box[2:]))
     remap = np.full(volume.n_points, -1)
     remap[used] = np.arange(len(used))
     faces = remap[cKDTree(volume.points).query(wall.points)[1][wall.cells["line"]]]

@@ -42,6 +42,7 @@ class Family:
     forces: ForceSpec | None = None  # which fields give the force coefficients of a body
     parameters: tuple[str, ...] = ()  # the design parameters each sample draws (its values in the manifest)
     body: str | None = None  # the 0/1 point field of a body inside the domain (the rest of the edge is a cut)
+    shapes: tuple[str, ...] = ()  # the named bodies its `--shapes` takes (beside closed surface files)
 
     def sample(self, seed: int, index: int, **options: Any) -> Geometry:
         """Sample `index` of a dataset with base seed `seed` (independent of order and of other samples)."""

@@ -261,4 +261,5 @@ FAMILY = Family(
     options={},
     default_n=400,
     requires=("gmsh", "skfem", "pyamg"),
+    shapes=SHAPES,
 )
