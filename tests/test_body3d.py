@@ -13,7 +13,10 @@ from geoop.data import read_manifest
 from geoop.data.families.body3d import CLEARANCE, CROP, SLANT_LENGTH, U_INF, ahmed_surface
 from geoop.data.generation import generate
 from geoop.data.meshing import drop_unused_nodes, mesh_with_gmsh
+from geoop.geometry.slicing import slice_tetrahedra
 from geoop.metrics import force_coefficients
+from geoop.viz import plot_fields
+from geoop.viz.plot import plot_body_views
 from tests.conftest import needs_openfoam
 
 pytest.importorskip("gmsh")
@@ -105,3 +108,20 @@ def test_the_case_imports_from_its_folder(coarse_case, tmp_path):
     distance, nearest = cKDTree(surface.points).query(body)
     assert distance.max() < 1e-9 and len(body) == surface.n_points
     assert np.allclose(surface.point_data["p"][nearest], sample.point_data["p"][sample.point_data["on_body"]])
+
+
+@needs_openfoam
+def test_the_mid_plane_section_is_the_tunnel_box_less_the_bodys_profile_and_is_drawn(coarse_case, tmp_path):
+    g = geoop.load(coarse_case / "data" / read_manifest(coarse_case / "data").samples[0]["file"])
+    cut = slice_tetrahedra(g.points, g.simplices, g.point_data["p"], axis=1, offset=0.0)
+    p = cut.points[cut.triangles]
+    u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    fluid = 0.5 * np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]).sum()
+    (x0, z0), (x1, z1) = cut.points.min(0), cut.points.max(0)  # the kept hexahedra: a rectangle in the plane
+    a = np.radians(25.0)
+    profile = 1.044 * 0.288 - 0.5 * SLANT_LENGTH**2 * np.sin(a) * np.cos(a) - 2 * (1 - np.pi / 4) * 0.1**2
+    assert (x1 - x0) * (z1 - z0) - fluid == pytest.approx(profile, rel=0.1)  # snapped to 4-cm cells
+    assert cut.values.min() >= g.point_data["p"].min() and cut.values.max() <= g.point_data["p"].max()
+    picture = plot_fields(g, ["p", "cp"], tmp_path / "body.png", body="on_body", on_body={"cp"})
+    views = plot_body_views(g.with_point_data(cp_true=g.point_data["cp"]), "on_body", ["cp"], tmp_path / "s.png")
+    assert picture.stat().st_size > 20_000 and views.stat().st_size > 20_000

@@ -4,6 +4,7 @@ with the truth beside them."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -180,10 +181,14 @@ def test_openfoam_cases_import_train_and_predict_to_vtp(tmp_path, capsys):
                              "model.hidden=16", "model.layers=1", "model.heads=2", "model.slices=8",
                              f"data.root={tmp_path / 'data'}", f"out={tmp_path / 'run'}"]))
     capsys.readouterr()
+    # the model recalls how its training cases were read: the case folder alone is enough
     assert main(["predict", "--checkpoint", str(tmp_path / "run" / "model.safetensors"), "--geometry",
-                 str(cases / "held_out" / "lid4"), "--patches", "*Wall*", "--at", "cells", "--cp", "p,1,lid,0",
-                 "--out", str(tmp_path / "pred.vtp")]) == 0
+                 str(cases / "held_out" / "lid4"), "--out", str(tmp_path / "pred.vtp")]) == 0
     assert "cp: relative L2" in capsys.readouterr().out
+    told = re.escape("read with --patches '*Wall*' --at cells --cp p,1,lid,0; this one with patches = 'movingWall'")
+    with pytest.warns(UserWarning, match=told):
+        main(["predict", "--checkpoint", str(tmp_path / "run" / "model.safetensors"), "--geometry",
+              str(cases / "held_out" / "lid4"), "--patches", "movingWall", "--out", str(tmp_path / "wall.vtp")])
     pred = geoop.load(tmp_path / "pred.vtp", sort=False)  # the wall faces, with the values as cell data
     assert pred.kind == "curve" and len(pred.cells["line"]) == 80 and (tmp_path / "pred.png").is_file()
     assert {"p", "p_true", "p_error", "cp", "cp_true", "lid"} <= set(pred.cell_data)

@@ -182,3 +182,24 @@ def test_sdf_sign_agrees_with_ray_containment_on_a_torus():
     q = np.random.default_rng(0).uniform(-1.5, 1.5, size=(20_000, 3))
     sdf = geoop.signed_distance(g, q)
     np.testing.assert_array_equal(sdf < 0, torus.contains(q))
+
+
+def test_a_plane_cuts_tetrahedra_into_the_exact_section_with_linear_fields_exact():
+    """Perturbed grid points, Delaunay tetrahedra: the section of the unit cube by z = 0.37 is the unit square
+    (area 1, every cut cell a triangle or two), and a linear field is exact on it."""
+    from scipy.spatial import Delaunay
+
+    from geoop.geometry.slicing import slice_tetrahedra
+
+    grid = np.stack(np.meshgrid(*[np.linspace(0, 1, 6)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    inner = ((grid > 0.01) & (grid < 0.99)).all(1)
+    grid[inner] += np.random.default_rng(0).normal(scale=0.02, size=(inner.sum(), 3))
+    tets = Delaunay(grid).simplices
+    field = grid @ np.array([1.0, 2.0, 3.0])
+    cut = slice_tetrahedra(grid, tets, np.stack([field, -field], 1), axis=2, offset=0.37)
+    p = cut.points[cut.triangles]
+    area = 0.5 * np.abs((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1])
+                        - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0]))
+    assert cut.axes == (0, 1) and area.sum() == pytest.approx(1.0, rel=1e-12)
+    assert np.allclose(cut.values[:, 0], cut.points @ [1.0, 2.0] + 3 * 0.37, atol=1e-12)
+    assert np.allclose(cut.values[:, 1], -cut.values[:, 0])

@@ -2,6 +2,7 @@
 `geoop data import` to the dataset's manifest and on to `geoop predict`."""
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -47,6 +48,31 @@ class ReadOptions:
         out = asdict(self)
         out["cp"] = None if self.cp is None else list(self.cp)
         return out
+
+
+    def flags(self) -> str:
+        """The `geoop` command-line options that give these settings (empty for a file read as it is)."""
+        names = {"columns": "--columns", "patches": "--patches", "time": "--time", "blocks": "--blocks",
+                 "at": "--at", "cp": "--cp", "cell_to_points": "--cell-to-point"}
+        out = []
+        for key, flag in names.items():
+            value = getattr(self, key)
+            if value == getattr(AS_IS, key):
+                continue
+            text = ",".join(value) if key == "cp" else str(value)
+            out.append(flag if value is True else f"{flag} {shlex.quote(text)}")
+        return " ".join(out)
+
+    def filled_from(self, recorded: ReadOptions) -> ReadOptions:
+        """These options, with every one left at its default taken from `recorded` (how a model's training
+        files were read)."""
+        return ReadOptions(**{k: getattr(recorded if getattr(self, k) == getattr(AS_IS, k) else self, k)
+                              for k in self.__dataclass_fields__})
+
+    def overriding(self, recorded: ReadOptions) -> list[str]:
+        """The options given here (not at their default) that differ from `recorded`."""
+        return [k for k in self.__dataclass_fields__
+                if getattr(self, k) != getattr(AS_IS, k) and getattr(self, k) != getattr(recorded, k)]
 
 
 #: a file read as it is (no columns, patches, blocks or Cp; its points as the sample's points)

@@ -50,6 +50,14 @@ def _datasets(config: RunConfig
     return train, val, test
 
 
+def import_options(train: SimulationDataset) -> dict[str, Any] | None:
+    """How `geoop data import` read the dataset's files (None for data made or read as it is)."""
+    from geoop.data.read_options import AS_IS, ReadOptions
+
+    read = ReadOptions.from_dict(train.manifest.options)
+    return None if read == AS_IS else read.to_dict()
+
+
 def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str, str] | None = None,
                    scale: dict[str, str] | None = None, uncertainty: str = "constant") -> FieldOperator:
     """A fresh `FieldOperator` for `train`'s fields, normalised on it, with the model `model`;
@@ -62,7 +70,7 @@ def build_operator(train: SimulationDataset, model: ModelConfig, lift: dict[str,
                     extension=train.extension, lift=applicable(lift, train, "lift"),
                     scale=applicable(scale, train, "scale"), distance=distance_kind(train.geometry(0)),
                     forces=None if train.forces is None else train.forces.to_dict(), body=train.body,
-                    potential_flow=train.potential_flow, viscosity=train.viscosity)
+                    potential_flow=train.potential_flow, viscosity=train.viscosity, read=import_options(train))
     stats = fit_normalization(train, fields)
     center, scale = np.asarray(stats["center"]), stats["scale"]
     points = [(train[i].pos.double().numpy() - center) / scale for i in range(len(train))]

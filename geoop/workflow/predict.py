@@ -3,6 +3,7 @@ written as VTU (for ParaView) or any writable format, in the order of the input 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ from geoop.io import load
 from geoop.metrics.forces import ForceCoefficients, ForceSpec
 from geoop.training.run import load_model
 from geoop.trust.record import NOVELTY_LEVEL, TrustReport
-from geoop.viz.plot import plot_fields, plot_surface_profile
+from geoop.viz.plot import plot_body_views, plot_fields, plot_surface_profile
 
 
 class Stopwatch:
@@ -93,7 +94,9 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     `query_columns` names the columns of a headerless query table; `surface`: the surface or mesh that a
     bare-cloud geometry samples (for models that use its signed distance); `generate`: queries made for the
     geometry instead of a file (`grid`, `random` or `surface`, see `generated_queries`); `read`: how the
-    geometry is read, as on import (`ReadOptions`: columns, patches, time, blocks, at, cp, cell_to_points). The
+    geometry is read, as on import (`ReadOptions`: columns, patches, time, blocks, at, cp, cell_to_points);
+    every option left at its default takes the value the model's training files were read with (what
+    `geoop data import` recorded), and one given that differs from it is named in a warning. The
     case's parameters (`params.json`) fill the inputs of the same names unless `constants` gives them.
     A calibrated model also writes `<field>_lo`, `<field>_hi` (the band that holds the truth with probability
     `confidence`) and `<field>_scale`, draws the band's width, and reports the bound on the relative L2 and
@@ -103,6 +106,13 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
     path = Path(geometry)
     params = {k: v for k, v in parameters(path).items() if k in operator.fields.inputs}
     params = {k: v for k, v in params.items() if k not in (constants or {})}
+    if operator.fields.read:
+        recorded = ReadOptions.from_dict(operator.fields.read)
+        for name in read.overriding(recorded):
+            warnings.warn(f"the model's training files were read with {recorded.flags()}; this one with "
+                          f"{name} = {getattr(read, name)!r} (drop that option to read it as they were)",
+                          stacklevel=2)
+        read = read.filled_from(recorded)
     mesh = load_source(path, read, sort=False)  # the file's order is the output's
     g = as_sample(mesh, path, read, params)
     clock.lap("read")
@@ -141,28 +151,35 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
         written = result.save(out)
     clock.lap("write")
     known = [name for name, e in errors.items() if e is not None]
-    shown = [f for name in targets for f in ([f"{name}_true", name, f"{name}_error"] if name in known else [name])]
-    titles = [("true " + f[:-5]) if f.endswith("_true") else ("error " + f[:-6]) if f.endswith("_error")
-              else f"predicted {f}" for f in shown]
+    panels = {name: [f"{name}_true", name, f"{name}_error"] if name in known else [name] for name in targets}
     if bands:  # the band's width beside the first field: where the model is unsure
         first = targets[0]
         width = np.asarray(result.point_data[f"{first}_hi"]) - np.asarray(result.point_data[f"{first}_lo"])
         result = result.with_point_data(**{f"{first}_band": width})
-        shown.insert(shown.index(first) + (2 if first in known else 1), f"{first}_band")
-        titles.insert(shown.index(f"{first}_band"), f"{first}: {confidence:.0%} band width")
-    shared = [f"{known[0]}_true", known[0]] if len(known) == 1 else []  # truth and prediction on one scale
+        panels[first].insert(2 if first in known else 1, f"{first}_band")
+    shown = [f for name in targets for f in panels[name]]
+    titles = [("true " + f[:-5]) if f.endswith("_true") else ("error " + f[:-6]) if f.endswith("_error")
+              else f"{confidence:.0%} band width of {f[:-5]}" if f.endswith("_band") else f"predicted {f}"
+              for f in shown]
+    masks = {name: operator.fields.specs[name].get("mask") for name in targets}
+    body = ForceSpec.from_dict(operator.fields.forces).surface if operator.fields.forces else None
+    body = body or next((m for m in masks.values() if m), None)
     grid = grid_shape(generate["grid"]) if generate.get("grid") else None
     where = f" (the slice z = {result.points[grid[2] // 2, 2]:.4g})" if grid is not None and len(grid) == 3 else ""
-    picture = plot_fields(result, shown, Path(out).with_suffix(".png"), titles=titles, shared=shared,
-                          suptitle=Path(geometry).name + where, grid=grid)
+    picture = plot_fields(result, shown, Path(out).with_suffix(".png"), titles=titles,
+                          shared=[[f"{name}_true", name] for name in known], suptitle=Path(geometry).name + where,
+                          grid=grid, body=body, on_body={f for name in targets if masks[name] == body
+                                                         for f in panels[name]},
+                          rows=[len(panels[name]) for name in targets] if len(shown) > 4 else None)
     forces = None
     if operator.fields.forces and queries is None:
         spec = ForceSpec.from_dict(operator.fields.forces)
         forces = body_forces(spec, g, result, constants)
-        if forces is not None and g.dim == 2:
+        if forces is not None:
             profile = result.with_point_data(**{spec.surface: g.point_data[spec.surface]})
-            plot_surface_profile(profile, spec.surface, spec.fields_needed(), Path(out).with_name(
-                Path(out).stem + "_surface.png"), suptitle=Path(geometry).name)
+            draw = plot_surface_profile if g.dim == 2 else plot_body_views
+            draw(profile, spec.surface, spec.fields_needed(), Path(out).with_name(Path(out).stem + "_surface.png"),
+                 suptitle=Path(geometry).name)
     clock.lap("picture")
     return FilePrediction(result, written, picture, errors, forces, report, clock.laps)
 

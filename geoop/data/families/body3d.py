@@ -271,7 +271,7 @@ def body_faces_on(volume: Geometry, wall: Geometry, tolerance: float, fields: tu
 
 
 def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_files: tuple[str, ...] = (),
-         cell: float = 0.125, levels: tuple[int, int] = (2, 3), wake_level: int = 1, surface_size: float = 0.03,
+         cell: float = 0.125, levels: tuple[int, int] | str = (2, 3), wake_level: int = 1, surface_size: float = 0.03,
          iterations: int = 300, tolerance: float = 1e-5, settle: float = 0.01, solver_timeout: float = 600.0,
          mesh_timeout: float = 60.0, length: float | None = None, width: float | None = None,
          height: float | None = None, radius: float | None = None, slant: float | None = None,
@@ -309,7 +309,10 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
             surface = user_surface(pick, scale, design["yaw"])
             parameters = {"shape": float(choices.index(pick)), "scale": scale, "yaw": design["yaw"]}
         surface.export(stl)
-        write_mesh_dictionaries(case, cell, tuple(levels), wake_level)
+        levels = tuple(int(v) for v in (levels.split(",") if isinstance(levels, str) else levels))  # "3,4" too
+        if len(levels) != 2 or levels[0] > levels[1]:
+            raise MeshingError(f"levels {levels}: give the body's (min, max) refinement levels", fix="e.g. levels=2,3")
+        write_mesh_dictionaries(case, cell, levels, wake_level)
         write_flow_dictionaries(case, iterations, tolerance)
         solved = solve_case(case, solver_timeout, settle)
         volume = read_openfoam(case)
