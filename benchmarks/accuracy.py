@@ -2,10 +2,10 @@
 from neuraloperator (its FNO on a raster of the mesh, read back at the nodes; its GINO) trained on the same
 splits of geoop's built-in datasets for the same budget of CPU-seconds of the training process (one torch
 thread; the budget is the stopping rule and sizes the learning-rate schedule), scored on the test split only;
-on datasets with design parameters and a 2D body also two non-learned baselines (`nearest_designs`: the 5
-nearest training designs' fields carried over and averaged; `panel_method`: the inviscid flow), and on datasets
-with a body the force coefficients integrated from the predicted surface fields (mean absolute error, R^2,
-Spearman of Cl and Cd).
+on datasets with design parameters and a body also non-learned baselines (`nearest_designs`: the 5 nearest
+training designs' fields carried over and averaged; around a 2D body `panel_method`: the inviscid flow), and
+on datasets with a body the force coefficients integrated from the predicted surface fields (mean absolute
+error, R^2, Spearman of Cl and Cd).
 
     python benchmarks/accuracy.py [--budget 900] [--datasets poisson2d ...] [--models transolver ...]
                                   [--jobs 2] [--out out/accuracy] [--quick]
@@ -34,13 +34,13 @@ from pathlib import Path
 from geoop.heap import with_quiet_heap
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {"poisson2d": 1000, "elasticity2d": 1200, "potential3d": 400, "airfoil2d": 740}
+DATASETS = {"poisson2d": 1000, "elasticity2d": 1200, "potential3d": 400, "airfoil2d": 740, "body3d": 200}
 #: the same families on graded meshes (fine at the holes / void, 10x coarser away), for benchmarks/kdtree_fno.py;
 #: not in the default run
 GRADED = {"poisson2d_graded": 1000, "elasticity2d_graded": 1200}
 SIZES = {**DATASETS, **GRADED}
 QUICK = {"poisson2d": 40, "elasticity2d": 40, "potential3d": 16, "poisson2d_graded": 40, "elasticity2d_graded": 40,
-         "airfoil2d": 12}
+         "airfoil2d": 12, "body3d": 6}
 GEOOP = ["fno", "transolver", "gino", "kdfno", "beno", "gnn", "mino", "gnot"]
 BASELINES = {"neuralop_fno": {2: ["model.resolution=64", "model.hidden=32", "model.modes=16"],
                               3: ["model.resolution=32", "model.hidden=24", "model.modes=12"]},
@@ -53,9 +53,9 @@ VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"]),
             "kdfno_one_grid": ("kdfno", ["model.n_subdomains=1"]),  # the K-D tree's single-grid twin
             # airfoil2d without the inviscid-flow and skin-friction inputs: the velocity lifted by the free stream
             "fno_no_prior": ("fno", ["data.potential_flow=null", "data.viscosity=null", "data.lift={U: freestream}"])}
-#: the non-learned baselines (benchmarks/nonlearned.py), on datasets whose family draws design parameters around
-#: a 2D body
-NONLEARNED = {"nearest_designs": ("airfoil2d",), "panel_method": ("airfoil2d",)}
+#: the non-learned baselines (benchmarks/nonlearned.py): the nearest designs on datasets whose family draws design
+#: parameters around a body, the panel method around a 2D body
+NONLEARNED = {"nearest_designs": ("airfoil2d", "body3d"), "panel_method": ("airfoil2d",)}
 #: datasets a variant means something on (default: all)
 VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",), "kdfno_one_grid": tuple(SIZES), "fno_no_prior": ("airfoil2d",),
                     **NONLEARNED}

@@ -11,10 +11,15 @@ family's velocity, pressure and eddy viscosity are carried in units of each case
 p/|U_inf|^2, nut/|U_inf|), so a design at another speed still tells the shape of the flow. No training: a
 surrogate that does not beat it has learned nothing a lookup table would not give.
 
+`training_mean`: every training case's fields carried onto the new case's points by nearest point (on surfaces,
+and for a field on a body, in coordinates normalised by each body's bounding box) and averaged: what the data
+says without knowing which design is nearer, for data with no design parameters (imported cases).
+`mean_field`: the training split's mean of each target channel, everywhere.
+
 `panel_method`: the inviscid flow around the body (geoop.data.panel_method; 2D): U, p and cp from it, nut and the
 skin friction zero. A surrogate that does not beat it has learned nothing a textbook would not give.
 
-    python benchmarks/nonlearned.py DATASET [--method nearest_designs|panel_method] [--k 5]   # the record as JSON
+    python benchmarks/nonlearned.py DATASET [--method nearest_designs|training_mean|mean_field|panel_method] [--k 5]
 """
 from __future__ import annotations
 
@@ -108,6 +113,40 @@ def _nearest_designs(train: SimulationDataset, test: SimulationDataset, k: int):
     return predict
 
 
+def _training_mean(train: SimulationDataset, test: SimulationDataset):
+    """Per test sample, `(N, C)` the equal-weight mean of every training case's fields carried onto it (a
+    surface sample's every field in unit-box coordinates, as a field on a body)."""
+    surfaces = train.geometry(0).kind == "surface"
+
+    def predict(j: int, data) -> np.ndarray:
+        out = np.zeros(tuple(data.y.shape))
+        for i in range(len(train)):
+            source = train[i]
+            masks = [np.ones(len(source.pos), dtype=bool) if surfaces else None if bool(mk.all()) else mk
+                     for mk in source.y_mask.numpy().T]
+            targets = [None if m is None else np.ones(len(data.pos), dtype=bool) if surfaces else tm
+                       for m, tm in zip(masks, data.y_mask.numpy().T, strict=True)]
+            out += carried(source, data, masks, targets)
+        return out / len(train)
+
+    return predict
+
+
+def _mean_field(train: SimulationDataset):
+    """Per test sample, `(N, C)` the training split's mean of each target channel (where it applies)."""
+    y = torch.cat([train[i].y for i in range(len(train))]).double()
+    on = torch.cat([train[i].y_mask for i in range(len(train))])
+    mean = ((y * on).sum(0) / on.sum(0).clamp_min(1)).numpy()
+    return lambda j, data: np.broadcast_to(mean, tuple(data.y.shape)).copy()
+
+
+#: the baselines by name: (train, test, k) -> per-sample predictor
+METHODS = {"nearest_designs": lambda train, test, k: _nearest_designs(train, test, k),
+           "training_mean": lambda train, test, k: _training_mean(train, test),
+           "mean_field": lambda train, test, k: _mean_field(train),
+           "panel_method": lambda train, test, k: _panel_method(test)}
+
+
 #: what the panel method answers for each target of airfoil2d (the rest: zero)
 INVISCID = {"U": "u_potential", "p": "p_potential", "cp": "cp_potential"}
 
@@ -135,7 +174,7 @@ def evaluate(root: Path, method: str = "nearest_designs", k: int = 5) -> dict:
     t0 = time.process_time()
     train, test = SimulationDataset(root, "train", cache=False), SimulationDataset(root, "test", cache=False)
     slices = Fields(train.inputs, train.targets, train.specs).target_slices
-    predict = _nearest_designs(train, test, k) if method == "nearest_designs" else _panel_method(test)
+    predict = METHODS[method](train, test, k)
     y_all = torch.cat([train[i].y for i in range(len(train))]).double()
     m_all = torch.cat([train[i].y_mask for i in range(len(train))])
     low = torch.tensor([float(torch.quantile(y_all[m_all[:, c], c], 0.01)) for c in range(y_all.shape[1])])
@@ -172,8 +211,8 @@ def evaluate(root: Path, method: str = "nearest_designs", k: int = 5) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", help="dataset folder of a family with design parameters and a body (airfoil2d)")
-    ap.add_argument("--method", default="nearest_designs", choices=["nearest_designs", "panel_method"])
+    ap.add_argument("data", help="dataset folder (nearest_designs: a family with design parameters)")
+    ap.add_argument("--method", default="nearest_designs", choices=list(METHODS))
     ap.add_argument("--k", type=int, default=5, help="how many nearest training designs to average")
     args = ap.parse_args()
     print(json.dumps(evaluate(Path(args.data), args.method, args.k)))

@@ -34,11 +34,11 @@ def openfoam_bashrc() -> Path:
 
 
 def run_openfoam(case: Path, command: str, log: str, timeout: float) -> None:
-    """Run one OpenFOAM command line in `case` (output to `case/log`), after sourcing its environment.
+    """Run one OpenFOAM command line in `case` (all its output to `case/log`), after sourcing its environment.
 
     Raises `SolverError` with the log's last lines when it fails, or when it runs past `timeout` seconds."""
     bashrc = openfoam_bashrc()
-    script = f"source {bashrc} >/dev/null 2>&1 || true; cd {shlex.quote(str(case))} && {command} > {log} 2>&1"
+    script = f"source {bashrc} >/dev/null 2>&1 || true; cd {shlex.quote(str(case))} && ( {command} ) > {log} 2>&1"
     try:
         done = subprocess.run(["bash", "-c", script], timeout=timeout, check=False)
     except subprocess.TimeoutExpired:

@@ -97,8 +97,10 @@ def ahmed_surface(gmsh, length: float, width: float, height: float, radius: floa
 
 
 def user_surface(path: str, scale: float, yaw: float):
-    """A closed surface file as a body: its longest side along x scaled to `scale x LENGTH`, yawed about the
-    vertical axis, its nose at x = 0, centred on y = 0, `CLEARANCE` above the ground (a `trimesh.Trimesh`)."""
+    """A closed surface file as a body (x along the flow, z up): scaled by `scale` times the largest factor that
+    keeps its length at most `LENGTH`, its width at most 2 `WIDTH` and its height at most 1.5 `HEIGHT`, yawed
+    about the vertical axis, its nose at x = 0, centred on y = 0, `CLEARANCE` above the ground (a
+    `trimesh.Trimesh`)."""
     from geoop.errors import NotWatertightError
     from geoop.io import load
 
@@ -108,7 +110,7 @@ def user_surface(path: str, scale: float, yaw: float):
                                  fix="repair it (e.g. trimesh.repair.fill_holes) or pick another shape")
     mesh = g.trimesh.copy()
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
-    mesh.apply_scale(scale * LENGTH / mesh.extents.max())
+    mesh.apply_scale(scale * float(np.min(np.array([LENGTH, 2 * WIDTH, 1.5 * HEIGHT]) / mesh.extents)))
     c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
     mesh.vertices = mesh.vertices @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
     lo = mesh.bounds[0]
@@ -308,6 +310,11 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
         else:
             surface = user_surface(pick, scale, design["yaw"])
             parameters = {"shape": float(choices.index(pick)), "scale": scale, "yaw": design["yaw"]}
+        lo, hi = surface.bounds
+        box = np.array(CROP)
+        if (lo[:2] < box[:2, 0] + 0.05).any() or (hi > box[:, 1] - 0.05).any():  # it stands on the ground
+            raise MeshingError(f"the body spans {np.round(lo, 3)}..{np.round(hi, 3)} m, within 0.05 m of the "
+                               f"sample's box {CROP} or beyond", fix="choose a smaller scale or yaw, or body")
         surface.export(stl)
         levels = tuple(int(v) for v in (levels.split(",") if isinstance(levels, str) else levels))  # "3,4" too
         if len(levels) != 2 or levels[0] > levels[1]:
@@ -327,7 +334,7 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
     triangles, face_data = body_faces_on(volume, wall, 1e-6 * LENGTH, ("p", "wallShearStress"))
     faces = remap[triangles]
     if (faces < 0).any():
-        raise MeshingError("the body reaches outside the sample's box", fix="choose smaller bodies or yaw")
+        raise MeshingError("the body's cells reach outside the sample's box", fix="choose smaller bodies or yaw")
     fields = {k: np.asarray(v)[used] for k, v in volume.point_data.items()}
     dynamic = 0.5 * U_INF**2
     on_body = np.zeros(len(used), dtype=bool)
