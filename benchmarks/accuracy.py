@@ -52,13 +52,15 @@ VARIANTS = {"fno_plain": ("fno", ["data.lift=null", "data.extension=0"]),
             "fno_no_mirrors": ("fno", ["model.symmetries=[]"]),
             "kdfno_one_grid": ("kdfno", ["model.n_subdomains=1"]),  # the K-D tree's single-grid twin
             # airfoil2d without the inviscid-flow and skin-friction inputs: the velocity lifted by the free stream
-            "fno_no_prior": ("fno", ["data.potential_flow=null", "data.viscosity=null", "data.lift={U: freestream}"])}
+            "fno_no_prior": ("fno", ["data.potential_flow=null", "data.viscosity=null", "data.lift={U: freestream}"]),
+            # body3d with the inviscid flow around the body (3D linear elements) as inputs
+            "transolver_inviscid": ("transolver", ["data.potential_flow=freestream"])}
 #: the non-learned baselines (benchmarks/nonlearned.py): the nearest designs on datasets whose family draws design
 #: parameters around a body, the panel method around a 2D body
 NONLEARNED = {"nearest_designs": ("airfoil2d", "body3d"), "panel_method": ("airfoil2d",)}
 #: datasets a variant means something on (default: all)
 VARIANT_DATASETS = {"fno_no_mirrors": ("poisson2d",), "kdfno_one_grid": tuple(SIZES), "fno_no_prior": ("airfoil2d",),
-                    **NONLEARNED}
+                    "transolver_inviscid": ("body3d",), **NONLEARNED}
 #: what every cell shares (the recipe of the model's config decides lr, batch size and schedule)
 COMMON = ["train.device=cpu", "train.progress=false", "threads=1", "train.clock=cpu", "train.epochs=null",
           "train.patience=null"]

@@ -8,7 +8,8 @@ averaged; the training mean).
     python benchmarks/motorbike.py [--cases 14] [--held-out 3] [--budget 600] [--models gino transolver]
                                    [--out out/motorbike] [--jobs 2]
 
-Cases, the dataset and each model's run are kept in OUT and not redone, so a stopped run resumes. Writes
+Cases, the dataset and each model's run are kept in OUT and not redone, so a stopped run resumes; a case that
+diverges (its Cd ends beyond 10) is moved to OUT/diverged and left out of the data. Writes
 `OUT/motorbike.json` (printed too) and `OUT/motorbike.md`. Needs OpenFOAM with its tutorials
 (`apt-get install openfoam openfoam-examples`).
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoop.data.openfoam import children_cpu_seconds, run_openfoam
+from geoop.data.openfoam import children_cpu_seconds, read_residuals, run_openfoam
 
 TUTORIAL = Path("/usr/share/doc/openfoam-examples/examples/incompressible/simpleFoam/motorBike")
 BIKE = TUTORIAL.parents[2] / "resources" / "geometry" / "motorBike.obj.gz"
@@ -35,11 +36,14 @@ BIKE = TUTORIAL.parents[2] / "resources" / "geometry" / "motorBike.obj.gz"
 COARSE = {"level (5 6);": "level (2 3);", "levels ((1E15 4));": "levels ((1E15 2));", "level 6;": "level 3;",
           "addLayers       true;": "addLayers       false;"}
 YAW, SCALE = 12.0, (0.9, 1.1)
+#: a case whose drag coefficient ends beyond this has diverged (the bike's is about 0.5)
+DIVERGED_CD = 10.0
 
 
-def make_case(folder: Path, yaw: float, scale: float, iterations: int) -> dict[str, float]:
+def make_case(folder: Path, yaw: float, scale: float, iterations: int, diverged: Path) -> dict[str, float]:
     """The motorBike tutorial in `folder`, the bike turned by `yaw` degrees and scaled by `scale`, meshed coarse
-    and solved for `iterations`; returns its parameters, Cd and CPU seconds (also in `params.json`)."""
+    and solved for `iterations`; returns its parameters, Cd, final residuals and CPU seconds (also in
+    `solved.json`). A case that diverged goes to the folder `diverged` instead."""
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(TUTORIAL, staging)
@@ -66,9 +70,15 @@ def make_case(folder: Path, yaw: float, scale: float, iterations: int) -> dict[s
         run_openfoam(staging, command, f"log.{command.split()[0]}", 1800)
     coefficients = sorted((staging / "postProcessing" / "forceCoeffs1").glob("*/coefficient*.dat"))
     rows = [ln.split() for ln in coefficients[-1].read_text().splitlines() if ln and not ln.startswith("#")]
-    params = {"yaw": yaw, "scale": scale, "cd": float(rows[-1][1]), "cpu_seconds": children_cpu_seconds() - started}
+    _, _, residuals = read_residuals(staging / "log.simpleFoam")
+    cd = float(rows[-1][1])
+    params = {"yaw": yaw, "scale": scale, "cd": cd, "cpu_seconds": children_cpu_seconds() - started,
+              "residuals": residuals, "diverged": not (np.isfinite(cd) and abs(cd) < DIVERGED_CD)}
     (staging / "params.json").write_text(json.dumps({"yaw": yaw, "scale": scale}))
     (staging / "solved.json").write_text(json.dumps(params))
+    if params["diverged"]:  # kept for inspection, outside the folder the dataset is imported from
+        folder = diverged / folder.name
+        folder.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(folder)
     return params
 
@@ -98,11 +108,13 @@ def main() -> None:
     poses = [(float(rng.uniform(-YAW, YAW)), float(rng.uniform(*SCALE))) for _ in range(args.cases)]
     folders = [cases / ("held_out" if i >= args.cases - args.held_out else "") / f"bike{i:02d}"
                for i in range(args.cases)]
-    todo = [(f, pose) for f, pose in zip(folders, poses, strict=True) if not f.is_dir()]
+    diverged = out / "diverged"
+    todo = [(f, pose) for f, pose in zip(folders, poses, strict=True)
+            if not f.is_dir() and not (diverged / f.name).is_dir()]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        list(pool.map(lambda item: make_case(item[0], *item[1], args.iterations), todo))
-    solved = [json.loads((f / "solved.json").read_text()) for f in folders]
+        list(pool.map(lambda item: make_case(item[0], *item[1], args.iterations, diverged), todo))
+    solved = [json.loads(((f if f.is_dir() else diverged / f.name) / "solved.json").read_text()) for f in folders]
     print(f"{len(todo)} cases solved in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     data = out / "data"
     read = ["--patches", "motorBike.*", "--at", "cells"]
@@ -112,10 +124,12 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from nonlearned import evaluate
 
-    record = {"date": date.today().isoformat(), "cases": len(folders), "held_out": args.held_out,
+    kept = [s for s in solved if not s["diverged"]]
+    record = {"date": date.today().isoformat(), "cases": len(kept), "held_out": args.held_out,
+              "diverged": [f.name for f, s in zip(folders, solved, strict=True) if s["diverged"]],
               "iterations": args.iterations, "budget_cpu_s": args.budget,
               "solver_cpu_seconds_per_case": float(np.mean([s["cpu_seconds"] for s in solved])),
-              "cd": [s["cd"] for s in solved], "models": {}}
+              "cd": [s["cd"] for s in kept], "models": {}}
     for method in ("training_mean", "mean_field"):
         record["models"][method] = {"test_p_rel_l2": evaluate(data, method)["test"]["p"]["rel_l2"]}
 

@@ -153,7 +153,7 @@ INVISCID = {"U": "u_potential", "p": "p_potential", "cp": "cp_potential"}
 
 def _panel_method(test: SimulationDataset):
     """Per test sample, `(N, C)` the inviscid flow's values of the targets it has, zero for the others."""
-    from geoop.data.panel_method import potential_flow_fields
+    from geoop.data.potential_flow import potential_flow_fields
 
     slices = Fields(test.inputs, test.targets, test.specs).target_slices
     stream = get_family(test.manifest.family).forces.freestream

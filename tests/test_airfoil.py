@@ -250,7 +250,7 @@ def test_panel_method_lift_of_naca_sections():
 
 @needs_openfoam
 def test_potential_flow_inputs_carry_most_of_the_surface_pressure(naca0012):
-    from geoop.data.panel_method import potential_flow_fields
+    from geoop.data.potential_flow import potential_flow_fields
 
     g = _sample(naca0012 / "alpha5")
     fields = potential_flow_fields(g, "on_airfoil", "freestream")

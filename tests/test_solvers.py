@@ -218,3 +218,32 @@ def test_potential_flow_exerts_no_net_force_on_a_body():
     force = (cp[:, None] * area_normal).sum(0)
     scale = (np.abs(cp) * np.linalg.norm(area_normal, axis=1)).sum()
     assert np.linalg.norm(force) < 0.05 * scale  # d'Alembert: no drag, no lift in potential flow
+
+
+def test_the_3d_inviscid_flow_input_is_exact_for_a_uniform_stream_and_converges_on_a_sphere():
+    """Linear elements reproduce the undisturbed potential exactly; around a sphere in a box the surface Cp
+    tends to 1 - 9/4 sin^2(theta) as the mesh is refined (first order at the wall: node-averaged gradients)."""
+    from geoop import Geometry
+    from geoop.data.potential_flow import potential_flow_fields
+    from tests.conftest import box_tets
+
+    box = box_tets(5)
+    stream = np.array([1.5, -0.5, 0.25])
+    empty = box.with_point_data(wall=np.zeros(box.n_points, dtype=bool),
+                                freestream=np.tile(stream, (box.n_points, 1)))
+    uniform = potential_flow_fields(empty, "wall", "freestream")
+    assert np.allclose(uniform["u_potential"], stream, atol=1e-10) and np.allclose(uniform["cp_potential"], 0,
+                                                                                   atol=1e-10)
+    errors = []
+    for h in (0.06, 0.035):
+        points, cells = mesh_with_gmsh(potential3d.build_domain, "ellipsoid", None, np.ones(3), np.eye(3), h, 0.5)
+        points, tets = drop_unused_nodes(points, cells["tetra"])
+        radius = np.linalg.norm(points, axis=1)
+        on = radius < 0.5 + 1e-6
+        g = Geometry(points, {"tetra": tets}, point_data={"on_body": on,
+                                                          "freestream": np.tile([2.0, 0, 0], (len(points), 1))})
+        cp = potential_flow_fields(g, "on_body", "freestream")["cp_potential"][on]
+        exact = 1 - 9 / 4 * (1 - (points[on, 0] / radius[on]) ** 2)
+        errors.append(np.linalg.norm(cp - exact) / np.linalg.norm(exact))
+    assert errors[1] < errors[0] / 1.4 and errors[1] < 0.15
+    assert cp[np.argmin(points[on, 0])] == pytest.approx(1.0, abs=0.05)  # the front stagnation point

@@ -10,7 +10,7 @@ from geoop.data.pyg import Data
 
 from geoop.data.families import FAMILIES, get_family
 from geoop.data.features import EXTENSION_REACH, InputLayout, sample_features
-from geoop.data.panel_method import FRICTION_FIELD, POTENTIAL_FIELDS, potential_flow_fields
+from geoop.data.potential_flow import field_specs, potential_flow_fields
 from geoop.data.manifest import read_manifest
 from geoop.errors import FieldError, GeoopError, MissingFileError
 from geoop.geometry.geometry import Geometry
@@ -36,9 +36,10 @@ class SimulationDataset(torch.utils.data.Dataset):
         `cache_bytes`). extension: how far masked inputs are carried inward (0: not at all; see
         `InputLayout`). body: the 0/1 point field of a body inside the domain, whose nodes alone are boundary
         (see `sample_features`); "auto": the dataset's (its manifest's, or its family's), None: none.
-        potential_flow: the name of a free-stream input: adds the inviscid flow around the body (2D panel
-        method, see `potential_flow_fields`) as the inputs u_potential, p_potential and cp_potential, and with
-        the kinematic `viscosity` the flat-plate skin friction under it, cf_potential.
+        potential_flow: the name of a free-stream input: adds the inviscid flow around the body (the panel
+        method in 2D, linear finite elements in 3D; see `potential_flow_fields`) as the inputs u_potential,
+        p_potential and cp_potential, and (2D) with the kinematic `viscosity` the flat-plate skin friction
+        under it, cf_potential.
     """
 
     def __init__(self, root: str | Path, split: str = "train", inputs: list[str] | None = None,
@@ -53,7 +54,7 @@ class SimulationDataset(torch.utils.data.Dataset):
         self.specs = self.manifest.specs
         self.potential_flow, self.viscosity = potential_flow, viscosity
         if potential_flow is not None:
-            derived = {**POTENTIAL_FIELDS, **(FRICTION_FIELD if viscosity is not None else {})}
+            derived = field_specs(self.manifest.dim, friction=viscosity is not None)
             self.specs.update(derived)
             self.inputs += [f for f in derived if f not in self.inputs]
         unknown = [f for f in self.inputs + self.targets if f not in self.specs]

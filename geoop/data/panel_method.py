@@ -203,15 +203,6 @@ def solve_panels(outline: np.ndarray, freestream: np.ndarray, kutta: bool | None
     return PanelSolution(corners, solution[:f], float(solution[f]), freestream)
 
 
-#: the input fields `potential_flow_fields` adds, with their components (2D)
-POTENTIAL_FIELDS = {"u_potential": {"components": 2, "units": "as the free stream",
-                                    "description": "inviscid velocity (panel method)"},
-                    "p_potential": {"components": 1, "units": "as the free stream squared",
-                                    "description": "inviscid kinematic pressure, 0 in the free stream"},
-                    "cp_potential": {"components": 1, "units": "1", "description": "inviscid pressure coefficient"}}
-#: the one more input `potential_flow_fields` adds when it knows the viscosity
-FRICTION_FIELD = {"cf_potential": {"components": 2, "units": "1",
-                                   "description": "turbulent flat-plate skin friction under the inviscid flow"}}
 #: the smallest Reynolds number of the run from the stagnation point the friction estimate is taken at
 MIN_RUN_REYNOLDS = 1e4
 
@@ -234,8 +225,8 @@ def flat_plate_friction(loop_points: np.ndarray, loop_velocity: np.ndarray, spee
     return cf[:, None] * loop_velocity / np.maximum(edge, 1e-300)[:, None]
 
 
-def potential_flow_fields(geometry, body: str, freestream: str, viscosity: float | None = None
-                          ) -> dict[str, np.ndarray]:
+def panel_flow_fields(geometry, body: str, freestream: str, viscosity: float | None = None
+                      ) -> dict[str, np.ndarray]:
     """Inviscid flow around the body of a 2D fluid mesh, at its points: `u_potential (N, 2)`, `p_potential (N,)`
     (kinematic, (|U_inf|^2 - |u|^2) / 2) and `cp_potential (N,)`, from the body's outline (the boundary edges on
     the 0/1 point field `body`) and the free stream (the input field `freestream`, the same at every point). On
@@ -244,9 +235,6 @@ def potential_flow_fields(geometry, body: str, freestream: str, viscosity: float
     body's nodes (`flat_plate_friction`), zero elsewhere."""
     from geoop.metrics.forces import body_faces
 
-    if geometry.dim != 2:
-        raise GeometryError("the potential-flow inputs come from a 2D panel method; this geometry is 3D",
-                            path=geometry.source, fix="leave data.potential_flow out for 3D data")
     mask = geometry.point_mask(body)
     faces, _ = body_faces(geometry, within=mask)
     loop = closed_outline(geometry.points, faces)

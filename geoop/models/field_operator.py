@@ -14,7 +14,7 @@ from tqdm import tqdm
 from geoop.data.pyg import Data
 
 from geoop.data.features import sample_features
-from geoop.data.panel_method import potential_flow_fields
+from geoop.data.potential_flow import potential_flow_fields
 from geoop.errors import GeoopError, GeometryError
 from geoop.geometry.geometry import Geometry
 from geoop.geometry.quadrature import quadrature_weights

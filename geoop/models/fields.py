@@ -24,7 +24,7 @@ class Fields:
     `forces`: a `ForceSpec` as a dict, when the run integrates force coefficients. `body`: the 0/1 point field
     of a body inside the domain (whose nodes alone are boundary). `potential_flow`: the free-stream input
     whose inviscid flow around the body is added to the inputs; `viscosity`: with it, the flat-plate skin
-    friction too (see `geoop.data.panel_method.potential_flow_fields`). `read`: how the training files were
+    friction too (see `geoop.data.potential_flow.potential_flow_fields`). `read`: how the training files were
     read on import (`geoop.data.read_options.ReadOptions` as a dict: patches, cells as points, Cp, ...), so
     that a user's file is read alike for prediction; None for data read as it is."""
 
