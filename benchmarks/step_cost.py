@@ -39,12 +39,12 @@ def anchor_settings(anchor: str, family: str, data: Path) -> list[str]:
     """Overrides that give `anchor` the grid nodes, width, modes and layers of geoop's counterpart on `family`
     (geoop's FNO sizes its grid to the points and the box; the anchor's square grid gets as many nodes)."""
     from geoop.training import load_config
-    from geoop.training.run import _datasets, build_operator
+    from geoop.training.run import build_operator, datasets
 
     config = load_config(f"{ANCHORS[anchor]}_{family}", [f"data.root={data}"])
     options = config.model.options
     if anchor == "neuralop_fno":
-        train, _, _ = _datasets(config)
+        train, _, _ = datasets(config)
         net = build_operator(train, config.model, config.data.lift, config.data.scale).model
         nodes = sum(int(s.prod()) for s in net.grids.shapes)
         resolution = round(nodes ** (1 / train.manifest.dim))
@@ -64,7 +64,7 @@ def measure(model: str, family: str, data: Path, steps: int, warmup: int, out: P
     import neuralop_baselines  # noqa: F401  (registers the anchors)
     from geoop.heap import heap_is_quiet, resident_bytes
     from geoop.training import load_config
-    from geoop.training.run import _datasets, build_operator
+    from geoop.training.run import build_operator, datasets
     from geoop.training.trainer import Trainer
 
     common = [f"data.root={data}", "train.progress=false", "train.device=cpu", f"out={out}"]
@@ -72,12 +72,12 @@ def measure(model: str, family: str, data: Path, steps: int, warmup: int, out: P
         config = load_config(None, common + [f"model.name={model}"] + anchor_settings(model, family, data))
     else:
         config = load_config(f"{model}_{family}", common)
-    train_set, _, _ = _datasets(config)
+    train_set, _, _ = datasets(config)
     operator = build_operator(train_set, config.model, config.data.lift, config.data.scale)
     trainer = Trainer(operator, train_set, None, config.train, out)
     trainer.start()
     operator.train()
-    plan = itertools.chain.from_iterable(trainer._epoch_plan(e) for e in itertools.count())
+    plan = itertools.chain.from_iterable(trainer.epoch_plan(e) for e in itertools.count())
     for _ in range(warmup):
         trainer.train_step(next(plan))
     rss0, r0, t0 = resident_bytes(), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -94,7 +94,7 @@ def measure(model: str, family: str, data: Path, steps: int, warmup: int, out: P
             "system_share": system / (user + system), "wall_s_per_step": wall / steps,
             "minor_faults_per_step": (r1.ru_minflt - r0.ru_minflt) / steps,
             "rss_growth_mb": ((rss1 or 0) - (rss0 or 0)) / 2**20, "peak_rss_mb": r1.ru_maxrss / 1024,
-            "trims": trainer._trim.trims, "parameters": sum(p.numel() for p in operator.parameters()),
+            "trims": trainer.trimmer.trims, "parameters": sum(p.numel() for p in operator.parameters()),
             "date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
 
 

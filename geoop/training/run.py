@@ -30,7 +30,7 @@ from geoop.viz.curves import plot_history
 
 log = logging.getLogger(__name__)
 
-def _datasets(config: RunConfig
+def datasets(config: RunConfig
               ) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset | None]:
     """Train, val and test splits of the configured dataset (None where a split is empty)."""
     d = config.data
@@ -109,7 +109,7 @@ def train(config: RunConfig) -> dict[str, Any]:
     context = setup(settings.device, settings.dist_timeout)
     try:
         out = Path(config.out)
-        train_set, val_set, test_set = _datasets(config)
+        train_set, val_set, test_set = datasets(config)
         data_hash = file_hash(Path(config.data.root) / "manifest.json")
         torch.manual_seed(settings.seed)
         last = out / "last.safetensors"

@@ -230,7 +230,7 @@ class Trainer(Evaluator):
             raise GeoopError(f"train.shards={self.n_shards} is fewer than the {context.world} processes",
                              fix="leave train.shards unset, or make it at least the number of processes")
         self.my_shards = [k for k in range(self.n_shards) if k % context.world == context.rank]
-        self._trim = HeapTrimmer()  # resident memory stays flat over steps of different sizes
+        self.trimmer = HeapTrimmer()  # called every step: resident memory stays flat over steps of different sizes
         self.train_forward = self.forward
         if context.world > 1:  # gradients are averaged across ranks; parameters start from rank 0's
             from torch.nn.parallel import DistributedDataParallel
@@ -240,7 +240,9 @@ class Trainer(Evaluator):
             self.train_forward = torch.compile(ddp, dynamic=True) if config.compile else ddp
 
     # -- training ----------------------------------------------------------------------------------------
-    def _epoch_plan(self, epoch: int) -> list[list[list[int]]]:
+    def epoch_plan(self, epoch: int) -> list[list[list[int]]]:
+        """The steps of epoch `epoch`: per step, per shard, the training-sample indices it takes (the same for a
+        given seed and epoch on every rank; see `batch_plan`)."""
         c = self.config
         return batch_plan(self.sizes(self.train_set), c.batch_size, c.max_points, c.seed, epoch, self.n_shards)
 
@@ -273,10 +275,10 @@ class Trainer(Evaluator):
         c = self.config
         opt = torch.optim.AdamW(self.operator.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         if c.budget is None:
-            total = sum(len(self._epoch_plan(e)) for e in range(int(c.max_epochs)))
+            total = sum(len(self.epoch_plan(e)) for e in range(int(c.max_epochs)))
             self.plan = epoch_plan(c.schedule, total)
         else:  # the first epoch warms up; its speed fixes the rest of the plan (see `fix_plan`)
-            self.plan = SchedulePlan(c.schedule, len(self._epoch_plan(0)), None)
+            self.plan = SchedulePlan(c.schedule, len(self.epoch_plan(0)), None)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: self.plan.factor(step))
         return opt, sched
 
@@ -376,7 +378,7 @@ class Trainer(Evaluator):
             torch.nn.utils.clip_grad_norm_(self.operator.parameters(), self.config.grad_clip)
         self.opt.step()
         self.sched.step()
-        self._trim()
+        self.trimmer()
         return value
 
     def train_epoch(self, epoch: int, progress: Progress, budget_clock: Clock, bar: tqdm) -> tuple[list[float], bool]:
@@ -386,7 +388,7 @@ class Trainer(Evaluator):
         self.train_set.set_epoch(epoch)
         self.operator.train()
         losses: list[float] = []
-        for batch in self._epoch_plan(epoch):
+        for batch in self.epoch_plan(epoch):
             if self.plan.total is not None and progress.step >= self.plan.total:
                 break
             if c.budget is not None and self._spent(budget_clock) >= c.budget:
@@ -413,7 +415,7 @@ class Trainer(Evaluator):
         c = self.config
         self.plan.total = budget_steps(step, spent, c.budget, seconds_per_step)
         if c.epochs is not None:
-            self.plan.total = min(self.plan.total, step + sum(len(self._epoch_plan(e))
+            self.plan.total = min(self.plan.total, step + sum(len(self.epoch_plan(e))
                                                               for e in range(epoch + 1, c.epochs)))
         log.info("budget %.0f s: %d steps planned (%.3f s each, measured in epoch 1)", c.budget, self.plan.total,
                  seconds_per_step)
@@ -437,7 +439,7 @@ class Trainer(Evaluator):
         budget_clock = clocks[c.clock]
         writer = _tensorboard(self.out) if main else None
         planned = self.plan.total if c.budget is not None else \
-            progress.step + sum(len(self._epoch_plan(e)) for e in range(progress.epoch, int(c.max_epochs)))
+            progress.step + sum(len(self.epoch_plan(e)) for e in range(progress.epoch, int(c.max_epochs)))
         bar = tqdm(total=planned, initial=progress.step, desc="train", unit="step",
                    disable=not (c.progress and main))
         for epoch in itertools.count(progress.epoch):
