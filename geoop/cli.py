@@ -12,6 +12,7 @@ import numpy as np
 import geoop
 from geoop.errors import GeoopError
 from geoop.heap import restart_with_quiet_heap
+from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL
 
 #: files a closed body surface can come in (potential3d's --shapes): bare surfaces and meshes
 SURFACES = geoop.io.extensions(("surface", "mesh"))
@@ -190,9 +191,9 @@ def _read_options(args: argparse.Namespace) -> "ReadOptions":  # noqa: F821 (imp
 
 
 def _trust_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--confidence", type=float, default=0.9,
+    p.add_argument("--confidence", type=float, default=CONFIDENCE,
                    help="probability the error bands hold the truth with (calibrated models; default 0.9)")
-    p.add_argument("--level", type=float, default=0.05,
+    p.add_argument("--level", type=float, default=NOVELTY_LEVEL,
                    help="flag a geometry as unlike the training set when its novelty p-value is below this")
 
 

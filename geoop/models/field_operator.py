@@ -28,7 +28,7 @@ from geoop.models.normalization import Normalizer
 from geoop.models.registry import model_from_config
 from geoop.trust.conformal import estimated_error
 from geoop.trust.novelty import descriptor, outside_ranges
-from geoop.trust.record import NOVELTY_LEVEL, Trust, TrustReport
+from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL, Trust, TrustReport
 from geoop.trust.scale_net import ScaleNet
 
 #: what a FieldOperator's per-point scale comes from: one width per channel, a variance head trained with the
@@ -209,7 +209,7 @@ class FieldOperator(nn.Module):
     def predict(self, geometry: Geometry, queries: np.ndarray | Geometry | None = None,
                 constants: Mapping[str, Sequence[float] | float] | None = None,
                 chunk: int = 200_000, shape: Geometry | None = None, encode_once: bool = True,
-                bands: bool = False, confidence: float = 0.9) -> Geometry:
+                bands: bool = False, confidence: float = CONFIDENCE) -> Geometry:
         """Predicted target fields of `geometry` (which carries the model's input fields as point data) at
         `queries`: `(M, d)` points, a `Geometry` (its cells are kept, for ParaView), or None for the
         geometry's own points, in their order. `constants` fills input fields that are the same at every point
@@ -288,7 +288,7 @@ class FieldOperator(nn.Module):
         values = torch.cat([p[0] for p in parts]).double().numpy()
         return values, (torch.cat([p[1] for p in parts]).double().numpy() if with_scale else None)
 
-    def trust_report(self, geometry: Geometry, prediction: Geometry, confidence: float = 0.9,
+    def trust_report(self, geometry: Geometry, prediction: Geometry, confidence: float = CONFIDENCE,
                      level: float = NOVELTY_LEVEL, constants: Mapping[str, Sequence[float] | float] | None = None
                      ) -> TrustReport:
         """What the calibration says about `prediction` (made by `predict(geometry, ..., bands=True)` at the same

@@ -26,6 +26,7 @@ from geoop.training.distributed import barrier, setup, teardown
 from geoop.training.normalization import fit_normalization
 from geoop.training.config import ModelConfig, RunConfig
 from geoop.training.trainer import Evaluator, Trainer
+from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL
 from geoop.viz.curves import plot_history
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FieldOpe
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test", batch_size: int = 4,
-                        confidence: float = 0.9, level: float = 0.05) -> dict[str, Any]:
+                        confidence: float = CONFIDENCE, level: float = NOVELTY_LEVEL) -> dict[str, Any]:
     """Per-field errors of a trained model on a split of a dataset folder; for a calibrated model also
     `trust`: the coverage of its bands at `confidence` and each sample's novelty (see `score_trust`)."""
     operator = load_model(checkpoint)

@@ -19,7 +19,7 @@ from geoop.data.read_options import AS_IS, ReadOptions
 from geoop.io import load
 from geoop.metrics.forces import ForceCoefficients, ForceSpec
 from geoop.training.run import load_model
-from geoop.trust.record import NOVELTY_LEVEL, TrustReport
+from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL, TrustReport
 from geoop.viz.plot import plot_body_views, plot_fields, plot_surface_profile
 
 
@@ -83,7 +83,7 @@ def predict_file(checkpoint: str | Path, geometry: str | Path, out: str | Path,
                  query: str | Path | Geometry | None = None,
                  constants: Mapping[str, Sequence[float] | float] | None = None, chunk: int = 200_000,
                  query_columns: str | None = None, surface: str | Path | None = None,
-                 generate: Mapping[str, Any] | None = None, read: ReadOptions = AS_IS, confidence: float = 0.9,
+                 generate: Mapping[str, Any] | None = None, read: ReadOptions = AS_IS, confidence: float = CONFIDENCE,
                  level: float = NOVELTY_LEVEL) -> FilePrediction:
     """Predict the model's fields for the geometry in `geometry` (any supported file, or an OpenFOAM case
     folder) at the points of `query` (another file; default: the geometry's own points), keeping that file's
