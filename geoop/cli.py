@@ -7,15 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import geoop
 from geoop.errors import GeoopError
 from geoop.heap import restart_with_quiet_heap
-from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL
+from geoop.trust.levels import CONFIDENCE, NOVELTY_LEVEL
 
-#: files a closed body surface can come in (potential3d's --shapes): bare surfaces and meshes
-SURFACES = geoop.io.extensions(("surface", "mesh"))
+#: the kinds of files a closed body surface can come in (--shapes, --test-from): bare surfaces and meshes
+SURFACE_KINDS = ("surface", "mesh")
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -226,8 +224,10 @@ def _data_make(args: argparse.Namespace) -> None:
     from geoop.data.importer import find_files
     from geoop.data.families import get_family
     from geoop.data.splits import choose_splits, parse_fractions, resplit
+    from geoop.io import extensions
     from geoop.training.config import parse_value
 
+    surfaces = extensions(SURFACE_KINDS)
     options = {}
     for item in args.set or []:
         key, _, value = item.partition("=")
@@ -243,7 +243,7 @@ def _data_make(args: argparse.Namespace) -> None:
                 continue
             if not Path(s).exists():
                 raise GeoopError(f"{s!r} is neither a shape name ({', '.join(family.shapes)}) nor a file or folder")
-            files += [str(f) for f in find_files(s, SURFACES)]
+            files += [str(f) for f in find_files(s, surfaces)]
         options["shapes"] = tuple(names)
         options["surface_files"] = tuple(files)
     test_files: list[str] = []
@@ -251,7 +251,7 @@ def _data_make(args: argparse.Namespace) -> None:
         if args.name != "potential3d":
             raise GeoopError(f"--test-from takes body surfaces, which only potential3d uses (not {args.name})",
                              fix="hold samples out with --split-file (names sample_000012, ...) instead")
-        test_files = [str(f) for f in find_files(args.test_from, SURFACES)]
+        test_files = [str(f) for f in find_files(args.test_from, surfaces)]
         options["surface_files"] = tuple(options.get("surface_files", ())) + tuple(test_files)
         options.setdefault("shapes", family.shapes)
     fractions = parse_fractions(args.fractions) if args.fractions else family.splits
@@ -283,6 +283,8 @@ def _data_import(args: argparse.Namespace) -> None:
 
 
 def _data_info(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from geoop.data import read_manifest
     from geoop.data.statistics import mesh_spacing
 
@@ -475,9 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     """The `geoop` program (`argv=None`: the process's command line) or one command run in-process."""
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # the global options take no values
+    if from_command_line and command in TRAINING_COMMANDS:
+        restart_with_quiet_heap()  # a heap that does not grow over steps (see geoop.heap); before any import
     args = build_parser().parse_args(argv)
-    if from_command_line and args.command in TRAINING_COMMANDS:
-        restart_with_quiet_heap()  # a heap that does not grow over steps (see geoop.heap)
     args.argv = _without_nproc(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:

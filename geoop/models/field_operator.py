@@ -28,7 +28,8 @@ from geoop.models.normalization import Normalizer
 from geoop.models.registry import model_from_config
 from geoop.trust.conformal import estimated_error
 from geoop.trust.novelty import descriptor, outside_ranges
-from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL, Trust, TrustReport
+from geoop.trust.levels import CONFIDENCE, NOVELTY_LEVEL
+from geoop.trust.record import Trust, TrustReport
 from geoop.trust.scale_net import ScaleNet
 
 #: what a FieldOperator's per-point scale comes from: one width per channel, a variance head trained with the

@@ -18,7 +18,8 @@ from geoop.training.checkpoint import load_checkpoint, save_checkpoint
 from geoop.training.trainer import Evaluator
 from geoop.trust.conformal import Calibration, calibrate, estimated_error, relative_l2
 from geoop.trust.novelty import NoveltyModel, descriptor, input_ranges
-from geoop.trust.record import NOVELTY_LEVEL, Trust
+from geoop.trust.levels import NOVELTY_LEVEL
+from geoop.trust.record import Trust
 from geoop.trust.scale_net import ScaleNet, fit_scale_net
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from geoop.training.distributed import barrier, setup, teardown
 from geoop.training.normalization import fit_normalization
 from geoop.training.config import ModelConfig, RunConfig
 from geoop.training.trainer import Evaluator, Trainer
-from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL
+from geoop.trust.levels import CONFIDENCE, NOVELTY_LEVEL
 from geoop.viz.curves import plot_history
 
 log = logging.getLogger(__name__)

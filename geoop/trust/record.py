@@ -10,10 +10,7 @@ from typing import Any
 from geoop.trust.conformal import Calibration
 from geoop.trust.novelty import NoveltyModel
 
-#: the p-value under which a geometry is flagged as unlike the training set, unless the user picks another
-NOVELTY_LEVEL = 0.05
-#: the probability an error band holds the truth with, unless the user picks another
-CONFIDENCE = 0.9
+
 
 
 @dataclass(frozen=True)

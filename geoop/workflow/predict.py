@@ -19,7 +19,8 @@ from geoop.data.read_options import AS_IS, ReadOptions
 from geoop.io import load
 from geoop.metrics.forces import ForceCoefficients, ForceSpec
 from geoop.training.run import load_model
-from geoop.trust.record import CONFIDENCE, NOVELTY_LEVEL, TrustReport
+from geoop.trust.levels import CONFIDENCE, NOVELTY_LEVEL
+from geoop.trust.record import TrustReport
 from geoop.viz.plot import plot_body_views, plot_fields, plot_surface_profile
 
 
