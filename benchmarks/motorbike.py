@@ -83,6 +83,12 @@ def make_case(folder: Path, yaw: float, scale: float, iterations: int, diverged:
     return params
 
 
+def _snapped_cells(log: Path) -> int:
+    """The cell count snappyHexMesh reports for its snapped mesh."""
+    line = [ln for ln in log.read_text().splitlines() if "Snapped mesh : cells:" in ln][-1]
+    return int(line.split("cells:")[1].split()[0])
+
+
 def geoop_cli(*args: str, log: Path) -> None:
     """Run the `geoop` command as a user would (one torch thread); its output to `log`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -125,11 +131,12 @@ def main() -> None:
     from nonlearned import evaluate
 
     kept = [s for s in solved if not s["diverged"]]
+    cells = [_snapped_cells(f / "log.snappyHexMesh") for f in folders if f.is_dir()]
     record = {"date": date.today().isoformat(), "cases": len(kept), "held_out": args.held_out,
               "diverged": [f.name for f, s in zip(folders, solved, strict=True) if s["diverged"]],
               "iterations": args.iterations, "budget_cpu_s": args.budget,
               "solver_cpu_seconds_per_case": float(np.mean([s["cpu_seconds"] for s in solved])),
-              "cd": [s["cd"] for s in kept], "models": {}}
+              "cells": [min(cells), max(cells)], "cd": [s["cd"] for s in kept], "models": {}}
     for method in ("training_mean", "mean_field"):
         record["models"][method] = {"test_p_rel_l2": evaluate(data, method)["test"]["p"]["rel_l2"]}
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import accuracy  # noqa: E402
 import kdtree_fno  # noqa: E402
+import motorbike  # noqa: E402
 import predict_grid  # noqa: E402
 import step_cost  # noqa: E402
 import train_memory  # noqa: E402
@@ -109,6 +110,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "train_memory": lambda: train_memory.table(_json("train_memory.json")),
     "step_cost": lambda: step_cost.table(_json("step_cost.json")),
     "predict_grid": lambda: predict_grid.table(_json("predict_grid.json")),
+    "motorbike": lambda: motorbike.table(_json("motorbike.json")),
     "trust": lambda: trust.table(_json("trust.json")["cells"]) + "\n![reliability diagram](../benchmarks/results/"
                      "trust.png)\n",
 }
