@@ -24,8 +24,10 @@ moved by less than `settle` (relative) over the last quarter of the iterations.
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -37,6 +39,9 @@ from geoop.data.openfoam import (SolverError, children_cpu_seconds, foam_file, k
 from geoop.geometry.cells import CELL_DIM, crop_to_box, simplices
 from geoop.geometry.geometry import Geometry
 from geoop.metrics.forces import ForceSpec
+
+if TYPE_CHECKING:
+    import trimesh
 
 #: free-stream speed (m/s) and kinematic viscosity of air (m^2/s): Re = 2.8e6 on the body length, as in the
 #: experiment
@@ -96,7 +101,7 @@ def ahmed_surface(gmsh, length: float, width: float, height: float, radius: floa
     gmsh.model.mesh.generate(2)
 
 
-def user_surface(path: str, scale: float, yaw: float):
+def user_surface(path: str, scale: float, yaw: float) -> trimesh.Trimesh:
     """A closed surface file as a body (x along the flow, z up): scaled by `scale` times the largest factor that
     keeps its length at most `LENGTH`, its width at most 2 `WIDTH` and its height at most 1.5 `HEIGHT`, yawed
     about the vertical axis, its nose at x = 0, centred on y = 0, `CLEARANCE` above the ground (a
@@ -249,12 +254,12 @@ def solve_case(case: Path, timeout: float, settle: float) -> dict[str, float]:
     history = read_force_coefficients(case)
     tail = history["Cd"][-max(2, len(history["Cd"]) // 4):]
     drift = float(np.ptp(tail) / max(abs(tail[-1]), 1e-12))
-    owner = (case / "constant" / "polyMesh" / "owner").read_bytes()[:2000].decode(errors="replace")
-    cells = [int(v) for v in owner.split("nCells:")[1].split()[:1]] if "nCells:" in owner else [0]
+    header = (case / "constant" / "polyMesh" / "owner").read_bytes()[:2000].decode(errors="replace")
+    cells = re.search(r"nCells:\s*(\d+)", header)  # the mesh writer's note in the file's header
     return {"cd": float(history["Cd"][-1]), "cl": float(history["Cl"][-1]), "cs": float(history["Cs"][-1]),
             "cd_drift": drift, "converged": float(residual_converged or drift < settle),
             "iterations": float(iterations), **{f"residual_{k}": v for k, v in residuals.items()},
-            "cells": float(cells[0]), "mesh_cpu_seconds": meshed - started,
+            "cells": float(cells.group(1)) if cells else float("nan"), "mesh_cpu_seconds": meshed - started,
             "solver_cpu_seconds": children_cpu_seconds() - meshed}
 
 
@@ -288,6 +293,9 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
     about 200k cells. `cases`: a folder where each solved OpenFOAM case is kept too."""
     from geoop.io.vtk_formats import read_openfoam
 
+    levels = tuple(int(v) for v in (levels.split(",") if isinstance(levels, str) else levels))  # "3,4" too
+    if len(levels) != 2 or levels[0] > levels[1]:
+        raise MeshingError(f"levels {levels}: give the body's (min, max) refinement levels", fix="e.g. levels=2,3")
     choices = list(shapes) + [str(Path(f)) for f in surface_files]
     if not choices:
         raise MeshingError("no body to draw", fix="name `ahmed` or closed surface files (--shapes)")
@@ -295,39 +303,52 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
     fixed = {"length": length, "width": width, "height": height, "radius": radius, "slant": slant, "yaw": yaw}
     design = {**draw_design(rng), **{k: float(v) for k, v in fixed.items() if v is not None}}
     scale = float(rng.uniform(*RANGES["scale"]))
+    surface, parameters = posed_body(pick, design, scale, surface_size, mesh_timeout)
+    parameters["shape"] = float(choices.index(pick))
     with tempfile.TemporaryDirectory(prefix="geoop-body3d-") as tmp:
         case = Path(tmp)
-        stl = case / "constant" / "triSurface" / "body.stl"
-        stl.parent.mkdir(parents=True)
-        if pick == "ahmed":
-            points, cells = mesh_with_gmsh(ahmed_surface, *(design[k] for k in ("length", "width", "height",
-                                           "radius", "slant", "yaw")), surface_size, timeout=mesh_timeout)
-            import trimesh
-
-            surface = trimesh.Trimesh(*drop_unused_nodes(points, cells["triangle"]))
-            trimesh.repair.fix_normals(surface)
-            parameters = {**design, "shape": 0.0, "scale": design["length"] / LENGTH}
-        else:
-            surface = user_surface(pick, scale, design["yaw"])
-            parameters = {"shape": float(choices.index(pick)), "scale": scale, "yaw": design["yaw"]}
-        lo, hi = surface.bounds
-        box = np.array(CROP)
-        if (lo[:2] < box[:2, 0] + 0.05).any() or (hi > box[:, 1] - 0.05).any():  # it stands on the ground
-            raise MeshingError(f"the body spans {np.round(lo, 3)}..{np.round(hi, 3)} m, within 0.05 m of the "
-                               f"sample's box {CROP} or beyond", fix="choose a smaller scale or yaw, or body")
-        surface.export(stl)
-        levels = tuple(int(v) for v in (levels.split(",") if isinstance(levels, str) else levels))  # "3,4" too
-        if len(levels) != 2 or levels[0] > levels[1]:
-            raise MeshingError(f"levels {levels}: give the body's (min, max) refinement levels", fix="e.g. levels=2,3")
+        (case / "constant" / "triSurface").mkdir(parents=True)
+        surface.export(case / "constant" / "triSurface" / "body.stl")
         write_mesh_dictionaries(case, cell, levels, wake_level)
         write_flow_dictionaries(case, iterations, tolerance)
         solved = solve_case(case, solver_timeout, settle)
-        volume = read_openfoam(case)
-        wall = read_openfoam(case, patches="body")
+        volume, wall = read_openfoam(case), read_openfoam(case, patches="body")
         if cases is not None:
             name = "_".join([Path(pick).stem] + [f"{k}{v:.4g}" for k, v in parameters.items() if k != "shape"])
             keep_case(case, Path(cases) / name,
                       {**parameters, **{k: v for k, v in solved.items() if k in ("cd", "cl", "cs", "converged")}})
+    return sample_around_body(volume, wall, {**parameters, **solved})
+
+
+def posed_body(pick: str, design: dict[str, float], scale: float, surface_size: float, mesh_timeout: float
+               ) -> tuple[trimesh.Trimesh, dict[str, float]]:
+    """The body's closed surface in the tunnel (a `trimesh.Trimesh`): the Ahmed body of `design` ("ahmed"), or
+    the surface file `pick` scaled by `scale` and yawed by `design["yaw"]`; with the parameters it records.
+    An error, before any meshing, where the body comes within 0.05 m of the sample's box."""
+    if pick == "ahmed":
+        import trimesh
+
+        points, cells = mesh_with_gmsh(ahmed_surface, *(design[k] for k in ("length", "width", "height", "radius",
+                                                                              "slant", "yaw")), surface_size,
+                                       timeout=mesh_timeout)
+        surface = trimesh.Trimesh(*drop_unused_nodes(points, cells["triangle"]))
+        trimesh.repair.fix_normals(surface)
+        parameters = {**design, "scale": design["length"] / LENGTH}
+    else:
+        surface = user_surface(pick, scale, design["yaw"])
+        parameters = {"scale": scale, "yaw": design["yaw"]}
+    lo, hi = surface.bounds
+    box = np.array(CROP)
+    if (lo[:2] < box[:2, 0] + 0.05).any() or (hi > box[:, 1] - 0.05).any():  # it stands on the ground
+        raise MeshingError(f"the body spans {np.round(lo, 3)}..{np.round(hi, 3)} m, within 0.05 m of the "
+                           f"sample's box {CROP} or beyond", fix="choose a smaller scale or yaw, or body")
+    return surface, parameters
+
+
+def sample_around_body(volume: Geometry, wall: Geometry, values: dict[str, float]) -> Geometry:
+    """The sample of a solved case: the volume mesh's cells inside `CROP` with U, p, nut at their nodes, the body
+    patch's faces as triangle cells (with the solver's face pressure and wall shear), cp and cf on the body's
+    nodes, the free stream at every node, and `values` (design, solver results) as global data."""
     used, cells = crop_to_box(volume.points, volume.cells, CROP)
     remap = np.full(volume.n_points, -1)
     remap[used] = np.arange(len(used))
@@ -347,7 +368,7 @@ def make(rng: np.random.Generator, shapes: tuple[str, ...] = SHAPES, surface_fil
     return Geometry(volume.points[used], {**cells, "triangle": faces}, point_data=point_data,
                     cell_data={"p": {"triangle": face_data["p"]},
                                "wall_shear": {"triangle": -face_data["wallShearStress"]}},
-                    global_data={**{k: np.array(v) for k, v in {**parameters, **solved}.items()},
+                    global_data={**{k: np.array(v) for k, v in values.items()},
                                  "u_inf": np.array(U_INF), "nu": np.array(NU), "aref": np.array(AREF),
                                  "lref": np.array(LREF), "freestream": np.array([U_INF, 0.0, 0.0])})
 
