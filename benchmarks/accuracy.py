@@ -73,8 +73,15 @@ def family_of(dataset: str) -> str:
 
 
 def make_data(dataset: str, root: Path, n: int) -> None:
-    """Generate (or finish) a benchmark dataset with the reference solver."""
-    from geoop.data import generate
+    """Generate (or finish) a benchmark dataset with the reference solver; a finished one of at least `n`
+    samples (e.g. a link to a dataset made by `geoop data make` with other output options, such as
+    `cases=DIR`) is used as it is."""
+    from geoop.data import generate, read_manifest
+
+    if (root / "manifest.json").is_file():
+        made = read_manifest(root)
+        if made.status == "complete" and (made.n_requested or len(made.samples)) >= n:
+            return
 
     options = {"grading": 10.0} if dataset in GRADED else {}
     generate(family_of(dataset), root, n=n, seed=0, workers=2, progress=False, **options)
