@@ -104,6 +104,7 @@ def kdtree_study() -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "headline": headline,
     "airfoil2d": flow_family,
+    "body3d": lambda: flow_family("body3d"),
     "accuracy": lambda: accuracy.table(_json("accuracy.json")),
     "kdtree_fno": kdtree_study,
     "predict_scale": prediction_summary,
