@@ -87,6 +87,21 @@ def mesh_with_gmsh(build: Callable[..., None], *args: Any, timeout: float = 60.0
     return message[1], message[2]
 
 
+def centred_closed_surface(path: str):
+    """A closed surface file as a `trimesh.Trimesh` centred on its bounding box's middle (for a generator to
+    pose); an error naming the file when it does not close a volume."""
+    from geoop.errors import NotWatertightError
+    from geoop.io import load
+
+    g = load(path)
+    if not g.is_watertight:
+        raise NotWatertightError("the body surface is not closed", path=path,
+                                 fix="repair it (e.g. trimesh.repair.fill_holes) or pick another shape")
+    mesh = g.trimesh.copy()
+    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    return mesh
+
+
 def drop_unused_nodes(points: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep only the points that `cells (C, k)` use (gmsh also returns geometry-only nodes) and renumber."""
     used = np.unique(cells)

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from geoop.data.families.base import Family, FieldSpec
-from geoop.data.meshing import MeshingError, drop_unused_nodes, mesh_with_gmsh
+from geoop.data.meshing import MeshingError, centred_closed_surface, drop_unused_nodes, mesh_with_gmsh
 from geoop.data.openfoam import (SolverError, children_cpu_seconds, foam_file, keep_case, read_force_coefficients,
                                  read_residuals, run_openfoam)
 from geoop.geometry.cells import CELL_DIM, crop_to_box, simplices
@@ -106,15 +106,7 @@ def user_surface(path: str, scale: float, yaw: float) -> trimesh.Trimesh:
     keeps its length at most `LENGTH`, its width at most 2 `WIDTH` and its height at most 1.5 `HEIGHT`, yawed
     about the vertical axis, its nose at x = 0, centred on y = 0, `CLEARANCE` above the ground (a
     `trimesh.Trimesh`)."""
-    from geoop.errors import NotWatertightError
-    from geoop.io import load
-
-    g = load(path)
-    if not g.is_watertight:
-        raise NotWatertightError("the body surface is not closed", path=path,
-                                 fix="repair it (e.g. trimesh.repair.fill_holes) or pick another shape")
-    mesh = g.trimesh.copy()
-    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    mesh = centred_closed_surface(path)
     mesh.apply_scale(scale * float(np.min(np.array([LENGTH, 2 * WIDTH, 1.5 * HEIGHT]) / mesh.extents)))
     c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
     mesh.vertices = mesh.vertices @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])

@@ -13,7 +13,7 @@ import numpy as np
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.linear_solve import solve_condensed
 from geoop.data.manifest import Manifest
-from geoop.data.meshing import MeshingError, drop_unused_nodes, mesh_with_gmsh
+from geoop.data.meshing import MeshingError, centred_closed_surface, drop_unused_nodes, mesh_with_gmsh
 from geoop.geometry.geometry import Geometry
 
 BOX = np.array([[-2.0, -1.5, -1.5], [2.5, 1.5, 1.5]])  # body of size ~1 at the origin; 1.5 body lengths free
@@ -234,15 +234,7 @@ def prepare_surface(path: str, scale: np.ndarray, rotation: np.ndarray) -> str:
     """Normalise a closed surface file to unit size at the origin, pose it, write a temporary STL for gmsh."""
     import tempfile
 
-    from geoop.errors import NotWatertightError
-    from geoop.io import load
-
-    g = load(path)
-    if not g.is_watertight:
-        raise NotWatertightError("the body surface is not closed", path=path,
-                                 fix="repair it (e.g. trimesh.repair.fill_holes) or pick another shape")
-    mesh = g.trimesh.copy()
-    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    mesh = centred_closed_surface(path)
     mesh.apply_scale(1.0 / mesh.extents.max())
     mesh.vertices = (mesh.vertices * scale) @ rotation.T
     tmp = tempfile.NamedTemporaryFile(suffix=".stl", delete=False)
