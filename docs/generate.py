@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import accuracy  # noqa: E402
 import kdtree_fno  # noqa: E402
 import motorbike  # noqa: E402
+import online  # noqa: E402
 import predict_grid  # noqa: E402
 import step_cost  # noqa: E402
 import train_memory  # noqa: E402
@@ -114,6 +115,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "step_cost": lambda: step_cost.table(_json("step_cost.json")),
     "predict_grid": lambda: predict_grid.table(_json("predict_grid.json")),
     "motorbike": lambda: motorbike.table(_json("motorbike.json")),
+    "online": lambda: (online.table(_json("online.json")) + "\n![online training](../benchmarks/results/online.png)\n"
+                       if (RESULTS / "online.json").is_file() else "(not run yet: `python benchmarks/online.py`)\n"),
     "trust": lambda: trust.table(_json("trust.json")["cells"]) + "\n![reliability diagram](../benchmarks/results/"
                      "trust.png)\n",
 }

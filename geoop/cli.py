@@ -73,7 +73,13 @@ def _train(args: argparse.Namespace) -> None:
     from geoop.training.run import train
 
     overrides = list(args.set or []) + ([f"out={args.out}"] if args.out else [])
+    if args.online:
+        overrides = ["train.clock=wall", f"online.family={args.online}"] + overrides + \
+            [f"online.{k}={getattr(args, k)}" for k in ("workers", "select") if getattr(args, k) is not None]
     config = load_config(args.config, overrides)  # a bad config fails here, before any process is started
+    if config.online.family is not None:
+        _train_online(config, args.nproc)
+        return
     if args.nproc > 1 and not launched_by_torchrun():
         _launch(args.nproc, args.argv)
         return
@@ -84,6 +90,20 @@ def _train(args: argparse.Namespace) -> None:
         print(f"no test split in {config.data.root}: no test error to report (see the warning above)")
     else:
         _print_metrics(result["test"], f"test split of {result['out']}")
+    print(f"model: {result['out']}/model.safetensors (+ .json), curve data: {result['out']}/metrics.jsonl")
+
+
+def _train_online(config: "RunConfig", nproc: int) -> None:  # noqa: F821 (imported on use: a fast --help)
+    from geoop.training.online import train_online
+
+    if nproc > 1:
+        raise GeoopError("online training runs in one process beside its solver workers",
+                         fix="leave --nproc out; set the solver's share with --workers")
+    result = train_online(config)
+    val = result["history"][-1].get("val_rel_l2") if result["history"] else None
+    print(f"{result['samples']} training samples made into {result['data']} while training"
+          + (f"; validation rel. L2 {val:.4f}" if val is not None else "")
+          + f"; the solver waited {result['solver_idle_seconds']:.1f} s for work in all")
     print(f"model: {result['out']}/model.safetensors (+ .json), curve data: {result['out']}/metrics.jsonl")
 
 
@@ -385,6 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (overrides the config's `out`)")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
+    p.add_argument("--online", default=None, metavar="FAMILY",
+                   help="train while FAMILY's solver makes the data into data.root (train.budget: wall seconds; "
+                        "see docs/online.md)")
+    p.add_argument("--workers", type=int, default=None, help="online: solver processes beside the trainer (1)")
+    p.add_argument("--select", default=None, choices=("random", "diversity", "uncertainty"),
+                   help="online: how the next design is chosen (random)")
     config = _group(sub, "config", "inspect training configs",
                     "geoop config show configs/fno_poisson2d.yaml --set train.budget=300")
     p = _command(config, "show", "print a config as training would resolve it, defaults included",
@@ -488,6 +514,11 @@ def main(argv: list[str] | None = None) -> int:
     except GeoopError as e:
         print(f"geoop: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resumes = args.command in ("train", "data")
+        print(f"geoop: {args.command} interrupted" + ("; what it finished is kept and the same command resumes"
+                                                       if resumes else ""), file=sys.stderr)
+        return 130
     return 0
 
 

@@ -279,3 +279,34 @@ def test_flat_plate_friction_integrates_to_the_one_seventh_power_law_drag():
     step = np.linalg.norm(np.diff(loop, axis=0, append=loop[:1]), axis=1)
     drag = float((cf[:, 0] * step).sum())
     assert drag == pytest.approx(2 * 0.074 * 4e6 ** -0.2, rel=0.02) and np.abs(cf[:, 1]).max() == 0
+
+
+@needs_openfoam
+def test_a_design_meshed_without_its_solve_is_what_uncertainty_selection_scores(naca0012, tmp_path):
+    from geoop.data.dataset import SimulationDataset
+    from geoop.data.families import get_family
+    from geoop.data.families.airfoil2d import section_parameters
+    from geoop.training.checkpoint import save_checkpoint
+    from geoop.training.config import ModelConfig
+    from geoop.training.run import build_operator
+    from geoop.training.selection import most_uncertain
+
+    solved = _sample(naca0012 / "alpha5")
+    design = {**section_parameters(NACA.from_digits("0012")), "alpha": 5.0, "reynolds": 6e6}
+    meshed = get_family("airfoil2d").sample(0, 0, design=design, inputs_only=True)
+    # the same mesh and free stream as the solved case, and nothing the solver would have made
+    order = lambda g: g.points[np.lexsort(g.points.T)]  # noqa: E731 (the reader may list them in another order)
+    assert meshed.n_points == solved.n_points and np.allclose(order(meshed), order(solved))
+    assert np.allclose(meshed.point_data["freestream"], solved.point_data["freestream"][0])
+    assert set(meshed.point_data) == {"freestream", "on_airfoil"}
+    # a model with a variance head scores candidates by its estimated error; the pick is the worst one
+    operator = build_operator(SimulationDataset(naca0012 / "alpha5", "all"),
+                              ModelConfig("transolver", {"hidden": 16, "layers": 1, "heads": 2, "slices": 8}),
+                              scale={"U": "freestream", "p": "freestream^2", "nut": "freestream"},
+                              uncertainty="variance")
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, operator.state_dict(), {"operator": operator.config()})
+    candidates = [design, {**design, "thickness": 0.2, "alpha": -4.0}]
+    pick, scores = most_uncertain("airfoil2d", 0, 0, {}, candidates, str(path))
+    assert len(scores) == 2 and all(np.isfinite(scores)) and pick == int(np.argmax(scores))
+    assert scores[0] == pytest.approx(sum(operator.eval().estimated_errors(meshed).values()), rel=1e-4)

@@ -8,6 +8,7 @@ import multiprocessing as mp
 import platform
 import time
 import traceback
+from collections.abc import Collection
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -74,21 +75,32 @@ def _preload_solvers() -> None:
             pass
 
 
+def make_and_save(family: str | Family, root: str | Path, seed: int, index: int, options: dict) -> dict[str, Any]:
+    """Make sample `index` of `family` (a registered name, or the family itself), check its fields are finite
+    and write it (atomically); returns its manifest record {index, file, n_points, seconds, values}."""
+    t0 = time.perf_counter()
+    sample = (get_family(family) if isinstance(family, str) else family).sample(seed, index, **options)
+    for name, value in sample.point_data.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise GeoopError(f"the solver produced non-finite values in field {name!r}")
+    sample.save(Path(root) / sample_file(index))
+    return {"index": index, "file": sample_file(index), "n_points": sample.n_points,
+            "seconds": time.perf_counter() - t0, "values": _scalars(sample.global_data)}
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a sample failed: a geoop error's message, else the exception's last line."""
+    if isinstance(error, GeoopError):
+        return str(error).splitlines()[0]
+    return traceback.format_exc(limit=2).strip().splitlines()[-1]
+
+
 def _one(family_name: str, root: str, seed: int, index: int, options: dict, conn) -> None:
     """Child process: make, check and write one sample; report a record or the error."""
     try:
-        t0 = time.perf_counter()
-        sample = get_family(family_name).sample(seed, index, **options)
-        for name, value in sample.point_data.items():
-            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
-                raise GeoopError(f"the solver produced non-finite values in field {name!r}")
-        sample.save(Path(root) / sample_file(index))
-        conn.send({"index": index, "file": sample_file(index), "n_points": sample.n_points,
-                   "seconds": time.perf_counter() - t0, "values": _scalars(sample.global_data)})
+        conn.send(make_and_save(family_name, root, seed, index, options))
     except BaseException as e:  # everything goes back to the parent as a failure record
-        reason = str(e).splitlines()[0] if isinstance(e, GeoopError) else \
-            traceback.format_exc(limit=2).strip().splitlines()[-1]
-        conn.send({"index": index, "error": reason})
+        conn.send({"index": index, "error": failure_reason(e)})
     finally:
         conn.close()
 
@@ -100,19 +112,23 @@ def _field_specs(family: Family) -> dict[str, Any]:
             "targets": {k: spec(v) for k, v in family.targets.items()}}
 
 
-def _records_from_files(root: Path) -> dict[int, dict]:
-    """Sample records recovered from `samples/sample_NNNNNN.npz` files (timings unknown: 0)."""
+def records_from_files(root: Path, skip: Collection[int] = ()) -> dict[int, dict]:
+    """Sample records recovered from `samples/sample_NNNNNN.npz` files (their parameters read back from the
+    files; timings unknown: 0), except those of indices in `skip`."""
+    from geoop.io import load
+
     records = {}
     for path in sorted((root / "samples").glob("sample_*.npz")):
         index = int(path.stem.split("_")[1])
-        with np.load(path) as z:
-            n_points = len(z["points"])
-        records[index] = {"index": index, "file": sample_file(index), "n_points": n_points, "seconds": 0.0,
-                          "values": {}}
+        if index in skip:
+            continue
+        sample = load(path)
+        records[index] = {"index": index, "file": sample_file(index), "n_points": sample.n_points, "seconds": 0.0,
+                          "values": _scalars(sample.global_data)}
     return records
 
 
-def _check_same(manifest: Manifest, family: Family, seed: int, options: dict, root: Path) -> None:
+def check_same(manifest: Manifest, family: Family, seed: int, options: dict, root: Path) -> None:
     """Refuse to resume a folder made with other settings. An option the folder does not record (made before
     the family had it) counts as the family's default."""
     wanted = {"family": family.name, "seed": seed, "options": _json_safe(options)}
@@ -149,15 +165,12 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
             old = read_manifest(root)
         except CorruptFileError as e:  # rebuild the sample list from the (atomically written) files
             log.warning("%s; rebuilding it from the sample files", str(e).splitlines()[0])
-            records = _records_from_files(root)
+            records = records_from_files(root)
         else:
-            _check_same(old, family, seed, options, root)
+            check_same(old, family, seed, options, root)
             records = {r["index"]: r for r in old.samples if (root / r["file"]).is_file()}
             failures = {f["index"]: f["reason"] for f in old.failures}
-    manifest = Manifest(family.name, family.dim, _field_specs(family), status="incomplete",
-                        description=family.description, seed=seed, options=_json_safe(options), n_requested=n,
-                        solver=family.solver, versions=_versions(),
-                        forces=None if family.forces is None else family.forces.to_dict(), body=family.body)
+    manifest = new_manifest(family, seed, options, n)
 
     def save_manifest() -> None:
         manifest.samples = [records[i] for i in sorted(records)]
@@ -220,15 +233,30 @@ def generate(family_name: str, out: str | Path, n: int | None = None, seed: int 
     manifest.unconverged = unconverged
     manifest.splits = make_splits(kept if keep_unconverged else sorted(set(kept) - set(unconverged)), seed,
                                   splits or family.splits)
-    manifest.statistics = field_statistics(root, [records[i]["file"] for i in manifest.splits["train"]],
-                                           manifest.fields)
-    seconds = [r["seconds"] for r in records.values()]
-    manifest.seconds_per_sample = {"mean": float(np.mean(seconds)), "max": float(np.max(seconds))}
-    manifest.points_per_sample = {"min": min(r["n_points"] for r in records.values()),
-                                  "max": max(r["n_points"] for r in records.values())}
-    manifest.status = "complete"
+    manifest.samples = [records[i] for i in sorted(records)]
+    complete(manifest, root)
     save_manifest()
     return manifest
+
+
+def new_manifest(family: Family, seed: int, options: dict[str, Any], n: int | None) -> Manifest:
+    """The manifest of a dataset of `family` still being made (no samples yet, status "incomplete")."""
+    return Manifest(family.name, family.dim, _field_specs(family), status="incomplete",
+                    description=family.description, seed=seed, options=_json_safe(options), n_requested=n,
+                    solver=family.solver, versions=_versions(),
+                    forces=None if family.forces is None else family.forces.to_dict(), body=family.body)
+
+
+def complete(manifest: Manifest, root: Path) -> None:
+    """Mark a made dataset complete: the field statistics over its training split, seconds and points per
+    sample (`manifest.samples` and `manifest.splits` are final)."""
+    files = manifest.files
+    manifest.statistics = field_statistics(root, [files[i] for i in manifest.splits["train"]], manifest.fields)
+    seconds = [r["seconds"] for r in manifest.samples]
+    manifest.seconds_per_sample = {"mean": float(np.mean(seconds)), "max": float(np.max(seconds))}
+    manifest.points_per_sample = {"min": min(r["n_points"] for r in manifest.samples),
+                                  "max": max(r["n_points"] for r in manifest.samples)}
+    manifest.status = "complete"
 
 
 def verify_samples(root: str | Path) -> None:

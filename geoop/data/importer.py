@@ -126,11 +126,13 @@ def pressure_coefficient(g: Geometry, spec: tuple[str, str, str, str], params: d
     rho, speed, p_inf = (number(t) for t in spec[1:])
     if rho <= 0 or speed == 0:
         raise GeoopError(f"--cp needs rho > 0 and U_inf != 0 (got {rho}, {speed})", path=path)
-    p = np.asarray(_source_field(g, spec[0], path, cell_to_points), dtype=np.float64)
+    p = np.asarray(source_field(g, spec[0], path, cell_to_points), dtype=np.float64)
     return (p - p_inf) / (0.5 * rho * speed**2)
 
 
-def _source_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> np.ndarray:
+def source_field(g: Geometry, name: str, path: Path, cell_to_points: bool) -> np.ndarray:
+    """Field `name` of a read file at its points: a point field, or a cell field carried to the points
+    (`cell_to_points`); a typed error naming the fields there are otherwise."""
     if name in g.point_data:
         return g.point_data[name]
     if name in g.cell_data:
@@ -231,7 +233,7 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
     inputs = list(inputs) + [k for k in keys if k not in inputs]
     first = read_sample(files[0], read, params[files[0]])
     for name in inputs + targets:  # a misspelt field fails before anything is written
-        _source_field(first, name, files[0], read.cell_to_points)
+        source_field(first, name, files[0], read.cell_to_points)
     for field, mask in masks.items():
         _check_mask(first, field, mask, files[0])
     (root / "samples").mkdir(parents=True, exist_ok=True)
@@ -243,7 +245,7 @@ def import_folder(source: str | Path, out: str | Path, inputs: list[str], target
         g = read_sample(path, read, params[path])
         fields = {}
         for name in inputs + targets:
-            value = np.asarray(_source_field(g, name, path, read.cell_to_points), dtype=np.float64)
+            value = np.asarray(source_field(g, name, path, read.cell_to_points), dtype=np.float64)
             c = int(np.prod(value.shape[1:])) if value.ndim > 1 else 1
             if components.setdefault(name, c) != c:
                 raise FieldError(f"field {name!r} has {c} components here but {components[name]} in "

@@ -203,7 +203,8 @@ def read_openfoam(path: Path, patches: str | list[str] | None = None, time: floa
                   cell_to_point: bool = True, flatten: bool = True) -> Geometry:
     """An OpenFOAM case (its folder, or a `.foam` file in it): the internal mesh, or with `patches` (names,
     wildcards or regular expressions) those boundary patches merged into one surface, at the latest time or
-    `time`. Cell fields come as cell data, and (`cell_to_point`) averaged onto the points by the reader, a
+    `time` (`time=0`: the initial conditions, e.g. a meshed case before its solver runs). Cell fields come as
+    cell data, and (`cell_to_point`) averaged onto the points by the reader, a
     boundary's points taking its face values. Polyhedral cells are decomposed. A 2D case (a mesh one cell thick
     in z, as OpenFOAM solves 2D problems between two `empty` patches) comes back 2D with `flatten`: see
     `front_plane`."""
@@ -218,7 +219,7 @@ def read_openfoam(path: Path, patches: str | list[str] | None = None, time: floa
     reader.UpdateInformation()
     times = reader.GetTimeValues()
     values = [times.GetValue(i) for i in range(times.GetNumberOfTuples())] if times is not None else []
-    if not any(t > 0 for t in values):
+    if not any(t > 0 for t in values) and not (values and time is not None and time != "latest"):
         if (folder / "processor0").is_dir():
             raise FieldError("the case's results are in its processor folders only (a decomposed run)",
                              path=folder, fix="run reconstructPar in the case first")

@@ -226,16 +226,8 @@ class FieldOperator(nn.Module):
             raise GeoopError("this model has no calibration, so no error bands (trained before geoop calibrated "
                              "its models, or without a validation split)",
                              fix="retrain it with a validation split, or predict without bands")
-        if geometry.dim != self.dim:
-            raise GeometryError(f"this model was trained on {self.dim}D data; the geometry is {geometry.dim}D",
-                                path=geometry.source)
+        geometry, data = self.input_features(geometry, constants)
         self.check_distance(geometry if shape is None else shape)
-        geometry = with_constants(geometry, constants)
-        f = self.fields
-        if f.potential_flow:
-            geometry = geometry.with_point_data(**potential_flow_fields(geometry, f.body, f.potential_flow,
-                                                                        f.viscosity))
-        data = sample_features(geometry, list(f.inputs), f.specs, extension=f.extension, body=f.body)
         target = queries if isinstance(queries, Geometry) else None
         q = geometry.points if queries is None else (target.points if target is not None else np.asarray(queries))
         if q.ndim != 2 or q.shape[1] != self.dim:
@@ -300,21 +292,12 @@ class FieldOperator(nn.Module):
         if trust is None or trust.calibration is None:
             return TrustReport(confidence, level, available=False)
         geometry = with_constants(geometry, constants)
-        at_nodes = prediction.n_points == geometry.n_points and np.allclose(prediction.points, geometry.points)
-        weights = quadrature_weights(geometry) if at_nodes else np.ones(prediction.n_points)
-        bands, estimates, bounds = {}, {}, {}
         for name in self.target_slices:
             if f"{name}_scale" not in prediction.point_data:
                 raise GeoopError(f"the prediction has no {name}_scale", fix="predict with bands=True")
-            mask = self.fields.specs[name].get("mask")
-            where = np.ones(prediction.n_points, bool)
-            if at_nodes and mask and mask in geometry.point_data:
-                where = np.asarray(geometry.point_data[mask]).reshape(-1) > 0.5
-            pred = np.asarray(prediction.point_data[name], dtype=np.float64).reshape(prediction.n_points, -1)
-            scale = np.asarray(prediction.point_data[f"{name}_scale"], dtype=np.float64).reshape(pred.shape)
-            bands[name] = trust.calibration.band(name, confidence)
-            estimates[name] = estimated_error(pred[where], scale[where], weights[where])
-            bounds[name] = trust.calibration.error_bound(name, estimates[name], confidence)
+        estimates = self._estimates(geometry, prediction.points, prediction.point_data)
+        bands = {name: trust.calibration.band(name, confidence) for name in self.target_slices}
+        bounds = {name: trust.calibration.error_bound(name, e, confidence) for name, e in estimates.items()}
         p_value = smallest = None
         inputs = [n for n in trust.ranges if n in geometry.point_data]
         if trust.novelty is not None and len(inputs) == len(trust.ranges):
@@ -323,6 +306,56 @@ class FieldOperator(nn.Module):
             smallest = 1.0 / (len(trust.novelty.calibration) + 1)
         return TrustReport(confidence, level, True, bands, estimates, bounds, p_value,
                            outside_ranges(geometry, trust.ranges), smallest)
+
+    def input_features(self, geometry: Geometry, constants: Mapping[str, Sequence[float] | float] | None = None
+                       ) -> tuple[Geometry, Data]:
+        """The geometry with its constant inputs filled (and the inviscid-flow prior where the model uses it) and
+        its input `Data` (see `sample_features`): what the network reads."""
+        if geometry.dim != self.dim:
+            raise GeometryError(f"this model was trained on {self.dim}D data; the geometry is {geometry.dim}D",
+                                path=geometry.source)
+        geometry = with_constants(geometry, constants)
+        f = self.fields
+        if f.potential_flow:
+            geometry = geometry.with_point_data(**potential_flow_fields(geometry, f.body, f.potential_flow,
+                                                                        f.viscosity))
+        return geometry, sample_features(geometry, list(f.inputs), f.specs, extension=f.extension, body=f.body)
+
+    def _estimates(self, geometry: Geometry, points: np.ndarray, values: Mapping[str, np.ndarray]
+                   ) -> dict[str, float]:
+        """Per target field, `estimated_error` of the predicted values `values[name]` with their per-point scales
+        `values[name + "_scale"]` at `points` (`(M, d)`): weighted by the geometry's quadrature weights over where
+        the field is defined when the points are the geometry's own nodes, else equally."""
+        at_nodes = len(points) == geometry.n_points and np.allclose(points, geometry.points)
+        weights = quadrature_weights(geometry) if at_nodes else np.ones(len(points))
+        out = {}
+        for name in self.target_slices:
+            mask = self.fields.specs[name].get("mask")
+            where = np.ones(len(points), bool)
+            if at_nodes and mask and mask in geometry.point_data:
+                where = np.asarray(geometry.point_data[mask]).reshape(-1) > 0.5
+            pred = np.asarray(values[name], dtype=np.float64).reshape(len(points), -1)
+            scale = np.asarray(values[f"{name}_scale"], dtype=np.float64).reshape(pred.shape)
+            out[name] = estimated_error(pred[where], scale[where], weights[where])
+        return out
+
+    @torch.no_grad()
+    def estimated_errors(self, geometry: Geometry, constants: Mapping[str, Sequence[float] | float] | None = None
+                         ) -> dict[str, float]:
+        """Per target field, the relative L2 error this model expects of its prediction at `geometry`'s nodes,
+        from its learned per-point scale sigma before any calibration: sqrt(sum w sigma^2) / sqrt(sum w y_hat^2)
+        (see `estimated_error`). It ranks geometries by how unsure the model is (the designs worth simulating
+        next, see `geoop.training.selection`); it needs a model that learned its scale (trained with
+        `train.uncertainty=variance`, or fitted with `residual`)."""
+        if self.uncertainty == "constant":
+            raise GeoopError("this model has one error scale per channel, so it cannot say where it is unsure",
+                             fix="train it with train.uncertainty=variance")
+        geometry, data = self.input_features(geometry, constants)
+        pred, scale = self._predict_chunks(data, geometry, None, geometry.points, 200_000, True, True)
+        values = {}
+        for name, s in self.target_slices.items():
+            values[name], values[f"{name}_scale"] = pred[:, s], scale[:, s]
+        return self._estimates(geometry, geometry.points, values)
 
     def check_distance(self, shape: Geometry) -> None:
         """Refuse a geometry whose distance function is of another kind than the training data's (a bare cloud

@@ -28,7 +28,7 @@ from geoop.errors import GeoopError
 
 
 #: the config sections that hold keys (`out` and `threads` are plain values)
-SECTIONS = ("data", "model", "train")
+SECTIONS = ("data", "model", "train", "online")
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,51 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class OnlineConfig:
+    """Training while the solver runs (`geoop train --online FAMILY`, see docs/online.md): `family` makes the
+    samples (with its `options`, as `geoop data make --set` takes them, and seed `seed`) in `workers` solver
+    processes into the dataset folder `data.root`, which keeps every sample. The first `val` samples (random
+    designs) are made first and fixed as the validation split; training starts once `min_samples` training
+    samples have come, drawing every batch from a buffer of at most `buffer_size` samples ("fifo": the newest;
+    "reservoir": a uniform sample of all so far), so it never waits for the solver. `select` chooses each next
+    design among `candidates` random ones: "random" (the family's own draw), "diversity" (the candidate farthest
+    from every design made or being made), "uncertainty" (the one the latest model expects to predict worst,
+    by its variance head: needs `train.uncertainty=variance`). `samples`: stop simulating after this many
+    training samples (None: until the budget ends); `timeout`: seconds a sample may take; `validate_every`:
+    wall seconds between validation passes (each writes the checkpoints). `family: command` runs the user's
+    solver instead (see `geoop.data.families.command`): `command`, a shell command template with `{out}` (where
+    the result goes) and `{name}` for each design parameter of `parameters` {name: [low, high]}; the result
+    (the file or folder `result` under `{out}`) read as `geoop data import` would with `read` (the keys of
+    `ReadOptions`), the fields `data.inputs` and `data.targets` kept, the parameters as constant inputs."""
+
+    family: str | None = None
+    command: str | None = None
+    parameters: dict[str, list[float]] = field(default_factory=dict)
+    read: dict[str, Any] = field(default_factory=dict)
+    result: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    workers: int = 1
+    val: int = 10
+    min_samples: int = 8
+    buffer_size: int = 256
+    buffer: typing.Literal["fifo", "reservoir"] = "fifo"
+    select: typing.Literal["random", "diversity", "uncertainty"] = "random"
+    candidates: int = 4
+    samples: int | None = None
+    timeout: float = 600.0
+    validate_every: float = 60.0
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """A whole training run: the sections above, the run folder `out` and torch's thread count (None: leave)."""
+    """A whole training run: the sections above, the run folder `out` and torch's thread count (None: leave);
+    `online.family` set: the run trains while that family's solver makes the data (see `OnlineConfig`)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
     out: str = "runs/run"
     threads: int | None = None
 
@@ -155,7 +194,8 @@ class RunConfig:
         """The YAML shape (what `load_config` reads back to an equal config); `defaults`: with every model
         option, not just the given ones."""
         return {"data": dataclasses.asdict(self.data), "model": self.model.to_dict(defaults),
-                "train": dataclasses.asdict(self.train), "out": self.out, "threads": self.threads}
+                "train": dataclasses.asdict(self.train), "online": dataclasses.asdict(self.online), "out": self.out,
+                "threads": self.threads}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], path: str | Path | None = None) -> RunConfig:
@@ -171,7 +211,8 @@ class RunConfig:
         top = checked_fields(cls, {k: raw[k] for k in ("out", "threads") if k in raw}, "", path)
         return cls(data=DataConfig(**checked_fields(DataConfig, sections["data"], "data", path)),
                    model=ModelConfig(name, options),
-                   train=TrainConfig(**checked_fields(TrainConfig, sections["train"], "train", path)), **top)
+                   train=TrainConfig(**checked_fields(TrainConfig, sections["train"], "train", path)),
+                   online=OnlineConfig(**checked_fields(OnlineConfig, sections["online"], "online", path)), **top)
 
 
 def parse_value(text: str) -> Any:

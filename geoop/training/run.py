@@ -35,20 +35,28 @@ def datasets(config: RunConfig
               ) -> tuple[SimulationDataset, SimulationDataset | None, SimulationDataset | None]:
     """Train, val and test splits of the configured dataset (None where a split is empty)."""
     d = config.data
-    kwargs = {"inputs": d.inputs, "targets": d.targets, "extension": float(d.extension or 0), "body": d.body,
-              "potential_flow": d.potential_flow, "viscosity": d.viscosity}
-    train = SimulationDataset(d.root, "train", subsample=d.subsample, seed=config.train.seed, **kwargs)
+    train = open_split(config, "train")
     splits = train.manifest.splits
     if not splits.get("train"):
         raise GeoopError("the training split of this dataset is empty", path=d.root,
                          fix="import or make it again with training samples (--fractions 0.8,0.1,0.1)")
-    val = SimulationDataset(d.root, "val", **kwargs) if splits.get("val") else None
-    test = SimulationDataset(d.root, "test", **kwargs) if splits.get("test") else None
+    val = open_split(config, "val") if splits.get("val") else None
+    test = open_split(config, "test") if splits.get("test") else None
     if test is None:
         warnings.warn(f"{d.root}: the dataset has no test split, so the run reports no test error "
                       "(errors on the training split would say nothing about unseen geometry); import it with "
                       "--fractions 0.8,0.1,0.1 or --test-from FOLDER to get one", stacklevel=2)
     return train, val, test
+
+
+def open_split(config: RunConfig, split: str, cache: bool = True) -> SimulationDataset:
+    """A split of the configured dataset with the configured fields (the training split subsampled as
+    `data.subsample` says)."""
+    d = config.data
+    extra = {"subsample": d.subsample, "seed": config.train.seed} if split == "train" else {}
+    return SimulationDataset(d.root, split, inputs=d.inputs, targets=d.targets, extension=float(d.extension or 0),
+                             body=d.body, potential_flow=d.potential_flow, viscosity=d.viscosity, cache=cache,
+                             **extra)
 
 
 def import_options(train: SimulationDataset) -> dict[str, Any] | None:

@@ -113,6 +113,10 @@ class Evaluator:
                 self._cache[key] = (data, prepared)
         return data, prepared
 
+    def forget(self, dataset: SimulationDataset, i: int) -> None:
+        """Drop sample i of `dataset` from the in-memory cache (a sample that left a bounded buffer)."""
+        self._cache.pop((id(dataset), i), None)
+
     def batch(self, dataset: SimulationDataset, positions: list[int]) -> tuple[Batch, Any]:
         """Samples `positions` of `dataset` as one PyG `Batch` and their collated structures, on the device."""
         pairs = [self.sample(dataset, i) for i in positions]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from geoop.data.designs import DesignSpace
 from geoop.data.families.base import Family, FieldSpec
 from geoop.data.meshing import MeshingError, mesh_with_gmsh
 from geoop.data.naca import NACA
@@ -40,6 +41,20 @@ RANGES = {"camber": (0.0, 0.07), "position4": (0.1, 0.7), "thickness": (0.05, 0.
           "position5": (0.15, 0.40), "position5_reflex": (0.15, 0.25), "alpha": (-5.0, 15.0), "reynolds": (2e6, 6e6)}
 #: SA free-stream turbulence: nuTilda = 3 nu (fully turbulent)
 NU_TILDA_RATIO = 3.0
+
+
+def draw_design(rng: np.random.Generator) -> dict[str, float]:
+    """A random design: a section (`draw_section`), then the angle of attack (degrees) and the Reynolds number,
+    uniform in AirfRANS' ranges, as {series, thickness, camber, position, design_cl, reflex, alpha, reynolds}."""
+    section = draw_section(rng)
+    alpha, reynolds = float(rng.uniform(*RANGES["alpha"])), float(rng.uniform(*RANGES["reynolds"]))
+    return {**section_parameters(section), "alpha": alpha, "reynolds": reynolds}
+
+
+def section_parameters(section: NACA) -> dict[str, float]:
+    """A section's design parameters as plain numbers (the keys of `NACA`; `reflex` 0 or 1)."""
+    return {"series": float(section.series), "thickness": section.thickness, "camber": section.camber,
+            "position": section.position, "design_cl": section.design_cl, "reflex": float(section.reflex)}
 
 
 def draw_section(rng: np.random.Generator) -> NACA:
@@ -162,11 +177,16 @@ relaxationFactors {{ fields {{ p 0.3; }} equations {{ U 0.7; nuTilda 0.7; }} }}
 """)
 
 
-def solve_case(case: Path, timeout: float) -> dict[str, float]:
-    """Mesh conversion, patch types, `simpleFoam`; returns the solver's last force coefficients (Cl, Cd, Cm),
-    its convergence, iteration count, final residuals and CPU seconds."""
+def convert_mesh(case: Path, timeout: float) -> None:
+    """gmsh's mesh to OpenFOAM's (`gmshToFoam`), with the patch types the case needs."""
     run_openfoam(case, "gmshToFoam mesh.msh", "log.gmshToFoam", timeout)
     set_patch_types(case, {"frontAndBack": "empty", "airfoil": "wall"})
+
+
+def solve_case(case: Path, timeout: float) -> dict[str, float]:
+    """Mesh conversion (`convert_mesh`), `simpleFoam`; returns the solver's last force coefficients (Cl, Cd, Cm),
+    its convergence, iteration count, final residuals and CPU seconds."""
+    convert_mesh(case, timeout)
     started = children_cpu_seconds()
     run_openfoam(case, "simpleFoam", "log.simpleFoam", timeout)
     iterations, converged, residuals = read_residuals(case / "log.simpleFoam")
@@ -182,17 +202,20 @@ def make(rng: np.random.Generator, n_wall: int = 130, first_cell: float = 1e-3, 
          box: tuple[float, float, float, float] = (-2.0, 4.0, -1.5, 1.5), tolerance: float = 1e-5,
          max_iterations: int = 1500, solver_timeout: float = 600.0, mesh_timeout: float = 60.0,
          section: str | None = None, alpha: float | None = None, reynolds: float | None = None,
-         cases: str | None = None) -> Geometry:
+         cases: str | None = None, design: dict[str, float] | None = None, inputs_only: bool = False) -> Geometry:
     """One sample: a random section, angle of attack (degrees) and Reynolds number, meshed, solved, read back.
-    `section` (a designation such as "0012" or "23012"), `alpha` and `reynolds` fix what they name. `cases`: a
-    folder where each solved OpenFOAM case is kept too (named for its section and flow, with its parameters in
-    `params.json`), as a user's own runs would be."""
+    `section` (a designation such as "0012" or "23012"), `alpha` and `reynolds` fix what they name; `design`
+    (the dict `draw_design` makes) fixes all of them. `cases`: a folder where each solved OpenFOAM case is kept
+    too (named for its section and flow, with its parameters in `params.json`), as a user's own runs would be.
+    `inputs_only`: the meshed case before the solver runs (its points, cells and the free stream, no targets):
+    what a model reads to predict this design."""
     from geoop.io.vtk_formats import read_openfoam
 
-    drawn = draw_section(rng), float(rng.uniform(*RANGES["alpha"])), float(rng.uniform(*RANGES["reynolds"]))
-    section = drawn[0] if section is None else NACA.from_digits(str(section))
-    alpha = drawn[1] if alpha is None else float(alpha)
-    reynolds = drawn[2] if reynolds is None else float(reynolds)
+    drawn = draw_design(rng) if design is None else dict(design)
+    section = NACA(int(drawn["series"]), drawn["thickness"], drawn["camber"], drawn["position"],
+                   drawn["design_cl"], bool(drawn["reflex"])) if section is None else NACA.from_digits(str(section))
+    alpha = drawn["alpha"] if alpha is None else float(alpha)
+    reynolds = drawn["reynolds"] if reynolds is None else float(reynolds)
     speed = reynolds * NU / CHORD
     velocity = speed * np.array([np.cos(np.radians(alpha)), np.sin(np.radians(alpha))])
     outline = section.surface(n_wall)
@@ -201,10 +224,14 @@ def make(rng: np.random.Generator, n_wall: int = 130, first_cell: float = 1e-3, 
         mesh_with_gmsh(build_mesh, outline, alpha, far_field, first_cell, growth, layers, wall_size, wake_size,
                        timeout=mesh_timeout, save_as=str(case / "mesh.msh"))
         write_case(case, velocity, alpha, tolerance, max_iterations)
-        solved = solve_case(case, solver_timeout)
-        volume = read_openfoam(case)
-        wall = read_openfoam(case, patches="airfoil")
-        if cases is not None:
+        if inputs_only:
+            convert_mesh(case, solver_timeout)
+            solved = {}
+            volume, wall = read_openfoam(case, time=0), read_openfoam(case, patches="airfoil", time=0)
+        else:
+            solved = solve_case(case, solver_timeout)
+            volume, wall = read_openfoam(case), read_openfoam(case, patches="airfoil")
+        if cases is not None and not inputs_only:
             keep_case(case, Path(cases) / f"{section.name.replace(' ', '')}_a{alpha:+.3f}_re{reynolds:.4g}",
                       {"alpha": alpha, "reynolds": reynolds, "u_inf": speed, "ux": velocity[0], "uy": velocity[1],
                        **{k: v for k, v in solved.items() if k in ("cl", "cd", "cm", "converged")}},
@@ -217,22 +244,22 @@ def make(rng: np.random.Generator, n_wall: int = 130, first_cell: float = 1e-3, 
     faces = remap[cKDTree(volume.points).query(wall.points)[1][wall.cells["line"]]]
     if (faces < 0).any():
         raise MeshingError("the airfoil reaches outside the sample's box", fix="choose a larger `box`")
-    points = volume.points
-    fields = {k: np.asarray(v)[used] for k, v in volume.point_data.items()}
-    dynamic = 0.5 * speed**2
     on_airfoil = np.zeros(len(used), dtype=bool)
     on_airfoil[faces.ravel()] = True
-    shear = -fields["wallShearStress"]  # OpenFOAM writes the wall's stress on the fluid
-    point_data = {"U": fields["U"], "p": fields["p"], "nut": fields["nut"],
-                  "cp": np.where(on_airfoil, fields["p"] / dynamic, 0.0),
-                  "cf": np.where(on_airfoil[:, None], shear / dynamic, 0.0), "on_airfoil": on_airfoil,
-                  "freestream": np.broadcast_to(velocity, (len(used), 2)).copy()}
-    parameters = {"series": section.series, "thickness": section.thickness, "camber": section.camber,
-                  "position": section.position, "design_cl": section.design_cl, "reflex": float(section.reflex),
-                  "alpha": alpha, "reynolds": reynolds, "u_inf": speed, "nu": NU, "chord": CHORD}
-    return Geometry(points[used], {**cells, "line": faces}, point_data=point_data,
-                    cell_data={"p": {"line": wall.cell_data["p"]["line"]},
-                               "wall_shear": {"line": -wall.cell_data["wallShearStress"]["line"]}},
+    point_data = {"on_airfoil": on_airfoil, "freestream": np.broadcast_to(velocity, (len(used), 2)).copy()}
+    cell_data = {}
+    if not inputs_only:
+        fields = {k: np.asarray(v)[used] for k, v in volume.point_data.items()}
+        dynamic = 0.5 * speed**2
+        shear = -fields["wallShearStress"]  # OpenFOAM writes the wall's stress on the fluid
+        point_data.update({"U": fields["U"], "p": fields["p"], "nut": fields["nut"],
+                           "cp": np.where(on_airfoil, fields["p"] / dynamic, 0.0),
+                           "cf": np.where(on_airfoil[:, None], shear / dynamic, 0.0)})
+        cell_data = {"p": {"line": wall.cell_data["p"]["line"]},
+                     "wall_shear": {"line": -wall.cell_data["wallShearStress"]["line"]}}
+    parameters = {**section_parameters(section), "alpha": alpha, "reynolds": reynolds, "u_inf": speed, "nu": NU,
+                  "chord": CHORD}
+    return Geometry(volume.points[used], {**cells, "line": faces}, point_data=point_data, cell_data=cell_data,
                     global_data={**{k: np.array(v) for k, v in {**parameters, **solved}.items()},
                                  "freestream": velocity, "section": np.array(section.name)})
 
@@ -257,4 +284,8 @@ FAMILY = Family(
     forces=ForceSpec(pressure="cp", shear="cf", surface="on_airfoil", freestream="freestream", ref_area=CHORD),
     body="on_airfoil",
     parameters=("series", "thickness", "camber", "position", "design_cl", "reflex", "alpha", "reynolds"),
+    designs=DesignSpace(draw_design, {"series": (4.0, 5.0), "thickness": RANGES["thickness"],
+                                      "camber": RANGES["camber"], "position": (0.1, 0.7),
+                                      "design_cl": RANGES["design_cl"], "reflex": (0.0, 1.0),
+                                      "alpha": RANGES["alpha"], "reynolds": RANGES["reynolds"]}),
 )

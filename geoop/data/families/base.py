@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from geoop.data.designs import DesignSpace
 from geoop.geometry.geometry import Geometry
 from geoop.metrics.forces import ForceSpec
 
@@ -43,6 +44,9 @@ class Family:
     parameters: tuple[str, ...] = ()  # the design parameters each sample draws (its values in the manifest)
     body: str | None = None  # the 0/1 point field of a body inside the domain (the rest of the edge is a cut)
     shapes: tuple[str, ...] = ()  # the named bodies its `--shapes` takes (beside closed surface files)
+    #: the design parameters drawn apart from the sample, for callers that choose designs: `make` then takes
+    #: `design=` (a drawn dict) and `inputs_only=True` (the geometry and input fields before the solver runs)
+    designs: DesignSpace | None = None
 
     def sample(self, seed: int, index: int, **options: Any) -> Geometry:
         """Sample `index` of a dataset with base seed `seed` (independent of order and of other samples)."""
