@@ -10,8 +10,8 @@
 
 Every arm trains the same config (`configs/kdfno_airfoil2d.yaml` with a variance head, so only the data
 differ) with the first `--val` (10) good samples of the same seed as its validation split, and is scored on the test
-split of a held-out airfoil2d dataset (`--test-data`, or `--n-test` samples made with another seed into
-OUT/test). The target error of the case count is online_random's final validation error (the issue's
+split of a held-out airfoil2d dataset (the first `--n-test` of `--test-data`'s, or `--n-test` samples made with
+another seed into OUT/test). The target error of the case count is online_random's final validation error (the issue's
 definition); each arm's curve says after how many solver cases, and when, it first reached it.
 
     python benchmarks/online.py [--minutes 20] [--arms offline online_random online_uncertainty]
@@ -41,7 +41,9 @@ CONFIG = "kdfno_airfoil2d"
 ARMS = {"offline": None, "online_random": "random", "online_uncertainty": "uncertainty",
         "online_diversity": "diversity"}
 DEFAULT_ARMS = ["offline", "online_random", "online_uncertainty"]
-SEED, TEST_SEED = 0, 7
+#: the arms' seed, and the test set's when one is made (datasets made with geoop's default seed 0 can be the test
+#: set: `--test-data`)
+SEED, TEST_SEED = 1, 7
 COMMON = ["train.uncertainty=variance", "threads=1", "train.progress=false"]
 
 
@@ -105,9 +107,22 @@ def online(arm: Path, budget: float, val: int, select: str) -> dict:
 
 
 def test_data(args: argparse.Namespace) -> Path:
-    if args.test_data:
-        return Path(args.test_data)
+    """The test set: the first `--n-test` samples of the test split of `--test-data` (a view: its manifest with
+    that split, its samples linked), or `--n-test` samples made with another seed."""
+    from geoop.data.manifest import read_manifest
+
     folder = Path(args.out) / "test"
+    if args.test_data:
+        source = Path(args.test_data).resolve()
+        manifest = read_manifest(source)
+        if manifest.seed == SEED:
+            raise SystemExit(f"{source} was made with seed {SEED}, the arms' seed: its designs would be trained on")
+        manifest.splits = {"train": [], "val": [], "test": manifest.splits["test"][:args.n_test]}
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "samples").exists():
+            (folder / "samples").symlink_to(source / "samples", target_is_directory=True)
+        manifest.write(folder)
+        return folder
     geoop("data", "make", "airfoil2d", "--n", str(args.n_test), "--seed", str(TEST_SEED), "--workers", "2",
           "--fractions", "0,0,1", "--out", str(folder), log=Path(args.out) / "test_log.txt")
     return folder
@@ -139,7 +154,8 @@ def summarise(results: dict) -> dict:
 
 
 def table(record: dict) -> str:
-    rows = ["| arm | training cases | best val rel. L2 | test rel. L2 (mean) | U | p | cp | cf | Cl MAE | cases to target |",
+    rows = ["| arm | training cases | best val rel. L2 | test rel. L2 (mean) | U | p | cp | cf | Cl MAE "
+            "| cases to target |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     to_target = record["summary"].get("to_target", {})
     for name, r in record["arms"].items():
@@ -178,7 +194,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0, help="wall budget of every arm")
     ap.add_argument("--arms", nargs="+", default=DEFAULT_ARMS, choices=list(ARMS))
     ap.add_argument("--test-data", default=None, help="a made airfoil2d dataset whose test split scores the arms")
-    ap.add_argument("--n-test", type=int, default=30, help="samples of the test set made when --test-data is not given")
+    ap.add_argument("--n-test", type=int, default=30, help="test samples (made, or the first of --test-data's)")
     ap.add_argument("--val", type=int, default=10, help="validation samples (the first good ones of the seed)")
     ap.add_argument("--out", default="out/online")
     args = ap.parse_args()

@@ -115,7 +115,7 @@ def test_a_killed_online_run_resumes_and_learns(tmp_path):
     assert history[-1]["val_rel_l2"] < 0.6 * _constant_error(data)
 
 
-SOLVER = '''"""A user's solver: u = a sin(pi x) + b y^2 on a triangulated square, written as VTU to the folder argv[3]."""
+SOLVER = '''"""A user's solver: u = a sin(pi x) + b y^2 on a triangulated square, as VTU in the folder argv[3]."""
 import sys
 import meshio
 import numpy as np
@@ -124,8 +124,8 @@ x, y = np.meshgrid(np.linspace(0, 1, 12), np.linspace(0, 1, 12))
 points = np.c_[x.ravel(), y.ravel(), np.zeros(x.size)]
 quads = [(k, k + 1, k + 13, k + 12) for k in range(132) if k % 12 != 11]
 triangles = [t for q in quads for t in ((q[0], q[1], q[3]), (q[1], q[2], q[3]))]
-meshio.write(out + "/result.vtu", meshio.Mesh(points, [("triangle", np.array(triangles))],
-                                              point_data={"u": a * np.sin(np.pi * points[:, 0]) + b * points[:, 1] ** 2}))
+u = a * np.sin(np.pi * points[:, 0]) + b * points[:, 1] ** 2
+meshio.write(out + "/result.vtu", meshio.Mesh(points, [("triangle", np.array(triangles))], point_data={"u": u}))
 '''
 
 

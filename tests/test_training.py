@@ -414,7 +414,9 @@ def test_schedule_plans_are_pure_functions_of_the_step():
 
 
 def test_a_budget_spent_before_the_first_step_is_a_clear_error(poisson, tmp_path):
-    with pytest.raises(GeoopError, match="before the first training step"):
+    """Preparation counts against the budget and stops with it (not after every sample is prepared)."""
+    with pytest.raises(GeoopError, match=r"spent preparing the samples' structures \(1 of \d+ done.*before the "
+                                         "first training step"):
         train(load_config(None, TINY + [f"data.root={poisson}", f"out={tmp_path / 'r'}", "train.budget=0.01"]))
 
 

@@ -48,7 +48,7 @@ from geoop.training.checkpoint import load_checkpoint
 from geoop.training.config import OnlineConfig, RunConfig
 from geoop.training.schedule import epoch_plan
 from geoop.training.selection import farthest
-from geoop.training.trainer import Clock, Progress, Trainer
+from geoop.training.trainer import Clock, Trainer
 
 log = logging.getLogger(__name__)
 #: the learning-rate plan runs over this many equal slices of the wall budget (a time-driven schedule: how many
@@ -112,7 +112,7 @@ class OnlineDataset:
 
     def recover(self) -> None:
         """File the sample files the manifest does not list (written just before a run was killed or stopped)."""
-        for index, record in sorted(records_from_files(self.root, skip=self.records).items()):
+        for _, record in sorted(records_from_files(self.root, skip=self.records).items()):
             self.add(record)
 
     def good(self, index: int) -> bool:
@@ -221,11 +221,10 @@ class OnlineTrainer(Trainer):
         return opt, sched
 
     # -- the solver side ---------------------------------------------------------------------------------
-    def feed(self, wait: float = 0.0) -> int:
+    def feed(self) -> None:
         """File what the workers finished (new training samples join the set and the buffer) and queue the
-        next tasks; returns how many training samples came."""
-        came = 0
-        records = self.pool.collect(wait)
+        next tasks."""
+        records = self.pool.collect()
         for record in records:
             self.solver_idle += record.get("waited", 0.0)
             if "error" in record:
@@ -237,11 +236,9 @@ class OnlineTrainer(Trainer):
                 left = self.buffer.add(self.position[record["index"]])
                 if left is not None:
                     self.forget(self.train_set, left)
-                came += 1
         submit(self.pool, self.data, self.online, Path(self.out))
         if records:
             self.data.save()
-        return came
 
     def draw(self, step: int) -> list[int]:
         """Step `step`'s batch: buffer positions packed (shuffled from (seed, step)) up to `batch_size` samples
@@ -255,8 +252,8 @@ class OnlineTrainer(Trainer):
         c, o = self.config, self.online
         progress = self.start()
         wall = self.clocks["wall"] = self.wall  # the run's clock since its first sample
-        bar = tqdm(total=round(c.budget), initial=round(wall()), desc="train online", unit="s",
-                   disable=not c.progress, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]{postfix}")
+        bar = tqdm(total=round(c.budget), initial=round(wall()), desc="train online", unit="s", disable=not c.progress,
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]{postfix}")
         losses: list[float] = []
         started, next_record = time.perf_counter(), wall() + o.validate_every
         while wall() < c.budget:
@@ -281,9 +278,10 @@ class OnlineTrainer(Trainer):
 
 
 def run_key(config: RunConfig) -> str:
-    """What a resumed online run must share with the killed one (family, options, seed, fields)."""
+    """What a resumed online run must share with the killed one (solver, options, seed, fields)."""
     o, d = config.online, config.data
-    text = json.dumps([o.family, o.options, o.seed, d.inputs, d.targets], sort_keys=True, default=str)
+    text = json.dumps([o.family, o.command, o.parameters, o.options, o.seed, d.inputs, d.targets], sort_keys=True,
+                      default=str)
     return "online:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -386,9 +384,11 @@ def train_online(config: RunConfig) -> dict[str, Any]:
     last = out / "last.safetensors"
     history = load_checkpoint(last)[1]["history"] if last.is_file() else []
     offset = history[-1]["wall_seconds"] if history else 0.0
-    data = OnlineDataset(root, family, o.seed, {**family.options, **o.options}, o.val)
+    options = {**family.options, **o.options}
+    data = OnlineDataset(root, family, o.seed, options, o.val)
     clock = Clock("wall", offset)
-    with SolverPool(family.name if family.name in FAMILIES else family, root, o.seed, {**family.options, **o.options}, o.workers + 1, o.timeout) as pool:
+    solver = family.name if family.name in FAMILIES else family  # a built-in one by name, a user's command whole
+    with SolverPool(solver, root, o.seed, options, o.workers + 1, o.timeout) as pool:
         _gather(pool, data, o, clock, c.budget, c.progress)
         pool.retire(1)  # the trainer takes that worker's share from here on
         train_set, val_set = open_split(config, "train", cache=False), open_split(config, "val")

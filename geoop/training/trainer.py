@@ -345,8 +345,22 @@ class Trainer(Evaluator):
             mine = shard_samples(self.sizes(self.val_set), self.context.world)[self.context.rank]
             todo += [(self.val_set, i) for i in mine]
         show = self.config.progress and self.context.is_main
-        for dataset, i in tqdm(todo, desc="prepare", unit="sample", disable=not show, leave=False):
+        for done, (dataset, i) in enumerate(tqdm(todo, desc="prepare", unit="sample", disable=not show,
+                                                 leave=False)):
             self.sample(dataset, i)
+            self._check_preparation_budget(done + 1, len(todo))
+
+    def _check_preparation_budget(self, done: int, total: int) -> None:
+        """Stop a budgeted run whose preparation alone spends the budget (it counts against it): a typed error
+        saying how far it got, instead of preparing on past the stopping rule. Read on this rank's own clock
+        (no collective: ranks prepare different numbers of samples)."""
+        c = self.config
+        spent = self.clocks[c.clock]() if c.budget is not None else 0.0
+        if c.budget is not None and spent >= c.budget and done < total:
+            raise GeoopError(f"the budget of {c.budget:g} {c.clock} seconds was spent preparing the samples' "
+                             f"structures ({done} of {total} done in {spent:.0f} s), before the first training step",
+                             fix="raise train.budget, train on fewer or smaller samples (data.subsample), or choose "
+                                 "model options that prepare less (a coarser latent grid)")
 
     def _spent(self, clock: Clock) -> float:
         """Seconds on the budget clock, the same on every rank (the slowest rank's)."""
