@@ -53,7 +53,8 @@ def geoop(*args: str, log: Path, timeout: float | None = None) -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     with open(log, "a") as out:
         proc = subprocess.Popen([sys.executable, "-m", "geoop", *args], stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd=ROOT)
+                                env=env, cwd=ROOT,  # Ctrl-C as usual even under nohup/&, which ignore SIGINT
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -221,7 +222,9 @@ def main() -> None:
         print(f"{name}: {results[name]['history'][-1]['samples']} cases, test rel. L2 "
               f"{results[name]['test']['rel_l2']:.4f}", flush=True)
     record = {"date": str(date.today()), "machine": f"{os.cpu_count()} cores", "minutes": args.minutes, "val": args.val,
-              "config": CONFIG, "test_data": str(test), "arms": results, "summary": summarise(results)}
+              "config": CONFIG, "arms": results, "summary": summarise(results),
+              "test_data": f"the first {args.n_test} of the test split of " + (
+                  f"{Path(args.test_data).name} (seed 0)" if args.test_data else f"a set made with seed {TEST_SEED}")}
     (out / "online.json").write_text(json.dumps(record, indent=1, default=float))
     (out / "online.md").write_text(table(record))
     plot(record, out / "online.png")
