@@ -58,6 +58,7 @@ def _worker(number: int, family: str | Family, root: str, seed: int, options: di
     from geoop.data.generation import _preload_solvers
 
     _preload_solvers()
+    results.cancel_join_thread()  # a worker whose parent died must not wait at exit to flush its reports
     parent, fork = mp.parent_process(), mp.get_context("fork")
     since = None  # when the worker became free (None before its first task: starting is not waiting)
     while True:
