@@ -39,6 +39,11 @@ def _json(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
+def _number(error: float | None) -> str:
+    """A table entry: the error to four places, or a dash where there is none."""
+    return f"{error:.4f}" if error is not None else "-"
+
+
 def headline() -> str:
     """Per dataset: geoop's best model against both neuraloperator baselines and the non-learned one (test rel.
     L2, mean over fields, 900 CPU-seconds of training)."""
@@ -57,11 +62,11 @@ def headline() -> str:
         if not outside:  # a family whose outside baselines have not run yet has no headline
             continue
         plain = [mine[m] for m in accuracy.NONLEARNED if m in mine]
-        fmt = lambda e: f"{e:.4f}" if e is not None else "-"  # noqa: E731
-        baseline = lambda m: "failed" if (dataset, m) in failed else fmt(mine.get(m))  # noqa: E731
+        fno, gino = ("failed" if (dataset, m) in failed else _number(mine.get(m))
+                     for m in ("neuralop_fno", "neuralop_gino"))
         gain = f"{ours[best] / min(outside) - 1:+.0%}"
-        rows.append(f"| {dataset} | {best} {ours[best]:.4f} | {baseline('neuralop_fno')} | "
-                    f"{baseline('neuralop_gino')} | {fmt(min(plain) if plain else None)} | {gain} |")
+        rows.append(f"| {dataset} | {best} {ours[best]:.4f} | {fno} | {gino} | "
+                    f"{_number(min(plain) if plain else None)} | {gain} |")
     return "\n".join(rows) + "\n"
 
 

@@ -309,4 +309,6 @@ def test_a_design_meshed_without_its_solve_is_what_uncertainty_selection_scores(
     candidates = [design, {**design, "thickness": 0.2, "alpha": -4.0}]
     pick, scores = most_uncertain("airfoil2d", 0, 0, {}, candidates, str(path))
     assert len(scores) == 2 and all(np.isfinite(scores)) and pick == int(np.argmax(scores))
-    assert scores[0] == pytest.approx(sum(operator.eval().estimated_errors(meshed).values()), rel=1e-4)
+    # (float32 sums over a freshly meshed and read case: equal to ~1e-4, far below the candidates' spread)
+    assert scores[0] == pytest.approx(sum(operator.eval().estimated_errors(meshed).values()), rel=2e-3)
+    assert abs(scores[1] - scores[0]) > 2e-2 * scores[0]

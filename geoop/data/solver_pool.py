@@ -36,7 +36,11 @@ def _produce(family: str | Family, root: str, seed: int, options: dict, task: di
     try:
         chosen, scores = None, None
         if len(task["candidates"]) > 1 and task["model"]:
+            import torch
+
             from geoop.training.selection import most_uncertain
+
+            torch.set_num_threads(1)  # the solver's core: the trainer keeps its own
 
             pick, scores = most_uncertain(family, seed, task["index"], options, task["candidates"], task["model"])
             chosen = task["candidates"][pick]

@@ -36,7 +36,6 @@ def most_uncertain(family_name: str, seed: int, index: int, options: dict, candi
     from geoop.data.families import get_family
     from geoop.training.run import load_model
 
-    torch.set_num_threads(1)
     family, operator = get_family(family_name), load_model(model)
     scores = []
     for design in candidates:
