@@ -256,14 +256,16 @@ class OnlineTrainer(Trainer):
                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]{postfix}")
         losses: list[float] = []
         started, next_record = time.perf_counter(), wall() + o.validate_every
-        while wall() < c.budget:
+        finished = wall() >= c.budget  # read once a step: the step that ends the budget is always recorded
+        while not finished:
             self.feed()
             self.operator.train()
             losses.append(self.train_step([self.draw(progress.step)]))
             progress.step += 1
             bar.set_postfix(samples=len(self.train_set.ids), loss=f"{losses[-1]:.4f}", refresh=False)
             bar.update(round(min(wall(), c.budget)) - bar.n)
-            if wall() >= next_record or wall() >= c.budget:
+            finished = wall() >= c.budget
+            if finished or wall() >= next_record:
                 record = {"epoch": progress.epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses),
                           "lr": float(self.sched.get_last_lr()[0]), "seconds": time.perf_counter() - started,
                           **self.validate(), "samples": len(self.train_set.ids), "buffer": len(self.buffer.positions),
