@@ -195,8 +195,8 @@ def test_a_small_kdfno_learns_the_antiderivative_operator():
     tree = KDTreeDecomposition(n_subdomains=4).fit(np.concatenate([s[0].numpy() for s in samples[:64]]))
     model = KDFNO(tree, 1, 1, oversample=0.05, hidden=24, modes=8, n_layers=3, use_sdf=False)
     transfers = [model.prepare(s[0].numpy()) for s in samples]
-    test = train_and_test(model, samples, transfers, KDTransfers.collate, epochs=30)
-    assert test < 0.25, test  # ~0.16 measured; predicting zero scores 1.0
+    test = train_and_test(model, samples, transfers, KDTransfers.collate, epochs=15)
+    assert test < 0.25, test  # ~0.15 measured; predicting zero scores 1.0
 
 
 def test_mirror_symmetries_commute_with_the_grid_transfers():

@@ -234,8 +234,8 @@ def test_a_small_gino_learns_the_antiderivative_operator_on_point_clouds():
                  out_gno_hidden=(64, 32), projection_hidden=64)
     model.fit(DataFacts(train_points=[p for p, _, _ in samples]))
     graphs = [model.prepare(p) for p, _, _ in samples]
-    test = train_and_test(model, samples, graphs, GINOGraphs.collate, epochs=40)
-    assert test < 0.15, test  # ~0.09 measured; predicting zero scores 1.0
+    test = train_and_test(model, samples, graphs, GINOGraphs.collate, epochs=20)
+    assert test < 0.15, test  # ~0.11 measured; predicting zero scores 1.0
 
 
 def test_gino_sizes_its_radii_in_fit_keeps_them_in_its_state_and_refuses_to_run_unfitted(caplog):
