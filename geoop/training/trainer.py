@@ -24,6 +24,7 @@ from geoop.models.field_operator import FieldOperator
 from geoop.training.batching import batch_plan, make_batches, shard_samples
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
 from geoop.training.distributed import SINGLE_PROCESS, Context, all_gather, all_max, all_sum, barrier
+from geoop.training.gradients import clip_gradient_norm
 from geoop.training.losses import field_errors, gaussian_nll, max_errors
 from geoop.heap import HeapTrimmer, keep_freed_memory, release_free_memory
 from geoop.training.prepared_store import PreparedStore, store_key
@@ -393,7 +394,7 @@ class Trainer(Evaluator):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.operator.parameters(), self.config.grad_clip)
+            clip_gradient_norm(self.operator.parameters(), self.config.grad_clip)
         self.opt.step()
         self.sched.step()
         self.trimmer()
