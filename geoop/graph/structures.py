@@ -128,7 +128,9 @@ def move(structure: T, device: torch.device | str) -> T:
 
 
 def block_diagonal(mats: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Sparse COO matrices `(M_i, N_i)` -> one block-diagonal `(sum M_i, sum N_i)` (coalesced)."""
+    """Sparse COO matrices `(M_i, N_i)` -> one block-diagonal `(sum M_i, sum N_i)` (coalesced: each block's
+    entries are in row-major order, and the blocks follow one another down the diagonal, so the joined entries
+    are too; no sort)."""
     n_rows = n_cols = 0
     indices, values = [], []
     for m in mats:
@@ -136,5 +138,5 @@ def block_diagonal(mats: Sequence[torch.Tensor]) -> torch.Tensor:
         indices.append(m.indices() + torch.tensor([[n_rows], [n_cols]], device=m.device))
         values.append(m.values())
         n_rows, n_cols = n_rows + m.shape[0], n_cols + m.shape[1]
-    return torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), (n_rows, n_cols),
-                                   check_invariants=True).coalesce()
+    return torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), (n_rows, n_cols), is_coalesced=True,
+                                   check_invariants=True)
