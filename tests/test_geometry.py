@@ -203,3 +203,19 @@ def test_a_plane_cuts_tetrahedra_into_the_exact_section_with_linear_fields_exact
     assert cut.axes == (0, 1) and area.sum() == pytest.approx(1.0, rel=1e-12)
     assert np.allclose(cut.values[:, 0], cut.points @ [1.0, 2.0] + 3 * 0.37, atol=1e-12)
     assert np.allclose(cut.values[:, 1], -cut.values[:, 0])
+
+
+def test_facets_seen_once_and_unique_edges_equal_numpys_row_unique():
+    """The sort-based helpers list what `np.unique(..., axis=0)` lists, in its order."""
+    from geoop.geometry.cells import rows_seen_once, unique_edges
+
+    rng = np.random.default_rng(3)
+    keys = np.sort(rng.integers(0, 50, size=(400, 3)), axis=1)
+    keys = np.concatenate([keys, keys[:300], np.full((1, 3), -1)])  # repeated rows, and a padding-like one
+    rng.shuffle(keys)
+    _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    np.testing.assert_array_equal(rows_seen_once(keys), first[counts == 1])
+    triangles = rng.integers(0, 60, size=(200, 3))
+    pairs = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    np.testing.assert_array_equal(unique_edges({"triangle": triangles}), np.unique(pairs, axis=0))

@@ -109,6 +109,19 @@ def simplex_measures(points: np.ndarray, simplex: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(np.linalg.det(gram), 0.0, None)) / factorial
 
 
+def rows_seen_once(keys: np.ndarray) -> np.ndarray:
+    """Positions of the rows of integer `keys` `(F, k)` that occur exactly once, in the rows' lexicographic
+    order (what `np.unique(keys, axis=0)` lists them in; a lexsort of the columns is ~4x faster than it)."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    new = np.ones(len(keys) + 1, dtype=bool)  # where a run of equal rows starts (and one past the end)
+    new[1:-1] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    starts = np.flatnonzero(new)
+    return order[starts[:-1][np.diff(starts) == 1]]
+
+
 def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray], dim: int) -> np.ndarray:
     """Facets owned by exactly one top-dimensional cell, oriented outward.
 
@@ -134,8 +147,7 @@ def boundary_facets(points: np.ndarray, cells: dict[str, np.ndarray], dim: int) 
     keys = np.concatenate(keys)
     facets = np.concatenate(facets)
     centers = np.concatenate(centers)
-    _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
-    once = first[counts == 1]
+    once = rows_seen_once(keys)
     facets, centers = facets[once], centers[once]
     if dim == 1:
         return facets[:, :1]
@@ -189,4 +201,6 @@ def unique_edges(cells: dict[str, np.ndarray]) -> np.ndarray:
         return np.zeros((0, 2), dtype=np.int64)
     e = np.sort(np.concatenate(pairs).astype(np.int64), axis=1)
     e = e[e[:, 0] != e[:, 1]]
-    return np.unique(e, axis=0)
+    n = int(e.max()) + 1 if len(e) else 1  # one integer per pair: a 1D unique, ~5x faster than by rows
+    pair = np.unique(e[:, 0] * n + e[:, 1])
+    return np.stack([pair // n, pair % n], axis=1)

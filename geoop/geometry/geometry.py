@@ -147,8 +147,7 @@ class Geometry:
         if self.kind == "surface":
             tris = self.simplices
             edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1)
-            uniq, counts = np.unique(edges, axis=0, return_counts=True)
-            return uniq[counts == 1]
+            return edges[C.rows_seen_once(edges)]
         if self.cell_dim < 1:
             return np.zeros((0, 2), dtype=np.int64)
         return C.boundary_facets(self.points, self.cells, self.cell_dim)
