@@ -311,3 +311,34 @@ def test_a_nearly_square_box_gets_one_square_grid_for_the_transpose_and_its_node
     assert shape[0] == shape[1] and len(model.node_coords) == np.prod(shape)
     with torch.no_grad():
         assert model(torch.rand(500, 1), model.prepare(points)).shape == (500, 1)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_every_node_inside_the_mesh_is_located_in_a_cell_that_holds_it(dim):
+    """Nearest-centroid candidates first, the radius search for the rest: every node inside the mesh gets a
+    cell whose barycentric coordinates rebuild it; nodes outside get none. A sliver-graded 2D mesh (cells
+    squeezed 50x along x near one side) puts nodes in cells whose centroids are not the nearest."""
+    from geoop.decomposition.transfer import locate_in_cells
+    from tests.conftest import box_tets, disk_mesh
+
+    g = disk_mesh(radius=1.0, rings=10) if dim == 2 else box_tets(4)
+    points = g.points.copy()
+    if dim == 2:  # grade towards x = -1: x -> -1 + (x + 1)^6 / 2^5 packs thin cells there
+        points[:, 0] = -1 + (points[:, 0] + 1) ** 6 / 2**5
+    cells = g.simplices
+    rng = np.random.default_rng(0)
+    lo, hi = points.min(0), points.max(0)
+    nodes = lo - 0.1 + (hi - lo + 0.2) * rng.random((3000, dim))
+    # the truth, by brute force over every cell
+    verts = points[cells]
+    frame = np.swapaxes(verts[:, :dim] - verts[:, dim:], 1, 2)
+    lam = np.einsum("kij,nkj->nki", np.linalg.inv(frame), nodes[:, None, :] - verts[None, :, dim])
+    inside_any = ((lam >= -1e-9).all(2) & (lam.sum(2) <= 1 + 1e-9)).any(1)
+    assert inside_any.sum() > 1000 and (~inside_any).sum() > 100
+    for nearest in (8, 1):  # one candidate leaves most of the work to the radius search
+        found, bary = locate_in_cells(points, cells, nodes, chunk=700, nearest=nearest)
+        np.testing.assert_array_equal(found >= 0, inside_any)
+        hit = found >= 0
+        rebuilt = np.einsum("nk,nkd->nd", bary[hit], points[cells[found[hit]]])
+        np.testing.assert_allclose(rebuilt, nodes[hit], atol=1e-9)
+        assert (bary[hit] >= -1e-9).all()

@@ -90,21 +90,49 @@ def leaf_grids(tree: KDTreeDecomposition, oversample: float = 1.5, overlap: floa
     return LeafGrids(shapes_at(scale), lower, upper, core_lo, core_hi)
 
 
-def locate_in_cells(points: np.ndarray, cells: np.ndarray, nodes: np.ndarray, chunk: int = 20000
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def locate_in_cells(points: np.ndarray, cells: np.ndarray, nodes: np.ndarray, chunk: int = 20000,
+                    nearest: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """The mesh cell containing each of `nodes (G, d)`: `cell (G,)` (-1 where none does) and barycentric
-    coordinates `(G, d + 1)`, for simplices `cells (K, d + 1)` of `points (N, d)`. Cells are searched by
-    their centroids within their own circumscribing radius, in bins of similar size (a graded mesh's large
-    cells do not widen the search among its small ones); degenerate cells are skipped."""
+    coordinates `(G, d + 1)`, for simplices `cells (K, d + 1)` of `points (N, d)`; degenerate cells are skipped.
+
+    First the cells of each node's `nearest` centroids are tried at once (barycentric coordinates
+    lambda = T^-1 (x - v_d) from each cell's inverted frame T = [v_0 - v_d, ..., v_{d-1} - v_d]): that finds
+    almost every node inside the mesh. The rest (nodes outside it, or in a long thin cell whose centroid is
+    farther than others') are searched among the centroids within the cells' circumscribing radius, in bins
+    of similar size, so a graded mesh's large cells do not widen the search among its small ones."""
     d = points.shape[1]
     verts = points[cells]  # (K, d+1, d)
     frame = np.swapaxes(verts[:, :d] - verts[:, d:], 1, 2)  # (K, d, d): columns v_i - v_d
     good = np.abs(np.linalg.det(frame)) > 1e-14 * np.prod(np.ptp(points, axis=0))
+    inverse = np.zeros_like(frame)
+    inverse[good] = np.linalg.inv(frame[good])
     centroid = verts.mean(1)
-    radius = np.linalg.norm(verts - centroid[:, None], axis=2).max(1)
-    level = np.floor(np.log2(radius / radius[good].min())).astype(int) if good.any() else np.zeros(len(cells), int)
     found = np.full(len(nodes), -1)
     bary = np.zeros((len(nodes), d + 1))
+    usable = np.flatnonzero(good)
+    if not len(usable):
+        return found, bary
+
+    def first_inside(rows: np.ndarray, candidates: np.ndarray) -> None:
+        """Record, for each node of `rows (R,)`, the first of its `candidates (R, k)` cells that holds it."""
+        lam = np.einsum("rkij,rkj->rki", inverse[candidates], nodes[rows, None, :] - verts[candidates, d])
+        lam = np.concatenate([lam, 1 - lam.sum(2, keepdims=True)], axis=2)
+        inside = (lam >= -1e-9).all(2) & good[candidates]
+        hit = inside.any(1)
+        pick = inside[hit].argmax(1)
+        found[rows[hit]] = candidates[hit, pick]
+        bary[rows[hit]] = lam[hit, pick]
+
+    near = cKDTree(centroid[usable])
+    k = min(nearest, len(usable))
+    for start in range(0, len(nodes), chunk):
+        rows = np.arange(start, min(start + chunk, len(nodes)))
+        candidates = usable[near.query(nodes[rows], k=k)[1].reshape(len(rows), k)]
+        first_inside(rows, candidates)
+    if (found >= 0).all():
+        return found, bary
+    radius = np.linalg.norm(verts - centroid[:, None], axis=2).max(1)
+    level = np.floor(np.log2(radius / radius[good].min())).astype(int)
     for lv in np.unique(level[good]):
         members = np.flatnonzero(good & (level == lv))
         search = cKDTree(centroid[members])
@@ -114,11 +142,12 @@ def locate_in_cells(points: np.ndarray, cells: np.ndarray, nodes: np.ndarray, ch
             if not len(todo):
                 continue
             balls = search.query_ball_point(nodes[todo], reach)
-            rows = np.repeat(todo, [len(b) for b in balls])
-            if not len(rows):
+            sizes = np.fromiter((len(b) for b in balls), dtype=np.int64, count=len(balls))
+            if not sizes.any():
                 continue
-            cols = members[np.fromiter((j for b in balls for j in b), dtype=np.int64, count=len(rows))]
-            lam = np.linalg.solve(frame[cols], (nodes[rows] - verts[cols, d])[:, :, None])[:, :, 0]
+            rows = np.repeat(todo, sizes)
+            cols = members[np.concatenate([np.asarray(b, dtype=np.int64) for b in balls if b])]
+            lam = np.einsum("rij,rj->ri", inverse[cols], nodes[rows] - verts[cols, d])
             lam = np.concatenate([lam, 1 - lam.sum(1, keepdims=True)], axis=1)
             inside = (lam >= -1e-9).all(1)
             rows, cols, lam = rows[inside], cols[inside], lam[inside]
