@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from geoop.data.dataset import SimulationDataset
+from geoop.geometry import Geometry
 from geoop.errors import GeoopError
 from geoop.models.field_operator import FieldOperator
 from geoop.training.checkpoint import load_checkpoint, save_checkpoint
@@ -59,10 +61,24 @@ def sample_records(operator: FieldOperator, dataset: SimulationDataset, evaluato
 
 def descriptors(operator: FieldOperator, dataset: SimulationDataset, inputs: list[str]) -> np.ndarray:
     """`(S, D)` the novelty descriptors of the geometries of `dataset` in the operator's box."""
+    return described(operator, dataset, inputs)[0]
+
+
+def described(operator: FieldOperator, dataset: SimulationDataset, inputs: list[str]
+              ) -> tuple[np.ndarray, dict[str, tuple[list[float], list[float]]]]:
+    """`descriptors` and the `input_ranges` of `dataset`'s geometries, each geometry read once."""
     center = operator.normalizer.center.double().cpu().numpy()
     scale = float(operator.normalizer.scale)
-    return np.stack([descriptor(dataset.geometry(i), center, scale, inputs, operator.fields.body)
-                     for i in range(len(dataset))])
+    rows = []
+
+    def read() -> Iterator[Geometry]:
+        for i in range(len(dataset)):
+            geometry = dataset.geometry(i)
+            rows.append(descriptor(geometry, center, scale, inputs, operator.fields.body))
+            yield geometry
+
+    ranges = input_ranges(read(), inputs)
+    return np.stack(rows), ranges
 
 
 def fit_trust(operator: FieldOperator, train_set: SimulationDataset, val_set: SimulationDataset,
@@ -78,10 +94,8 @@ def fit_trust(operator: FieldOperator, train_set: SimulationDataset, val_set: Si
     records = sample_records(operator, val_set, evaluator, progress)
     calibration = calibrate(records, val_set.split, operator.uncertainty)
     inputs = described_inputs(operator, train_set)
-    novelty = None
-    if len(val_set) >= 2:
-        novelty = NoveltyModel.fit(descriptors(operator, train_set, inputs), descriptors(operator, val_set, inputs))
-    ranges = input_ranges([train_set.geometry(i) for i in range(len(train_set))], inputs)
+    reference, ranges = described(operator, train_set, inputs)
+    novelty = NoveltyModel.fit(reference, descriptors(operator, val_set, inputs)) if len(val_set) >= 2 else None
     return Trust(calibration, novelty, ranges)
 
 

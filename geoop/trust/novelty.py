@@ -12,7 +12,7 @@ Under exchangeability it is uniform, so flagging p < alpha flags about a fractio
 geometries and, ideally, every far-out one."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,14 +100,16 @@ class NoveltyModel:
         return cls(*(np.asarray(raw[k], dtype=np.float64) for k in ("train", "mean", "std", "calibration")))
 
 
-def input_ranges(geometries: Sequence[Geometry], inputs: Sequence[str]) -> dict[str, tuple[list[float], list[float]]]:
-    """{input field: (per-component minimum, maximum) over the `geometries`}."""
-    out = {}
-    for name in inputs:
-        values = [np.asarray(g.point_data[name], dtype=np.float64).reshape(g.n_points, -1) for g in geometries]
-        stacked = np.concatenate(values)
-        out[name] = (stacked.min(0).tolist(), stacked.max(0).tolist())
-    return out
+def input_ranges(geometries: Iterable[Geometry], inputs: Sequence[str]) -> dict[str, tuple[list[float], list[float]]]:
+    """{input field: (per-component minimum, maximum) over the `geometries`}, read one geometry at a time."""
+    low: dict[str, np.ndarray] = {}
+    high: dict[str, np.ndarray] = {}
+    for g in geometries:
+        for name in inputs:
+            v = np.asarray(g.point_data[name], dtype=np.float64).reshape(g.n_points, -1)
+            low[name] = np.minimum(low[name], v.min(0)) if name in low else v.min(0)
+            high[name] = np.maximum(high[name], v.max(0)) if name in high else v.max(0)
+    return {name: (low[name].tolist(), high[name].tolist()) for name in inputs if name in low}
 
 
 def outside_ranges(geometry: Geometry, ranges: dict[str, tuple[list[float], list[float]]],
