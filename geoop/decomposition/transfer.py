@@ -114,10 +114,11 @@ def locate_in_cells(points: np.ndarray, cells: np.ndarray, nodes: np.ndarray, ch
         return found, bary
 
     def first_inside(rows: np.ndarray, candidates: np.ndarray) -> None:
-        """Record, for each node of `rows (R,)`, the first of its `candidates (R, k)` cells that holds it."""
+        """Record, for each node of `rows (R,)`, the first of its `candidates (R, k)` cells (non-degenerate
+        ones) that holds it."""
         lam = np.einsum("rkij,rkj->rki", inverse[candidates], nodes[rows, None, :] - verts[candidates, d])
         lam = np.concatenate([lam, 1 - lam.sum(2, keepdims=True)], axis=2)
-        inside = (lam >= -1e-9).all(2) & good[candidates]
+        inside = (lam >= -1e-9).all(2)
         hit = inside.any(1)
         pick = inside[hit].argmax(1)
         found[rows[hit]] = candidates[hit, pick]

@@ -22,7 +22,7 @@ def _torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
     """A scipy matrix as a coalesced torch COO tensor: scipy's canonical CSR (duplicates summed, columns
     sorted) lists its entries in row-major order already, so torch need not sort them (its `coalesce` took
     ~0.17 s a matrix of an airfoil sample; the order is checked by torch's invariants)."""
-    csr = sp.csr_matrix(matrix)
+    csr = sp.csr_matrix(matrix, copy=True)  # sum_duplicates sorts in place: the caller's matrix stays as it was
     csr.sum_duplicates()
     coo = csr.tocoo()
     index = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
