@@ -2,6 +2,7 @@
 file format, and clear errors for geometries the model cannot take."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
@@ -435,6 +436,29 @@ def test_schedule_plans_are_pure_functions_of_the_step():
     assert [budgeted.factor(s) for s in range(10)] == early and budgeted.factor(50) < 1e-4
     assert SchedulePlan("cosine", 10, 50).factor(5) == 1.0 and SchedulePlan("constant", 0, 9).factor(9) == 1.0
     assert budget_steps(10, spent=10.0, budget=100.0, seconds_per_step=1.0, margin=1.0) == 100
+
+
+@pytest.mark.parametrize("new_total", [80, 200])
+def test_a_refit_plan_keeps_the_rate_continuous_and_anneals_at_the_new_end(new_total):
+    """A budgeted run refits its plan to the measured speed: the rate before the refit is unchanged, it moves on
+    from where it was, and the anneal now ends at the new total; a resumed run (the state's round trip) agrees."""
+    from geoop.training.schedule import SchedulePlan
+
+    plan = SchedulePlan("onecycle", 10, 100)
+    before = [plan.factor(s) for s in range(61)]
+    plan.refit(60, new_total)
+    assert [plan.factor(s) for s in range(61)] == pytest.approx(before, rel=1e-12)
+    assert abs(plan.factor(61) - before[60]) < 0.05 and plan.factor(new_total) < 1e-4
+    assert plan.progress(new_total - 1) < 1.0 == plan.progress(new_total)
+    rates = [plan.factor(s) for s in range(60, new_total + 1)]
+    assert all(a >= b for a, b in itertools.pairwise(rates))  # still annealing
+    again = SchedulePlan(**json.loads(json.dumps(plan.state())))
+    assert [again.factor(s) for s in range(new_total + 5)] == [plan.factor(s) for s in range(new_total + 5)]
+    plan.refit(new_total, 10 * new_total)  # a plan already run out stays out: the rate does not rise again
+    assert plan.total == new_total
+    long = SchedulePlan("onecycle", 10, 1000)
+    long.refit(100, 1010)  # 1% more steps: within the speed's noise, no knot
+    assert long.knots == [] and long.total == 1000
 
 
 def test_a_budget_spent_before_the_first_step_is_a_clear_error(poisson, tmp_path):

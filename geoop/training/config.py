@@ -79,7 +79,8 @@ class TrainConfig:
     """How to train. `epochs`: passes over the training set (default 50, or as many as fit a `budget`);
     `budget`: seconds of training, on the `clock` "cpu" (CPU-seconds of the training process, all its threads)
     or "wall"; the budget is the stopping rule, and the learning-rate schedule is sized to it (the first epoch
-    warms up and measures the seconds per step, then the plan is fixed; a resumed run keeps it). With both,
+    warms up and measures the seconds per step, then the plan is fixed, and refit to the measured speed at each
+    epoch's end with the rate kept continuous; a resumed run keeps it). With both,
     whichever ends first. `max_points` packs batches by point count (up to `batch_size` samples each);
     `schedule`: "onecycle", "cosine" or "constant" (stepped per batch); `patience`: epochs without a better
     validation error before stopping early (None: never); `loss`: "rel_l2" (relative L2 per sample and field,

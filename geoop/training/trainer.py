@@ -282,7 +282,7 @@ class Trainer(Evaluator):
         if c.budget is None:
             total = sum(len(self.epoch_plan(e)) for e in range(int(c.max_epochs)))
             self.plan = epoch_plan(c.schedule, total)
-        else:  # the first epoch warms up; its speed fixes the rest of the plan (see `fix_plan`)
+        else:  # the first epoch warms up; its speed fixes the rest of the plan (see `fit_plan`)
             self.plan = SchedulePlan(c.schedule, len(self.epoch_plan(0)), None)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: self.plan.factor(step))
         return opt, sched
@@ -428,16 +428,20 @@ class Trainer(Evaluator):
             val = self.evaluate(self.val_set, forces=False)
         return {"val_rel_l2": val["rel_l2"], "val": {n: f["rel_l2"] for n, f in val["fields"].items()}}
 
-    def fix_plan(self, epoch: int, step: int, seconds_per_step: float, spent: float) -> None:
-        """At the end of a budgeted run's warm-up epoch: the steps the rest of the budget affords at the
-        measured speed (with `epochs` too, whichever ends first)."""
+    def fit_plan(self, epoch: int, step: int, seconds_per_step: float, spent: float) -> None:
+        """At a budgeted run's epoch end: the steps the rest of the budget affords at `seconds_per_step` (measured
+        over this process's epochs so far, validation included), with `epochs` too whichever ends first. The
+        warm-up epoch fixes the plan; later epochs refit it (`SchedulePlan.refit`)."""
         c = self.config
-        self.plan.total = budget_steps(step, spent, c.budget, seconds_per_step)
+        total = budget_steps(step, spent, c.budget, seconds_per_step)
         if c.epochs is not None:
-            self.plan.total = min(self.plan.total, step + sum(len(self.epoch_plan(e))
-                                                              for e in range(epoch + 1, c.epochs)))
-        log.info("budget %.0f s: %d steps planned (%.3f s each, measured in epoch 1)", c.budget, self.plan.total,
-                 seconds_per_step)
+            total = min(total, step + sum(len(self.epoch_plan(e)) for e in range(epoch + 1, c.epochs)))
+        if self.plan.total is None:
+            self.plan.total = total
+            log.info("budget %.0f s: %d steps planned (%.3f s each, measured in epoch 1)", c.budget, total,
+                     seconds_per_step)
+        else:
+            self.plan.refit(step, total)
 
     def _stops_before(self, epoch: int, progress: Progress) -> bool:
         c = self.config
@@ -461,10 +465,11 @@ class Trainer(Evaluator):
             progress.step + sum(len(self.epoch_plan(e)) for e in range(progress.epoch, int(c.max_epochs)))
         bar = tqdm(total=planned, initial=progress.step, desc="train", unit="step",
                    disable=not (c.progress and main))
+        run_start, run_steps = budget_clock(), progress.step  # this process's speed refits a budgeted plan
         for epoch in itertools.count(progress.epoch):
             if self._stops_before(epoch, progress):
                 break
-            t0, epoch_start = time.perf_counter(), budget_clock()
+            t0 = time.perf_counter()
             losses, spent_out = self.train_epoch(epoch, progress, budget_clock, bar)
             if not losses:
                 break
@@ -473,9 +478,9 @@ class Trainer(Evaluator):
                       **self.validate()}
             if "val_rel_l2" in record:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4f}", val=f"{record['val_rel_l2']:.4f}")
-            if c.budget is not None and self.plan.total is None:  # end of the warm-up epoch: fix the plan
+            if c.budget is not None and not spent_out:  # fix the plan after the warm-up epoch, then refit it
                 spent = self._spent(budget_clock)
-                self.fix_plan(epoch, progress.step, (spent - epoch_start) / len(losses), spent)
+                self.fit_plan(epoch, progress.step, (spent - run_start) / (progress.step - run_steps), spent)
                 bar.total = self.plan.total
             record.update({f"{kind}_seconds": clock() for kind, clock in clocks.items()})
             improved = progress.record(record)
