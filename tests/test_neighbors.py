@@ -14,6 +14,7 @@ from geoop.graph import (
     radius_graph,
     radius_search,
 )
+from geoop.graph.graphs import bipartite_graph
 from geoop.graph.search_backends import PARALLEL_QUERIES, plan_chunks
 from tests.conftest import box_hexes
 
@@ -198,6 +199,48 @@ def test_graph_builders_match_the_search_functions():
     same(knn_graph(x, 5), knn_search(x, 5))
     same(bipartite_radius_graph(x, y, 0.2), radius_search(x, 0.2, y))
     same(bipartite_knn_graph(x, y, 5), knn_search(x, 5, y))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_lattice_search_gives_the_radius_graph_of_its_nodes(dtype):
+    """The arithmetic search from a latent grid's nodes equals the tree's graph bit for bit (pairs, order and
+    distances), at radii that put queries on nodes exactly at the radius, for queries inside and outside the
+    grid, and on a rectilinear lattice of uneven spacing."""
+    from geoop.graph.grids import latent_grids
+    from geoop.graph.neighbors import lattice_radius_search
+
+    torch.manual_seed(0)
+    grid = latent_grids(torch.rand(400, 3, dtype=dtype) * torch.tensor([2.0, 1.0, 0.5], dtype=dtype), None, 13,
+                        bounds="box")
+    axes = grid.axes()
+    assert torch.equal(torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3), grid.points)
+    queries = torch.cat([torch.rand(3000, 3, dtype=dtype) * 3 - 0.5, grid.points[::5]])
+    spacing = float((grid.upper - grid.lower)[0, 2] / 12)  # the finest axis: nodes at exactly r
+    for r in (0.02, spacing, 1.5 * spacing, 0.4):
+        same(lattice_radius_search(axes, r, queries), radius_search(grid.points, r, queries))
+    uneven = [torch.tensor([0.0, 0.1, 0.15, 0.7, 1.0], dtype=dtype), torch.tensor([-1.0, 0.0, 2.0], dtype=dtype)]
+    nodes = torch.stack(torch.meshgrid(*uneven, indexing="ij"), dim=-1).reshape(-1, 2)
+    flat = torch.rand(500, 2, dtype=dtype) * 3 - 1
+    same(lattice_radius_search(uneven, 0.5, flat), radius_search(nodes, 0.5, flat))
+    graph, _ = bipartite_graph(grid.points, queries, 0.3, source_axes=axes)
+    tree, _ = bipartite_graph(grid.points, queries, 0.3)
+    same(graph, tree)
+
+
+def test_a_filled_bipartite_graph_is_the_radius_graph_plus_each_empty_targets_nearest_source():
+    x = torch.rand(300, 3, dtype=torch.float64)
+    y = torch.cat([torch.rand(200, 3, dtype=torch.float64), 3 + torch.rand(50, 3, dtype=torch.float64)])[
+        torch.randperm(250)]  # a fifth of the targets far away, among the others
+    graph, empty = bipartite_graph(x, y, 0.15)
+    radius = radius_search(x, 0.15, y)
+    far = torch.bincount(radius.edge_index[1], minlength=250) == 0
+    assert empty == int(far.sum()) >= 50
+    nearest = knn_search(x, 1, y)
+    src = torch.cat([radius.edge_index[0], nearest.edge_index[0][far]])
+    dst = torch.cat([radius.edge_index[1], nearest.edge_index[1][far]])
+    order = torch.argsort(dst * 300 + src)
+    assert torch.equal(graph.edge_index, torch.stack([src[order], dst[order]]))
+    assert torch.equal(graph.distance, torch.cat([radius.distance, nearest.distance[far]])[order])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

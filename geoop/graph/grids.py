@@ -35,6 +35,15 @@ class LatentGrid(Structure):
     def spacing(self) -> torch.Tensor:
         return ((self.upper - self.lower) / (self.resolution - 1)).max(dim=1).values
 
+    def axes(self) -> list[torch.Tensor]:
+        """The node coordinates along each axis `[(G,)] * d` of a single grid (B = 1): its points are their
+        product, in the same row-major order (see `lattice_radius_search`)."""
+        if self.n_samples != 1:
+            raise ValueError(f"axes() describes one grid; this holds {self.n_samples}")
+        g, d = self.resolution, self.dim
+        nodes = self.points.reshape((g,) * d + (d,))
+        return [nodes[(0,) * a + (slice(None),) + (0,) * (d - a - 1) + (a,)].contiguous() for a in range(d)]
+
     def to_tensor(self, features: torch.Tensor) -> torch.Tensor:
         """`(B * G^d, C) -> (B, C, G, ..., G)`."""
         shape = (self.n_samples,) + (self.resolution,) * self.dim + (features.shape[1],)

@@ -94,16 +94,21 @@ def _finish(points: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor, rad
 
 
 def _cap(result: Neighbors, k: int) -> Neighbors:
-    """Keep the k nearest per query (ties: lower point index), in canonical order again."""
+    """Keep the k nearest per query (ties: lower point index), in canonical order again. Only the pairs of
+    queries with more than k are ranked (a kNN search has few: those with ties at the k-th distance)."""
     src, dst = result.edge_index
-    if not len(dst) or int(torch.bincount(dst).max()) <= k:  # no query has more: nothing to cut
+    if not len(dst):
         return result
-    order = torch.from_numpy(np.lexsort((src.cpu().numpy(), result.distance.cpu().numpy(),
-                                         dst.cpu().numpy()))).to(src.device)
-    dst_sorted = dst[order]
-    first = torch.searchsorted(dst_sorted, dst_sorted)
-    rank = torch.arange(len(order), device=src.device) - first
-    keep = order[rank < k].sort().values  # canonical order is the original order
+    over = torch.bincount(dst)[dst] > k
+    if not bool(over.any()):  # no query has more: nothing to cut
+        return result
+    crowded = torch.nonzero(over).flatten()
+    order = torch.from_numpy(np.lexsort((src[crowded].cpu().numpy(), result.distance[crowded].cpu().numpy(),
+                                         dst[crowded].cpu().numpy()))).to(src.device)
+    ranked = crowded[order]
+    dst_sorted = dst[ranked]
+    rank = torch.arange(len(ranked), device=src.device) - torch.searchsorted(dst_sorted, dst_sorted)
+    keep = torch.cat([torch.nonzero(~over).flatten(), ranked[rank < k]]).sort().values  # canonical order
     return Neighbors(result.edge_index[:, keep], result.distance[keep])
 
 
@@ -140,6 +145,55 @@ def radius_search(points, radius: float, queries=None, *, batch_points=None, bat
         keys = BACKENDS[name](points, q, float(radius), bp, bq, n_batches)
         result = _finish(points, q, keys, float(radius) ** 2, loop=bool(loop) or not self_search)
     return result if max_neighbors is None else _cap(result, max_neighbors)
+
+
+#: candidate pairs a lattice search holds at once (queries x window nodes)
+LATTICE_CANDIDATES = 1 << 24
+
+
+def lattice_radius_search(axes: list[torch.Tensor], radius: float, queries: torch.Tensor) -> Neighbors:
+    """`radius_search(points, radius, queries)` where the points are the nodes of a rectilinear lattice, the
+    product of the increasing per-axis coordinates `axes [(n_a,)] * d` in row-major order (last axis
+    fastest): the same pairs, distances and canonical order, by arithmetic instead of a tree.
+
+    Each query's candidates along axis a are the coordinates within r of its own (a binary search), so its
+    window holds at most `max_a w_a` per axis; per-axis squared differences are summed in axis order over the
+    window (`sum_a (p_a - q_a)^2`, the one definition of `geoop.graph.distance`), kept where <= r^2, and read
+    out row-major, which is the canonical (query, point) order already: no sort. Queries run in slices of
+    `LATTICE_CANDIDATES` window entries."""
+    q = _as_tensor(queries, "queries").to(axes[0].device, axes[0].dtype)
+    d = len(axes)
+    if q.shape[1] != d:
+        raise ValueError(f"the lattice is {d}D but queries are {q.shape[1]}D")
+    reach = float(radius) * (1 + 1e-6) + float(torch.finfo(q.dtype).tiny)  # a superset; the filter decides
+    sizes = [len(a) for a in axes]
+    strides = [int(np.prod(sizes[a + 1:])) for a in range(d)]
+    first = [torch.searchsorted(axes[a], q[:, a] - reach) for a in range(d)]
+    width = [torch.searchsorted(axes[a], q[:, a] + reach, right=True) - first[a] for a in range(d)]
+    window = [max(int(w.max()) if len(w) else 0, 1) for w in width]
+    step = max(1, LATTICE_CANDIDATES // int(np.prod(window)))
+    src_parts, dst_parts, dist_parts = [], [], []
+    for m0 in range(0, len(q), step):
+        rows_ = slice(m0, m0 + step)
+        total, index = None, None
+        for a in range(d):
+            shape = [-1] + [window[b] if b == a else 1 for b in range(d)]
+            offset = torch.arange(window[a], device=q.device)
+            node = (first[a][rows_, None] + offset).clamp(max=sizes[a] - 1)
+            diff = axes[a][node] - q[rows_, a, None]
+            square = torch.where(offset < width[a][rows_, None], diff * diff, torch.inf).reshape(shape)
+            total = square if total is None else total + square
+            part = (node * strides[a]).reshape(shape)
+            index = part if index is None else index + part
+        keep = total <= float(radius) ** 2
+        hits = torch.nonzero(keep.reshape(len(keep), -1))
+        src_parts.append(index.expand(keep.shape).reshape(len(keep), -1)[hits[:, 0], hits[:, 1]])
+        dst_parts.append(hits[:, 0] + m0)
+        dist_parts.append(total.reshape(len(keep), -1)[hits[:, 0], hits[:, 1]].sqrt())
+    if not src_parts:
+        empty = torch.zeros(0, dtype=torch.int64, device=q.device)
+        return Neighbors(torch.stack([empty, empty]), q.new_zeros(0))
+    return Neighbors(torch.stack([torch.cat(src_parts), torch.cat(dst_parts)]), torch.cat(dist_parts))
 
 
 def knn_search(points, k: int, queries=None, *, batch_points=None, batch_queries=None, loop: bool | None = None,

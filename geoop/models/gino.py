@@ -212,12 +212,12 @@ class GINO(Operator):
     def with_queries(self, graphs: GINOGraphs, queries: torch.Tensor, inputs: SampleInputs = NO_INPUTS,
                      backend: str = "auto") -> GINOGraphs:
         """`graphs` of ONE geometry with the grid -> query graph of new `queries (M, d)`; the input side
-        (grid, SDF, input graphs) is shared. The search runs where the graphs are (KD-tree on CPU, cell list on
-        GPU)."""
+        (grid, SDF, input graphs) is shared. The search runs where the graphs are, by arithmetic on the latent
+        grid's axes (`lattice_radius_search`)."""
         grid = graphs.grid
         queries = torch.as_tensor(queries, dtype=torch.float32).to(grid.points.device)
         out_graph, out_empty = bipartite_graph(grid.points, queries, float(self.radii[1]),
-                                               fill_empty=self.fill_empty, backend=backend)
+                                               fill_empty=self.fill_empty, backend=backend, source_axes=grid.axes())
         if out_empty:
             log.warning("%d of %d query points had no latent node within r=%.4g; %s", out_empty, len(queries),
                         float(self.radii[1]), "each was given its nearest node" if self.fill_empty == "nearest"
