@@ -313,3 +313,16 @@ def test_the_inside_mask_of_a_grid_is_the_sign_of_the_signed_distance():
     assert np.array_equal(inside, sdf <= 1e-9 * 2) and 0 < inside.sum() < len(inside)
     r = np.linalg.norm(grid.points, axis=1)  # the polyhedron lies within 0.5% of the unit sphere
     assert inside[r < 0.99].all() and not inside[r > 1.0 + 1e-9].any()
+    # the mask queries only the nodes near the boundary (see grid_inside); a ring, whose hole and thin tube sit
+    # between coarse nodes, gets the same mask as a query at every node, at every coarse stride
+    from geoop.geometry.sdf import grid_inside
+
+    ring = trimesh.creation.torus(1.0, 0.3)
+    torus = Geometry(np.asarray(ring.vertices), {"triangle": np.asarray(ring.faces)})
+    lo, hi = torus.bounds
+    axes = [np.linspace(lo[a] - 0.1, hi[a] + 0.1, n) for a, n in enumerate((33, 35, 29))]
+    nodes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    exact = geoop.signed_distance(torus, nodes) <= 1e-9
+    for stride in (2, 4, 8):
+        assert np.array_equal(grid_inside(torus, axes, 1e-9, stride=stride), exact)
+    assert 0.02 < exact.mean() < 0.3

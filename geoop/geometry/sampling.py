@@ -7,7 +7,7 @@ import numpy as np
 from geoop.errors import GeometryError
 from geoop.geometry.cells import simplex_measures
 from geoop.geometry.geometry import Geometry
-from geoop.geometry.sdf import boundary_mesh, signed_distance
+from geoop.geometry.sdf import boundary_mesh, grid_inside, signed_distance
 
 
 def _facet_normals(points: np.ndarray, facets: np.ndarray) -> np.ndarray:
@@ -102,5 +102,5 @@ def box_grid(geometry: Geometry, shape: tuple[int, ...]) -> Geometry:
     fields = {}
     if geometry.kind == "volume" or geometry.is_watertight:  # nodes on the boundary (the box's faces) are in
         tolerance = 1e-9 * float(np.max(hi - lo))
-        fields["inside"] = (signed_distance(geometry, points) <= tolerance).astype(np.float64)
+        fields["inside"] = grid_inside(geometry, axes, tolerance).astype(np.float64)
     return Geometry(points, cells, fields, source=geometry.source)
