@@ -12,7 +12,7 @@ checkout of geoop (e.g. a `git worktree` of an older commit) for a before/after 
 
 Without --checkpoint, a GINO (resolution 32) is trained for 60 CPU-seconds on a potential3d dataset that
 `benchmarks/predict_scale.py` makes, and the geometry is one of its test samples. Prints JSON; writes
-`predict_grid.{json,md}` into --out (rows of earlier labels kept).
+`predict_grid.{json,md}` into --out (a label's row for a grid replaces the earlier one; other rows are kept).
 """
 from __future__ import annotations
 
@@ -112,10 +112,11 @@ def main() -> None:
     result = json.loads(path.read_text()) if path.is_file() else {"rows": []}
     result.update(machine=f"{platform.machine()}, {os.cpu_count()} cores", threads=args.threads,
                   date=time.strftime("%Y-%m-%d"))
-    result["rows"] = [r for r in result["rows"] if r["label"] != args.label]
-    for grid in args.grids:
+    for grid in args.grids:  # a (label, grid) row replaces its earlier measurement; the others stay
         row = {"label": args.label, **one_grid(grid, checkpoint, geometry, args.out, args.threads, args.code)}
-        result["rows"].append(row)
+        rows = [r for r in result["rows"] if (r["label"], r["grid"]) != (args.label, grid)] + [row]
+        labels = list(dict.fromkeys(r["label"] for r in result["rows"] + [row]))
+        result["rows"] = sorted(rows, key=lambda r: (labels.index(r["label"]), r["queries"]))
         print(json.dumps(row), file=sys.stderr)
         path.write_text(json.dumps(result, indent=1))
     (args.out / "predict_grid.md").write_text(table(result))
