@@ -67,34 +67,33 @@ class KernelIntegral(nn.Module):
         self._warned = not warn_empty
 
     def _source_terms(self, y: torch.Tensor, f_y: torch.Tensor | None) -> torch.Tensor:
-        """`(N_s, H)`: the kernel's first layer applied to what it sees of each source (its embedding, its share
-        `y / r` of the relative coordinate and, for the nonlinear forms, f(y)). That layer is linear in its
-        input's parts, so they are computed per node and gathered per edge, instead of embedding and multiplying
-        every edge's copy: `W [e(y), e(x), (y - x) / r] + b = (W_1 e(y) + W_3 y / r) + (W_2 e(x) - W_3 x / r + b)`."""
-        first, p, d = self.kernel[0], self._pos_channels, y.shape[1]
-        terms = torch.addmm((y / self.radius) @ first.weight[:, 2 * p:2 * p + d].T,
-                            self.embed(y) if self.embed else y, first.weight[:, :p].T)
+        """`(N_s, H)`: the kernel's first layer applied to what it sees of each source (its embedding and, for
+        the nonlinear forms, f(y)). That layer is linear in its input's parts, so they are computed per node and
+        gathered per edge, instead of embedding and multiplying every edge's copy."""
+        first, p = self.kernel[0], self._pos_channels
+        terms = (self.embed(y) if self.embed else y) @ first.weight[:, :p].T
         if self.transform.startswith("nonlinear"):
-            terms = terms + f_y @ first.weight[:, 2 * p + d:].T
+            terms = terms + f_y @ first.weight[:, 2 * p + y.shape[1]:].T
         return terms
 
     def _target_terms(self, x: torch.Tensor) -> torch.Tensor:
-        """`(N_t, H)`: the first layer's share of each target (its embedding, `-x / r`, and the bias)."""
-        first, p, d = self.kernel[0], self._pos_channels, x.shape[1]
-        terms = torch.addmm(first.bias, self.embed(x) if self.embed else x, first.weight[:, p:2 * p].T)
-        return torch.addmm(terms, x / -self.radius, first.weight[:, 2 * p:2 * p + d].T)
+        """`(N_t, H)`: the first layer's share of each target (its embedding, and the bias)."""
+        first, p = self.kernel[0], self._pos_channels
+        return torch.addmm(first.bias, self.embed(x) if self.embed else x, first.weight[:, p:2 * p].T)
 
     def _chunk(self, y, x, src, dst, f_y, w, source_terms, first: int, n_targets: int) -> torch.Tensor:
         """The reduction's sum over the edges `src -> dst` of targets `first .. first + n_targets`."""
-        h = source_terms.index_select(0, src)  # index_select: 2x faster than [] indexing for row gathers
+        p, d = self._pos_channels, y.shape[1]
+        rel = (y.index_select(0, src) - x.index_select(0, dst)) / self.radius
+        h = source_terms.index_select(0, src)  # index_select: ~1.3x faster than [] indexing for row gathers
         h += self._target_terms(x[first:first + n_targets]).index_select(0, dst - first)
+        h = torch.addmm(h, rel, self.kernel[0].weight[:, 2 * p:2 * p + d].T)
         for layer in list(self.kernel)[1:]:
             h = layer(h)
         k = h  # the kernel's value on each edge
         if self.transform in ("linear", "nonlinear"):
             k = k * f_y.index_select(0, src)
         if self.mollify:
-            rel = (y[src] - x[dst]) / self.radius
             t2 = (rel * rel).sum(-1, keepdim=True).clamp(max=1.0)
             k = k * (1 - t2) ** 2
         if w is not None:
