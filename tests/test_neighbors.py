@@ -222,6 +222,9 @@ def test_a_lattice_search_gives_the_radius_graph_of_its_nodes(dtype):
     nodes = torch.stack(torch.meshgrid(*uneven, indexing="ij"), dim=-1).reshape(-1, 2)
     flat = torch.rand(500, 2, dtype=dtype) * 3 - 1
     same(lattice_radius_search(uneven, 0.5, flat), radius_search(nodes, 0.5, flat))
+    far = [a + 1000 for a in axes]  # coordinates far from the origin: the window's bounds round, the graph does not
+    nodes = torch.stack(torch.meshgrid(*far, indexing="ij"), dim=-1).reshape(-1, 3)
+    same(lattice_radius_search(far, spacing, nodes[::3]), radius_search(nodes, spacing, nodes[::3]))
     graph, _ = bipartite_graph(grid.points, queries, 0.3, source_axes=axes)
     tree, _ = bipartite_graph(grid.points, queries, 0.3)
     same(graph, tree)

@@ -165,7 +165,9 @@ def lattice_radius_search(axes: list[torch.Tensor], radius: float, queries: torc
     d = len(axes)
     if q.shape[1] != d:
         raise ValueError(f"the lattice is {d}D but queries are {q.shape[1]}D")
-    reach = float(radius) * (1 + 1e-6) + float(torch.finfo(q.dtype).tiny)  # a superset; the filter decides
+    # the window is a superset (its bounds are rounded where the coordinates are large); the exact filter decides
+    size = max([float(a.abs().max()) for a in axes if len(a)] + [float(q.abs().max()) if len(q) else 0.0])
+    reach = float(radius) * (1 + 1e-6) + 8 * float(torch.finfo(q.dtype).eps) * size + float(torch.finfo(q.dtype).tiny)
     sizes = [len(a) for a in axes]
     strides = [int(np.prod(sizes[a + 1:])) for a in range(d)]
     first = [torch.searchsorted(axes[a], q[:, a] - reach) for a in range(d)]
