@@ -16,6 +16,9 @@ share flagged).
     python benchmarks/trust.py [--cells airfoil2d/kdfno/constant ...] [--budget 900] [--jobs 2]
                                [--out out/trust] [--reuse out/accuracy/runs]
 
+A cell may carry training settings after `@` (`airfoil2d/kdfno/variance@uncertainty_weight=0.01`, several
+separated by commas): the variant trains with them, under its own name.
+
 `--reuse DIR`: a "constant" (or "residual") cell whose accuracy-benchmark run `DIR/<dataset>_<model>` exists is
 calibrated from it instead of retrained (the same config and budget); a "residual" cell otherwise reuses the
 "constant" cell's run in OUT/runs. Finished cells are kept in `OUT/results.json` and not
@@ -55,8 +58,10 @@ def run_cell(cell: str, data: Path, out: Path, budget: float, reuse: Path | None
     from geoop.training.calibration import calibrate_checkpoint, coverage, sample_records
     from geoop.training.trainer import Evaluator
 
-    dataset, model, uncertainty = cell.split("/")
+    triple, _, tweaks = cell.partition("@")
+    dataset, model, uncertainty = triple.split("/")
     config, settings = accuracy.cell_settings(dataset, model, data, budget)
+    settings += [f"train.{tweak}" for tweak in tweaks.split(",") if tweak]
     record = {"cell": cell, "dataset": dataset, "model": model, "uncertainty": uncertainty, "budget_cpu_s": budget,
               "date": date.today().isoformat(), "machine": accuracy.machine(), "commit": accuracy._commit()}
     previous = None if reuse is None else reuse / f"{dataset}_{model}"
