@@ -189,7 +189,7 @@ def lattice_radius_search(axes: list[torch.Tensor], radius: float, queries: torc
             index = part if index is None else index + part
         keep = total <= float(radius) ** 2
         hits = torch.nonzero(keep.reshape(len(keep), -1))
-        src_parts.append(index.expand(keep.shape).reshape(len(keep), -1)[hits[:, 0], hits[:, 1]])
+        src_parts.append(index.reshape(len(keep), -1)[hits[:, 0], hits[:, 1]])  # one node index per window entry
         dst_parts.append(hits[:, 0] + m0)
         dist_parts.append(total.reshape(len(keep), -1)[hits[:, 0], hits[:, 1]].sqrt())
     if not src_parts:

@@ -35,7 +35,7 @@ VTK_MODULES = ("vtkCommonCore", "vtkCommonDataModel", "vtkIOXML", "vtkFiltersCor
 
 class _VtkClasses:
     """VTK's classes and constants by name (`vtk.vtkPoints`), each imported on first use from the first of
-    `VTK_MODULES` that holds it."""
+    `VTK_MODULES` that holds it (and kept: one instance serves every call of `vtk_module`)."""
 
     def __getattr__(self, name: str) -> Any:
         for module in VTK_MODULES:
@@ -46,6 +46,9 @@ class _VtkClasses:
         raise AttributeError(f"no VTK module of {VTK_MODULES} holds {name}")
 
 
+_VTK = _VtkClasses()
+
+
 def vtk_module() -> _VtkClasses:
     """VTK's classes (the wheel's modules geoop uses), or an error that names the extra to install."""
     try:
@@ -54,7 +57,7 @@ def vtk_module() -> _VtkClasses:
         raise GeoopError("reading this file needs the vtk package, which is not installed",
                          fix=INSTALL) from e
     vtkObject.GlobalWarningDisplayOff()  # failures become geoop errors, not lines on stderr
-    return _VtkClasses()
+    return _VTK
 
 
 def _arrays(data, n: int) -> dict[str, np.ndarray]:
